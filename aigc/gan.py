@@ -1,0 +1,118 @@
+"""The GAN's math: networks, optimizers, the EMA generator and the compiled train step."""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from aigc.config import ModelConfig
+from aigc.models import build_discriminator, build_generator, discriminator_inputs, generator_inputs
+
+
+def pick_strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy over several GPUs (or several logical CPUs in tests), else the default."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+    cpus = tf.config.list_logical_devices("CPU")
+    if not gpus and len(cpus) > 1:
+        return tf.distribute.MirroredStrategy([d.name for d in cpus])
+    return tf.distribute.get_strategy()
+
+
+def pick_precision(requested: str) -> str:
+    """'auto' -> mixed_bfloat16 on a GPU, float32 on the CPU (bf16 lost quality per step there)."""
+    if requested != "auto":
+        return requested
+    return "mixed_bfloat16" if tf.config.list_physical_devices("GPU") else "float32"
+
+
+class GAN:
+    """Both networks, both optimizers, an EMA copy of the generator and a tf.function train step."""
+
+    def __init__(self, model_config: ModelConfig, *, lr_g: float, lr_d: float, beta_1: float,
+                 ema_decay: float, loss: str, label_smoothing: float, global_batch: int,
+                 strategy: tf.distribute.Strategy | None = None, seed: int = 0, jit: bool = False):
+        assert loss in ("bce", "hinge"), f"loss must be 'bce' or 'hinge', got {loss!r}"
+        self.config = model_config
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.ema_decay = float(ema_decay)
+        self.loss = loss
+        self.label_smoothing = float(label_smoothing)
+        self.global_batch = int(global_batch)
+        with self.strategy.scope():
+            self.generator = build_generator(model_config)
+            self.discriminator = build_discriminator(model_config)
+            self.ema_generator = build_generator(model_config) if self.ema_decay > 0 else None
+            self.g_optimizer = keras.optimizers.Adam(lr_g, beta_1=beta_1)
+            self.d_optimizer = keras.optimizers.Adam(lr_d, beta_1=beta_1)
+            self.g_optimizer.build(self.generator.trainable_variables)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.rng = tf.random.Generator.from_seed(seed)
+        if self.ema_generator is not None:
+            self.ema_generator.set_weights(self.generator.get_weights())
+        self._step = tf.function(self._distributed_step, jit_compile=jit, reduce_retracing=True)
+
+    @property
+    def serving_generator(self) -> keras.Model:
+        """The generator to sample from: the EMA copy when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def checkpoint(self, **extra) -> tf.train.Checkpoint:
+        """A tf.train.Checkpoint of everything that a resume needs (plus extra variables)."""
+        parts = dict(generator=self.generator, discriminator=self.discriminator,
+                     g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, rng=self.rng, **extra)
+        if self.ema_generator is not None:
+            parts["ema_generator"] = self.ema_generator
+        return tf.train.Checkpoint(**parts)
+
+    def load_pretrained(self, generator: keras.Model, discriminator: keras.Model | None) -> None:
+        """Start from shipped weights: generator (and EMA copy) and, when given, discriminator."""
+        self.generator.set_weights(generator.get_weights())
+        if self.ema_generator is not None:
+            self.ema_generator.set_weights(generator.get_weights())
+        if discriminator is not None:
+            self.discriminator.set_weights(discriminator.get_weights())
+
+    def train_step(self, real_images, labels) -> dict:
+        """One step on a batch: images (B, 28, 28, 1) in [-1, 1], labels (B,) int32 -> scalar metrics."""
+        return self._step(real_images, labels)
+
+    def _distributed_step(self, real_images, labels):
+        per_replica = self.strategy.run(self._replica_step, args=(real_images, labels))
+        totals = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+        if self.ema_generator is not None:
+            # Polyak averaging of the generator: a smoother, better sampler at no training cost.
+            for ema_weight, weight in zip(self.ema_generator.weights, self.generator.weights):
+                ema_weight.assign(self.ema_decay * ema_weight + (1.0 - self.ema_decay) * weight)
+        return totals
+
+    def _replica_step(self, real_images, labels):
+        batch = tf.shape(real_images)[0]
+        random_latent_vectors = self.rng.normal([batch, self.config.latent_dim])
+        # Fakes are asked for the same digits as the real batch: a balanced class mix.
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake_images = self.generator(generator_inputs(self.config, random_latent_vectors, labels), training=True)
+            real_logits = self.discriminator(discriminator_inputs(self.config, real_images, labels), training=True)
+            fake_logits = self.discriminator(discriminator_inputs(self.config, fake_images, labels), training=True)
+            d_per_example, g_per_example = self._losses(real_logits, fake_logits)
+            d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=self.global_batch)
+            g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=self.global_batch)
+        d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_variables)
+        g_grads = g_tape.gradient(g_loss, self.generator.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
+        self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_variables))
+        mean = lambda t: tf.reduce_sum(tf.cast(t, tf.float32)) / self.global_batch  # noqa: E731
+        return {"d_loss": d_loss, "g_loss": g_loss,
+                "d_real": mean(tf.sigmoid(real_logits)), "d_fake": mean(tf.sigmoid(fake_logits))}
+
+    def _losses(self, real_logits, fake_logits):
+        real_logits = tf.reshape(tf.cast(real_logits, tf.float32), [-1])
+        fake_logits = tf.reshape(tf.cast(fake_logits, tf.float32), [-1])
+        if self.loss == "hinge":
+            d_loss = tf.nn.relu(1.0 - real_logits) + tf.nn.relu(1.0 + fake_logits)
+            return d_loss, -fake_logits
+        # Binary cross-entropy from logits; the generator uses the non-saturating form.
+        real_targets = tf.fill(tf.shape(real_logits), 1.0 - self.label_smoothing)
+        bce = tf.nn.sigmoid_cross_entropy_with_logits
+        d_loss = bce(labels=real_targets, logits=real_logits) + bce(labels=tf.zeros_like(fake_logits), logits=fake_logits)
+        return d_loss, bce(labels=tf.ones_like(fake_logits), logits=fake_logits)

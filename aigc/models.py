@@ -1,0 +1,100 @@
+"""Generator and discriminator per preset, built only from stock Keras layers.
+
+Stock layers only, so `keras.models.load_model` rebuilds any saved generator without
+custom objects; the ModelConfig rides along inside the .keras file (see checkpoints.py).
+"""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from aigc.config import IMAGE_SHAPE, ModelConfig
+
+
+def build_generator(config: ModelConfig) -> keras.Model:
+    """Generator: z (N, latent) [+ label (N,) int] -> images (N, 28, 28, 1) in [-1, 1]."""
+    if config.preset == "seed":
+        return _seed_generator(config)
+    return _dcgan_generator(config)
+
+
+def build_discriminator(config: ModelConfig) -> keras.Model:
+    """Discriminator: images (N, 28, 28, 1) in [-1, 1] [+ label (N,)] -> logits (N, 1)."""
+    if config.preset == "seed":
+        return _seed_discriminator()
+    return _dcgan_discriminator(config)
+
+
+def _seed_generator(config: ModelConfig) -> keras.Model:
+    # The document's generator, layer for layer.
+    z = keras.Input((config.latent_dim,), name="z")
+    x = layers.Dense(256, use_bias=False)(z)
+    x = layers.BatchNormalization()(x)
+    x = layers.LeakyReLU()(x)
+    x = layers.Dense(512)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.LeakyReLU()(x)
+    x = layers.Dense(784, activation="tanh", dtype="float32")(x)
+    images = layers.Reshape(IMAGE_SHAPE)(x)
+    return keras.Model(z, images, name="seed_generator")
+
+
+def _seed_discriminator() -> keras.Model:
+    # The document's discriminator, layer for layer.
+    images = keras.Input(IMAGE_SHAPE, name="image")
+    x = layers.Conv2D(64, 3, strides=2, padding="same")(images)
+    x = layers.LeakyReLU()(x)
+    x = layers.Dropout(0.3)(x)
+    x = layers.Conv2D(128, 3, strides=2, padding="same")(x)
+    x = layers.LeakyReLU()(x)
+    x = layers.Dropout(0.3)(x)
+    x = layers.Flatten()(x)
+    logits = layers.Dense(1, dtype="float32")(x)
+    return keras.Model(images, logits, name="seed_discriminator")
+
+
+def _dcgan_generator(config: ModelConfig) -> keras.Model:
+    width = config.base_filters
+    z = keras.Input((config.latent_dim,), name="z")
+    label = keras.Input((), dtype="int32", name="label")
+    # The label enters as a learned embedding concatenated to the noise.
+    embedded = layers.Embedding(config.num_classes, 50, name="label_embedding")(label)
+    x = layers.Concatenate()([z, embedded])
+    x = layers.Dense(7 * 7 * width * 2, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.Reshape((7, 7, width * 2))(x)
+    x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.Conv2DTranspose(1, 4, strides=2, padding="same")(x)
+    images = layers.Activation("tanh", dtype="float32")(x)
+    return keras.Model([z, label], images, name="dcgan_generator")
+
+
+def _dcgan_discriminator(config: ModelConfig) -> keras.Model:
+    width = config.base_filters
+    images = keras.Input(IMAGE_SHAPE, name="image")
+    label = keras.Input((), dtype="int32", name="label")
+    x = layers.Conv2D(width, 4, strides=2, padding="same")(images)
+    x = layers.LeakyReLU(0.2)(x)
+    x = layers.Conv2D(width * 2, 4, strides=2, padding="same")(x)
+    x = layers.LeakyReLU(0.2)(x)
+    x = layers.Dropout(0.3)(x)
+    features = layers.Flatten()(x)
+    # Projection discriminator (Miyato & Koyama 2018): logit = w.phi(x) + <embed(y), phi(x)>.
+    unconditional = layers.Dense(1, dtype="float32")(features)
+    embedded = layers.Embedding(config.num_classes, 7 * 7 * width * 2, name="label_projection")(label)
+    projection = layers.Dot(axes=1, dtype="float32")([features, embedded])
+    logits = layers.Add(dtype="float32")([unconditional, projection])
+    return keras.Model([images, label], logits, name="dcgan_discriminator")
+
+
+def generator_inputs(config: ModelConfig, z, labels):
+    """The generator's call arguments for this preset (labels ignored when unconditional)."""
+    return [z, labels] if config.conditional else z
+
+
+def discriminator_inputs(config: ModelConfig, images, labels):
+    """The discriminator's call arguments for this preset."""
+    return [images, labels] if config.conditional else images
