@@ -1,6 +1,8 @@
 """Generation without Streamlit: load a generator, sample digits, lay out grids, interpolate."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from PIL import Image
 
@@ -9,6 +11,8 @@ from aigc.config import ModelConfig
 
 MAX_SAMPLES = 10_000
 GRID_PAD = 2
+# generator -> its compiled serving function; weak keys, so a reloaded checkpoint frees the old one.
+_SERVING: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def latents(n: int, latent_dim: int, *, seed: int, truncation: float = 1.0) -> np.ndarray:
@@ -38,14 +42,38 @@ def generate(generator, n: int, digit: int | None = None, *, seed: int = 0, trun
 
 def run_generator(generator, z: np.ndarray, labels: np.ndarray | None, *, batch_size: int = 1000) -> np.ndarray:
     """Call the model (not predict) in batches: z (N, D), labels (N,) or None -> (N, 28, 28) in [0, 1]."""
+    serve = serving_function(generator, conditional=labels is not None)
+    z = np.asarray(z, np.float32)
+    labels = None if labels is None else np.asarray(labels, np.int32)
     outputs = []
     for start in range(0, len(z), batch_size):
-        inputs = z[start:start + batch_size]
+        inputs = [z[start:start + batch_size]]
         if labels is not None:
-            inputs = [inputs, labels[start:start + batch_size]]
-        outputs.append(np.asarray(generator(inputs, training=False)))
+            inputs.append(labels[start:start + batch_size])
+        outputs.append(serve(*inputs).numpy())
     images = np.concatenate(outputs)[..., 0]
     return np.clip((images + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
+
+
+def serving_function(generator, *, conditional: bool):
+    """The generator as a tf.function traced once (batch dimension left open), cached per model.
+
+    Calling the Keras model eagerly costs ~3x more per request; predict() ~10x (see docs/performance.md).
+    """
+    cached = _SERVING.get(generator)
+    if cached is not None and cached[0] == conditional:
+        return cached[1]
+    import tensorflow as tf
+
+    model_ref = weakref.ref(generator)  # the cache must not keep the model alive
+    z_spec = tf.TensorSpec([None, _latent_dim(generator)], tf.float32, name="z")
+    if conditional:
+        signature = [z_spec, tf.TensorSpec([None], tf.int32, name="label")]
+        function = tf.function(lambda z, label: model_ref()([z, label], training=False), input_signature=signature)
+    else:
+        function = tf.function(lambda z: model_ref()(z, training=False), input_signature=[z_spec])
+    _SERVING[generator] = (conditional, function)
+    return function
 
 
 def _latent_dim(generator) -> int:
