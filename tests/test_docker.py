@@ -1,0 +1,152 @@
+"""The Dockerfile's contract, checked by reading it (no Docker engine runs in CI)."""
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(KEYWORD, arguments) per instruction, continuation lines joined, comments dropped."""
+    logical, current = [], ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue  # a comment inside a continued instruction
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        logical.append(current + line)
+        current = ""
+    assert not current, "the Dockerfile ends inside a continued line"
+    out = []
+    for line in logical:
+        keyword, _, rest = line.partition(" ")
+        out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def args_of(keyword: str) -> list[str]:
+    return [rest for kw, rest in instructions() if kw == keyword]
+
+
+def exec_or_shell(text: str) -> list[str]:
+    """The argv of a CMD/ENTRYPOINT in exec (JSON) or shell form."""
+    text = text.strip()
+    return json.loads(text) if text.startswith("[") else shlex.split(text)
+
+
+def test_base_image_is_slim_python():
+    froms = args_of("FROM")
+    assert len(froms) == 1, "one stage is enough"
+    defaults = dict(arg.split("=", 1) for arg in args_of("ARG") if "=" in arg)
+    image = re.sub(r"\$\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)), froms[0].split()[0])
+    assert re.fullmatch(r"python:3\.\d+(\.\d+)?-slim(-\w+)?", image), image
+
+
+def test_tensorflow_cpu_on_x86_64_with_pins_from_requirements():
+    run = " ".join(args_of("RUN"))
+    assert "requirements.txt" in run and "x86_64" in run and "uname -m" in run
+    match = re.search(r"sed -E '?s/(.+?)/(.+?)/'", run)
+    assert match, "the tensorflow -> tensorflow-cpu rewrite should be a sed over requirements.txt"
+    pattern, replacement = match.group(1), match.group(2)
+    original = (ROOT / "requirements.txt").read_text().splitlines()
+    rewritten = [re.sub(pattern, replacement.replace("\\1", r"\1"), line) for line in original]
+    changed = [(a, b) for a, b in zip(original, rewritten) if a != b]
+    assert len(changed) == 1, f"exactly the tensorflow pin must change, got {changed}"
+    before, after = changed[0]
+    assert re.fullmatch(r"tensorflow==[\d.]+", before)
+    assert after == before.replace("tensorflow==", "tensorflow-cpu=="), after
+    assert all(not line.startswith("tensorflow-cpu") for line in original), "requirements.txt keeps plain tensorflow"
+
+
+def test_weights_and_code_are_copied_and_exist():
+    sources = []
+    for rest in args_of("COPY"):
+        parts = [p for p in rest.split() if not p.startswith("--")]
+        sources += parts[:-1]
+    assert any(s.rstrip("/") == "checkpoints" for s in sources), "the shipped weights must be baked in"
+    assert any(s.rstrip("/") == "aigc" for s in sources)
+    assert "app.py" in [s.lstrip("./") for s in sources]
+    missing = [s for s in sources if not (ROOT / s).exists()]
+    assert not missing, f"COPY sources missing from the repository: {missing}"
+    ignored = ignore_patterns()
+    for source in sources:
+        assert not is_ignored(source.rstrip("/"), ignored), f"{source} is COPYed but excluded by .dockerignore"
+
+
+def test_no_download_at_run_time():
+    text = DOCKERFILE.read_text()
+    cmd = " ".join(args_of("CMD") + args_of("ENTRYPOINT"))
+    assert "wget" not in text and "curl " not in text
+    assert "pip" not in cmd and "http" not in cmd
+
+
+def test_runs_as_non_root_uid_1000():
+    users = args_of("USER")
+    assert users, "the image must not run as root"
+    assert users[-1].split(":")[0] in ("1000", "app")
+    run = " ".join(args_of("RUN"))
+    assert re.search(r"useradd\b.*--uid 1000", run), "create the uid 1000 user"
+    assert "chown" in run and "runs" in run, "the user needs a writable runs/"
+
+
+def test_port_and_healthcheck():
+    assert any("8501" in e.split() for e in args_of("EXPOSE"))
+    health = args_of("HEALTHCHECK")
+    assert len(health) == 1
+    assert "/_stcore/health" in health[0] and "CMD" in health[0]
+    assert "curl" not in health[0] and "wget" not in health[0], "slim images have neither"
+    assert "python" in health[0] and "urllib.request" in health[0]
+
+
+def test_streamlit_command():
+    cmds = args_of("CMD")
+    assert len(cmds) == 1 and not args_of("ENTRYPOINT")
+    argv = exec_or_shell(cmds[0])
+    assert argv[:3] == ["streamlit", "run", "app.py"]
+    options = dict(zip(argv[3::2], argv[4::2]))
+    assert options.get("--server.headless") == "true"
+    assert options.get("--server.address") == "0.0.0.0"
+    assert options.get("--server.fileWatcherType") == "none"
+    assert options.get("--server.port", "8501") == "8501"
+
+
+def ignore_patterns() -> list[str]:
+    lines = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def is_ignored(path: str, patterns: list[str]) -> bool:
+    """Docker's rule, simplified: the last matching pattern wins; '!' re-includes."""
+    ignored = False
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        body = pattern.lstrip("!").rstrip("/")
+        body = body[3:] if body.startswith("**/") else body
+        if any(fnmatch.fnmatch(p, body) or fnmatch.fnmatch(p.rsplit("/", 1)[-1], body) for p in prefixes):
+            ignored = not negate
+    return ignored
+
+
+@pytest.mark.parametrize("path", ["runs", "runs/x/ckpt", ".git", "aigc/__pycache__", ".pytest_cache",
+                                  ".venv", "grid.png", ".streamlit/secrets.toml"])
+def test_dockerignore_keeps_local_state_out(path):
+    assert is_ignored(path, ignore_patterns()), f"{path} would enter the build context"
+
+
+@pytest.mark.parametrize("path", ["aigc/train.py", "checkpoints", "app.py", "requirements.txt", ".streamlit/config.toml"])
+def test_dockerignore_keeps_what_the_image_needs(path):
+    assert not is_ignored(path, ignore_patterns())
