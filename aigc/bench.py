@@ -1,10 +1,433 @@
-"""Placeholder: filled in by its issue."""
+"""`python -m aigc bench`: the project's trainer and sampler beside the TF DCGAN tutorial, in one run.
+
+Absolute times on shared 2-core machines are noisy, so every comparison is interleaved
+(A, B, B, A, ...) inside one process and reported as a ratio. No section is a test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+SECTIONS = ("throughput", "quality", "latency", "flops")
+# Per mode: interleaved rounds, steps per timed window, time-to-quality budget and interval (s), eval samples, repeats.
+MODES = {
+    "full": dict(rounds=6, steps=20, budget_s=600.0, interval_s=60.0, eval_n=2000, repeats=50),
+    "quick": dict(rounds=4, steps=10, budget_s=120.0, interval_s=30.0, eval_n=1000, repeats=30),
+    "tiny": dict(rounds=1, steps=2, budget_s=2.0, interval_s=1.0, eval_n=100, repeats=3),
+}
+VARIANTS = {  # name -> (batch, precision, jit): opt-in settings of the default trainer measured by --variants
+    "default b256 jit": (256, "float32", True),
+    "default b256 bf16": (256, "mixed_bfloat16", False),
+    "default b256 bf16+jit": (256, "mixed_bfloat16", True),
+    "default b128": (128, "float32", False),
+    "default b512": (512, "float32", False),
+}
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=None, help="MNIST .npz (default: $AIGC_MNIST, else Keras; synthetic if none)")
+    parser.add_argument("--quick", action="store_true", help="short windows and a 2-minute quality budget")
+    parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run on synthetic data (tests)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
+    parser.add_argument("--browser", action="store_true", help="also time the Streamlit app in Chromium (slow)")
+    parser.add_argument("--variants", action="store_true", help="also measure XLA, bf16 and batch sizes of the trainer")
+    parser.add_argument("--batch-size", type=int, default=256, help="batch of the throughput comparison")
+    parser.add_argument("--budget", type=float, default=None, help="time-to-quality seconds per contender")
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0 = default)")
+    parser.add_argument("--checkpoint", default=None, help="generator for latency (default: shipped, else fresh)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON ('-' = stdout)")
 
 
-def main(args):
-    print("error: not implemented yet")
-    return 2
+def main(args: argparse.Namespace) -> int:
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        print(f"error: unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    settings = dict(MODES[mode], batch=args.batch_size)
+    if args.budget:
+        settings.update(budget_s=args.budget, interval_s=args.budget / 4)
+    _configure(args.threads)
+    results = {"machine": machine(), "mode": mode, "settings": settings, "started_at": time.time()}
+    x, y, source = _data(args)
+    results["data"] = source
+    steps = [("throughput", lambda: throughput(x, y, variants=args.variants, **settings)),
+             ("flops", lambda: flops(results.get("throughput"), tiny=args.tiny)),
+             ("latency", lambda: latency(checkpoint=args.checkpoint, repeats=settings["repeats"])),
+             ("quality", lambda: time_to_quality(x, y, synthetic=source == "synthetic", **settings))]
+    for name, run in steps:
+        if name in sections:
+            print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+            results[name] = run()
+    if args.browser:
+        from aigc.bench_browser import browser
+
+        print("[bench] browser ...", file=sys.stderr, flush=True)
+        results["browser"] = browser(repeats=5 if args.tiny else 20 if args.quick else 40, data=args.data)
+    print(render(results))
+    if args.json:
+        text = json.dumps(results, indent=1, default=float)
+        sys.stdout.write(text + "\n") if args.json == "-" else open(args.json, "w").write(text + "\n")
+    return 0
+
+
+def _configure(threads: int) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def _data(args):
+    """(x_train uint8 (N, 28, 28), y_train (N,), source): real MNIST when available, else synthetic."""
+    from aigc.data import DataError, load_mnist, synthetic_mnist
+
+    if not args.tiny:
+        try:
+            x, y, _xt, _yt = load_mnist(args.data)
+            return x, y, args.data or os.environ.get("AIGC_MNIST") or "keras"
+        except DataError as error:
+            print(f"note: {error}\nnote: using synthetic data; the quality section is skipped.", file=sys.stderr)
+    fake = synthetic_mnist(1024, 16)
+    return fake["x_train"], fake["y_train"], "synthetic"
+
+
+def machine() -> dict:
+    """CPU model, cores, flags that matter, TF version, GPUs."""
+    import tensorflow as tf
+
+    flags, model = set(), platform.processor()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return {"cpu": model, "cores": os.cpu_count(), "flags": [f for f in wanted if f in flags],
+            "tensorflow": tf.__version__, "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
+
+
+# ---- training throughput -------------------------------------------------------------------------------------
+
+def default_gan(*, batch: int, precision: str = "float32", jit: bool = False, seed: int = 0):
+    """aigc.gan.GAN with the dcgan preset's default hyperparameters, built under `precision`."""
+    import keras
+
+    from aigc.config import ModelConfig, TrainConfig
+    from aigc.gan import GAN
+
+    cfg = TrainConfig(preset="dcgan", batch_size=batch).resolved()
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        return GAN(ModelConfig(), lr_g=cfg.lr_g, lr_d=cfg.lr_d, beta_1=cfg.beta_1, ema_decay=cfg.ema_decay,
+                   loss=cfg.loss, label_smoothing=cfg.label_smoothing, global_batch=batch, seed=seed, jit=jit)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def default_runner(x, y, *, batch: int, precision: str = "float32", jit: bool = False):
+    """(gan, run(steps)): the project's pipeline and train step, synced every step like aigc.train."""
+    from aigc.data import make_dataset
+
+    gan = default_gan(batch=batch, precision=precision, jit=jit)
+    batches = iter(make_dataset(x, y, batch_size=batch, epoch_seed=0).repeat())
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            real_images, labels = next(batches)
+            {k: float(v) for k, v in gan.train_step(real_images, labels).items()}
+    return gan, run
+
+
+def reference_runner(x, *, batch: int):
+    """(reference GAN, run(steps)): the tutorial's pipeline and train step."""
+    from aigc.reference import ReferenceGAN, make_dataset
+
+    reference = ReferenceGAN(batch_size=batch)
+    batches = iter(make_dataset(x, batch_size=batch).repeat())
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            gen_loss, _disc_loss = reference.train_step(next(batches))
+            float(gen_loss)
+    return reference, run
+
+
+def interleave(runners: dict, *, rounds: int, steps: int) -> dict:
+    """{name: [img/s per window]}: every runner warmed up, then timed in alternating order each round."""
+    for run, _batch in runners.values():
+        run(2)  # trace and warm caches outside the timed windows
+    rates = {name: [] for name in runners}
+    names = list(runners)
+    for index in range(rounds):
+        for name in names if index % 2 == 0 else names[::-1]:
+            run, batch = runners[name]
+            start = time.perf_counter()
+            run(steps)
+            rates[name].append(steps * batch / (time.perf_counter() - start))
+    return rates
+
+
+def throughput(x, y, *, batch: int, rounds: int, steps: int, variants: bool = False, **_) -> dict:
+    """Images/s of the default trainer and the tutorial at `batch`, and ratios from interleaved rounds."""
+    runners = {"default (aigc.gan.GAN, dcgan)": (default_runner(x, y, batch=batch)[1], batch),
+               "reference (TF DCGAN tutorial)": (reference_runner(x, batch=batch)[1], batch)}
+    if variants:
+        for name, (variant_batch, precision, jit) in VARIANTS.items():
+            runners[name] = (default_runner(x, y, batch=variant_batch, precision=precision, jit=jit)[1], variant_batch)
+    rates = interleave(runners, rounds=rounds, steps=steps)
+    reference = rates["reference (TF DCGAN tutorial)"]
+    rows = []
+    for name, values in rates.items():
+        ratios = [a / b for a, b in zip(values, reference)]  # same round: same background load
+        rows.append({"name": name, "batch": runners[name][1], "img_per_s": float(np.median(values)),
+                     "min": float(np.min(values)), "max": float(np.max(values)),
+                     "ratio_vs_reference": float(np.median(ratios)), "epoch_s": 60_000 / float(np.median(values))})
+    return {"rows": rows, "rounds": rounds, "steps_per_window": steps}
+
+
+# ---- compute per image and this CPU's peak -------------------------------------------------------------------
+
+def forward_flops(model) -> int:
+    """Multiply-adds x 2 of Dense/Conv2D/Conv2DTranspose/Dot layers for one image (analytic count)."""
+    from keras import layers
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Dense):
+            total += 2 * int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+        elif isinstance(layer, layers.Conv2DTranspose):
+            # Each input pixel scatters a k x k x c_out patch: in_h * in_w * k * k * c_in * c_out.
+            in_h, in_w, c_in = layer.input.shape[1:]
+            total += 2 * in_h * in_w * int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, layers.Conv2D):
+            out_h, out_w, _c = layer.output.shape[1:]
+            total += 2 * out_h * out_w * int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, layers.Dot):
+            total += 2 * int(layer.input[0].shape[-1])
+    return int(total)
+
+
+def train_flops(generator, discriminator) -> int:
+    """Per training image: forward G + D(real) + D(fake), backward ~2x forward (the usual rule)."""
+    return 3 * (forward_flops(generator) + 2 * forward_flops(discriminator))
+
+
+def measure_peak(*, dtype: str, size: int = 2048, seconds: float = 1.0) -> float:
+    """GFLOP/s of a large square matmul in dtype (float32, or bfloat16 which oneDNN maps to AMX)."""
+    import tensorflow as tf
+
+    a = tf.random.normal([size, size], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    matmul = tf.function(lambda m: tf.matmul(m, m))
+    matmul(a).numpy()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        matmul(a).numpy()
+        count += 1
+    return 2 * size ** 3 * count / (time.perf_counter() - start) / 1e9
+
+
+def flops(throughput_result: dict | None, *, tiny: bool = False) -> dict:
+    """FLOPs per image (generation and training) of both models, against the measured matmul peak."""
+    from aigc.config import ModelConfig
+    from aigc.models import build_discriminator, build_generator
+    from aigc.reference import make_discriminator_model, make_generator_model
+
+    config = ModelConfig()
+    models = {"default": (build_generator(config), build_discriminator(config)),
+              "reference": (make_generator_model(), make_discriminator_model())}
+    peak = {dtype: measure_peak(dtype=dtype, size=256 if tiny else 2048, seconds=0.1 if tiny else 1.0)
+            for dtype in ("float32", "bfloat16")}
+    clock = _clock_ghz()
+    out = {"peak_gflops_measured": peak, "clock_ghz": clock,
+           # 2 AVX-512 FMA units x 16 fp32 lanes x 2 FLOPs per core per cycle (Sapphire Rapids class cores).
+           "peak_gflops_fp32_nominal": (os.cpu_count() or 1) * 64 * clock if clock else None, "models": {}}
+    rates = {row["name"].split(" ")[0]: row["img_per_s"] for row in (throughput_result or {}).get("rows", [])}
+    for name, (generator, discriminator) in models.items():
+        entry = {"generate_mflops": forward_flops(generator) / 1e6,
+                 "train_mflops": train_flops(generator, discriminator) / 1e6}
+        if name in rates:
+            achieved = entry["train_mflops"] * rates[name] / 1e3
+            entry.update(train_gflops=achieved, share_of_fp32_peak=achieved / peak["float32"])
+        out["models"][name] = entry
+    return out
+
+
+def _clock_ghz() -> float | None:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("cpu MHz"):
+                return float(line.split(":")[1]) / 1000
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+# ---- generation latency --------------------------------------------------------------------------------------
+
+def _serving_generator(checkpoint: str | None):
+    from aigc.checkpoints import SHIPPED_GENERATOR, load_generator
+    from aigc.config import ModelConfig
+    from aigc.models import build_generator
+
+    path = checkpoint or (SHIPPED_GENERATOR if SHIPPED_GENERATOR.exists() else None)
+    if path:
+        generator, config, _card = load_generator(path)
+        return generator, config, str(path)
+    return build_generator(ModelConfig()), ModelConfig(), "untrained dcgan generator (same compute)"
+
+
+def latency(*, checkpoint: str | None, repeats: int, sizes=(1, 64, 100)) -> dict:
+    """Median and p95 ms per request: aigc.sampling.generate vs calling the Keras model vs predict."""
+    from aigc import sampling
+    from aigc.reference import make_generator_model
+
+    generator, config, source = _serving_generator(checkpoint)
+    reference = make_generator_model()
+    rows = []
+    for n in sizes:
+        z = sampling.latents(n, config.latent_dim, seed=n)
+        labels = sampling.digit_labels(n, None, seed=n)
+        inputs = [z, labels] if config.conditional else z
+        ref_z = sampling.latents(n, 100, seed=n)
+        methods = {
+            "aigc.sampling.generate": lambda: sampling.generate(generator, n, seed=n, config=config),
+            "model(z) eager": lambda: np.asarray(generator(inputs, training=False)),
+            "model.predict": lambda: generator.predict(inputs, batch_size=n, verbose=0),
+            "reference run_generator": lambda: sampling.run_generator(reference, ref_z, None),
+            "reference model(z) eager": lambda: np.asarray(reference(ref_z, training=False)),
+            "reference predict": lambda: reference.predict(ref_z, batch_size=n, verbose=0),
+        }
+        times = {name: [] for name in methods}
+        for method in methods.values():
+            method()  # first call traces; it is cold start, not latency
+        for index in range(repeats):
+            for name, method in (methods.items() if index % 2 == 0 else reversed(methods.items())):
+                start = time.perf_counter()
+                method()
+                times[name].append((time.perf_counter() - start) * 1e3)
+        for name, values in times.items():
+            rows.append({"n": n, "method": name, "median_ms": float(np.median(values)),
+                         "p95_ms": float(np.percentile(values, 95))})
+    return {"generator": source, "repeats": repeats, "rows": rows}
+
+
+# ---- time to quality -----------------------------------------------------------------------------------------
+
+def _evaluate(generator, config, *, n: int) -> dict:
+    from aigc import metrics
+
+    summary = metrics.summary(metrics.evaluate_generator(generator, config, n=n, seed=0, batch_size=500))
+    return {k: (v if isinstance(v, (int, float, bool, list, type(None))) else str(v)) for k, v in summary.items()}
+
+
+def time_to_quality(x, y, *, budget_s: float, interval_s: float, eval_n: int, synthetic: bool = False, **_) -> dict:
+    """Train the default (its batch 128, EMA served) and the tutorial (256) in alternating slices; evaluate each slice."""
+    from aigc import metrics
+    from aigc.config import ModelConfig, TrainConfig
+
+    if synthetic or not metrics.evaluator_available():
+        return {"skipped": "needs real MNIST and the shipped evaluator (python -m aigc eval --train-evaluator)"}
+    default_batch = TrainConfig().batch_size
+    gan, run_default = default_runner(x, y, batch=default_batch)
+    reference, run_reference = reference_runner(x, batch=256)
+    contenders = {  # name: (run, batch, [(generator, config, label)])
+        "default": (run_default, default_batch, [(gan.serving_generator, gan.config, "default (EMA, served)"),
+                                                 (gan.generator, gan.config, "default (raw generator)")]),
+        "reference": (run_reference, 256, [(reference.generator, ModelConfig(preset="seed"), "reference")]),
+    }
+    curves = {label: [] for *_r, outputs in contenders.values() for _g, _c, label in outputs}
+    trained = {name: 0.0 for name in contenders}
+    steps = {name: 0 for name in contenders}
+    while min(trained.values()) < budget_s - 1e-6:
+        for name, (run, batch, outputs) in contenders.items():
+            start = time.perf_counter()
+            while time.perf_counter() - start < interval_s:
+                run(1)
+                steps[name] += 1
+            trained[name] += time.perf_counter() - start  # evaluation time is not training time
+            for generator, config, label in outputs:
+                point = {"train_s": round(trained[name], 1), "epochs": round(steps[name] * batch / len(x), 3)}
+                curves[label].append(dict(point, **_evaluate(generator, config, n=eval_n)))
+    return {"budget_s": budget_s, "interval_s": interval_s, "eval_n": eval_n, "curves": curves,
+            "default_matches_reference_at_s": _match_time(curves)}
+
+
+def _match_time(curves: dict) -> dict:
+    """Training seconds at which each default curve first reaches the reference's final FDD (lower is better)."""
+    final = curves["reference"][-1].get("fdd")
+    out = {}
+    for label, points in curves.items():
+        if label != "reference" and final is not None:
+            hits = [p["train_s"] for p in points if p.get("fdd") is not None and p["fdd"] <= final]
+            out[label] = hits[0] if hits else None
+    return out
+
+
+# ---- the table -----------------------------------------------------------------------------------------------
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    cells = [[f"{c:.3g}" if isinstance(c, float) and abs(c) < 100 else f"{c:.0f}" if isinstance(c, float) else str(c)
+              for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    line = lambda values: "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"  # noqa: E731
+    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in cells])
+
+
+def render(results: dict) -> str:
+    """The results as Markdown tables."""
+    m = results["machine"]
+    parts = [f"# aigc bench ({results['mode']}): {m['cpu']}, {m['cores']} cores, {' '.join(m['flags'])}, "
+             f"TF {m['tensorflow']}, GPUs: {len(m['gpus'])}, data: {results['data']}"]
+    if "throughput" in results:
+        t = results["throughput"]
+        parts += [f"\n## Training throughput ({t['rounds']} interleaved rounds x {t['steps_per_window']} steps)",
+                  _table(["trainer", "batch", "img/s (median)", "min", "max", "x reference", "s per 60k epoch"],
+                         [[r["name"], r["batch"], r["img_per_s"], r["min"], r["max"], r["ratio_vs_reference"],
+                           r["epoch_s"]] for r in t["rows"]])]
+    if "flops" in results:
+        f = results["flops"]
+        parts += [f"\n## Compute per image (analytic) vs this CPU (matmul peak: fp32 "
+                  f"{f['peak_gflops_measured']['float32']:.0f} GFLOP/s, bf16 {f['peak_gflops_measured']['bfloat16']:.0f};"
+                  f" nominal fp32 {f['peak_gflops_fp32_nominal'] or 0:.0f})",
+                  _table(["model", "generate MFLOP/img", "train MFLOP/img", "train GFLOP/s", "share of fp32 peak"],
+                         [[k, v["generate_mflops"], v["train_mflops"], v.get("train_gflops", "-"),
+                           v.get("share_of_fp32_peak", "-")] for k, v in f["models"].items()])]
+    if "latency" in results:
+        lat = results["latency"]
+        parts += [f"\n## Generation latency in-process, ms ({lat['repeats']} repeats; {lat['generator']})",
+                  _table(["digits", "method", "median", "p95"],
+                         [[r["n"], r["method"], r["median_ms"], r["p95_ms"]] for r in lat["rows"]])]
+    if "quality" in results:
+        parts += [_render_quality(results["quality"])]
+    if "browser" in results:
+        from aigc.bench_browser import render_browser
+
+        parts += [render_browser(results["browser"])]
+    return "\n".join(parts)
+
+
+def _render_quality(q: dict) -> str:
+    if "skipped" in q:
+        return f"\n## Time to quality: skipped ({q['skipped']})"
+    rows = [[label, p["train_s"], p["epochs"], p.get("fdd", "-"), p.get("digit_score", "-"),
+             p.get("class_accuracy", "-") if label != "reference" else "n/a", p.get("missing_digits", "-")]
+            for label, points in q["curves"].items() for p in points]
+    return "\n".join([f"\n## Time to quality (same training-time budget {q['budget_s']:.0f} s each, "
+                      f"{q['eval_n']} samples per evaluation)",
+                      _table(["model", "train s", "epochs", "FDD", "digit score", "class acc", "missing"], rows),
+                      f"default reaches the reference's final FDD after (s): {q['default_matches_reference_at_s']}"])

@@ -33,7 +33,7 @@ def generate(generator, n: int, digit: int | None = None, *, seed: int = 0, trun
              config: ModelConfig | None = None):
     """Return (images (n, 28, 28) float32 in [0, 1], labels (n,) int32); same seed -> same images."""
     assert 1 <= n <= MAX_SAMPLES, f"n must be between 1 and {MAX_SAMPLES}, got {n}"
-    conditional = config.conditional if config else isinstance(generator.input, list)
+    conditional = config.conditional if config else len(generator.inputs) > 1
     latent_dim = config.latent_dim if config else _latent_dim(generator)
     z = latents(n, latent_dim, seed=seed, truncation=truncation)
     labels = digit_labels(n, digit, seed=seed)
@@ -77,8 +77,7 @@ def serving_function(generator, *, conditional: bool):
 
 
 def _latent_dim(generator) -> int:
-    inputs = generator.input if isinstance(generator.input, list) else [generator.input]
-    return int(inputs[0].shape[-1])
+    return int(generator.inputs[0].shape[-1])  # .inputs also works for a Sequential model
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -123,7 +122,7 @@ def interpolate(generator, *, seed_a: int, seed_b: int, digit_a: int | None = No
     linearly by feeding both endpoints' frames through the shared latent path.
     """
     assert 2 <= steps <= 200, f"steps must be between 2 and 200, got {steps}"
-    conditional = config.conditional if config else isinstance(generator.input, list)
+    conditional = config.conditional if config else len(generator.inputs) > 1
     latent_dim = config.latent_dim if config else _latent_dim(generator)
     z_a = latents(1, latent_dim, seed=seed_a, truncation=truncation)[0]
     z_b = latents(1, latent_dim, seed=seed_b, truncation=truncation)[0]
