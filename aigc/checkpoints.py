@@ -51,15 +51,28 @@ def read_meta(path: str | os.PathLike) -> tuple[ModelConfig, dict]:
 
 def load_generator(path: str | os.PathLike):
     """Load (keras.Model, ModelConfig, card) from a generator file; CheckpointError when unusable."""
+    model, config, card = _load_model(path, "generator")
+    if tuple(model.output_shape[1:]) != IMAGE_SHAPE:
+        raise CheckpointError(f"{path} outputs {model.output_shape[1:]}, not 28x28x1 images")
+    return model, config, card
+
+
+def load_discriminator(path: str | os.PathLike):
+    """Load (keras.Model, ModelConfig, card) from a discriminator file saved beside a generator."""
+    model, config, card = _load_model(path, "discriminator")
+    if tuple(model.output_shape[1:]) != (1,):
+        raise CheckpointError(f"{path} outputs {model.output_shape[1:]}, not one logit per image")
+    return model, config, card
+
+
+def _load_model(path, kind: str):
     config, card = read_meta(path)
     import keras
 
     try:
         model = keras.models.load_model(Path(path), compile=False)
     except Exception as error:  # Keras raises many types for a damaged archive
-        raise CheckpointError(f"{path} could not be loaded as a generator ({type(error).__name__}: {error})") from None
-    if tuple(model.output_shape[1:]) != IMAGE_SHAPE:
-        raise CheckpointError(f"{path} outputs {model.output_shape[1:]}, not 28x28x1 images")
+        raise CheckpointError(f"{path} could not be loaded as a {kind} ({type(error).__name__}: {error})") from None
     return model, config, card
 
 
@@ -95,3 +108,35 @@ def export_for_serving(model, config: ModelConfig, *, discriminator: bool = Fals
     finally:
         keras.mixed_precision.set_global_policy(policy)
     return copy
+
+
+def restore_newest(checkpoint, ckpt_dir: str | os.PathLike, *, known=(), log=print) -> tuple[str | None, str | None]:
+    """Restore the newest readable tf.train checkpoint in ckpt_dir -> (prefix or None, warning or None).
+
+    A damaged newest checkpoint falls back to the one before it. Candidates come from the
+    ckpt-N.index files as well as the manager's state file (`known`), so a corrupt state file
+    does not silently restart a run from epoch 0. CheckpointError when none is readable.
+    """
+    found = {str(p)[:-len(".index")] for p in Path(ckpt_dir).glob("ckpt-*.index")} | {str(k) for k in known}
+    problems = []
+    for prefix in sorted(found, key=_checkpoint_number, reverse=True):
+        try:
+            checkpoint.restore(prefix).assert_existing_objects_matched()
+        except Exception as error:  # noqa: BLE001  (TensorFlow raises many types for a damaged file)
+            lines = str(error).strip().splitlines() or [""]
+            problems.append(f"{Path(prefix).name}: {type(error).__name__}: {lines[0][:160]}")
+            log(f"checkpoint {prefix} is unreadable ({problems[-1]}); trying an older one")
+            continue
+        warning = f"skipped damaged checkpoint(s) ({'; '.join(problems)})" if problems else None
+        return prefix, warning
+    if problems:
+        raise CheckpointError(f"no readable checkpoint in {ckpt_dir} ({'; '.join(problems)}); move that folder "
+                              f"aside to start over, or start a new run with --init-from on its generator.keras")
+    return None, None
+
+
+def _checkpoint_number(prefix: str) -> int:
+    try:
+        return int(str(prefix).rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from aigc.config import ModelConfig, TrainConfig
-from aigc.runs import RunPaths, append_metrics, atomic_write_bytes, atomic_write_json, read_json
+from aigc.runs import (RunPaths, append_metrics, atomic_write_bytes, atomic_write_json, overwrite_json_in_place,
+                       read_json)
 
 SAMPLE_SEED = 1234
 SAMPLE_COLUMNS = 10
@@ -78,20 +79,51 @@ def run(cfg: TrainConfig) -> str:
     """Train per cfg, writing the run directory; returns the final state (finished|stopped|failed)."""
     cfg = cfg.resolved()
     paths = RunPaths(Path(cfg.run_dir))
-    paths.root.mkdir(parents=True, exist_ok=True)
-    paths.stop.unlink(missing_ok=True)
     previous = read_json(paths.status) or {}
-    writer = RunWriter(paths, dict(previous, state="starting", pid=os.getpid(), started_at=time.time(), error=None))
-    writer.update()
+    writer = RunWriter(paths, dict(previous, state="starting", pid=os.getpid(), started_at=time.time(), error=None,
+                                   warning=None))
     try:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        paths.stop.unlink(missing_ok=True)
+        _remove_stale_temporaries(paths.root)
+        writer.update()
         return _train(cfg, paths, writer, previous)
     except Exception as error:  # noqa: BLE001  (any crash must become state 'failed')
-        message = f"{type(error).__name__}: {error}"
+        _record_failure(paths, writer, _one_line(error))
+        return "failed"
+
+
+def _one_line(error: BaseException, limit: int = 400) -> str:
+    """'Type: first line of the message', short enough for status.json and a terminal."""
+    text = str(error).strip().splitlines()
+    message = f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return message if len(message) <= limit else message[:limit - 3] + "..."
+
+
+def _record_failure(paths: RunPaths, writer: RunWriter, message: str) -> None:
+    """Log the traceback and set state 'failed'; with the disk full or the run dir unwritable, say why on stderr."""
+    note = ""
+    try:
         with open(paths.log, "a", encoding="utf-8") as handle:
             traceback.print_exc(file=handle)
         writer.log(f"training failed: {message}")
+    except Exception:  # noqa: BLE001  (train.log is best effort)
+        pass
+    try:
         writer.update(state="failed", error=message, eta_s=None)
-        return "failed"
+    except Exception:  # noqa: BLE001  (a full disk has no room for the temporary file: overwrite in place)
+        try:
+            overwrite_json_in_place(paths.status, writer.status)
+        except Exception as error:  # noqa: BLE001  (the failure prevents writing status.json at all)
+            note = f" (status.json could not be updated: {_one_line(error)})"
+    print(f"error: training failed: {message}{note}", file=sys.stderr, flush=True)
+
+
+def _remove_stale_temporaries(root: Path) -> None:
+    """Drop half-written temporary files left by a killed trainer (this process holds the run lock)."""
+    for stale in list(root.glob(".*.tmp")) + list(root.glob(".*.tmp.keras")):
+        if not stale.name.startswith(".STOP."):
+            stale.unlink(missing_ok=True)
 
 
 def _configure_runtime(cfg: TrainConfig) -> str:
@@ -134,6 +166,7 @@ def _model_config(cfg: TrainConfig, paths: RunPaths) -> tuple[ModelConfig, dict]
 def _train(cfg: TrainConfig, paths: RunPaths, writer: RunWriter, previous: dict) -> str:
     import tensorflow as tf
 
+    from aigc.checkpoints import restore_newest
     from aigc.data import load_mnist, make_dataset
     from aigc.gan import GAN, pick_strategy
 
@@ -152,10 +185,11 @@ def _train(cfg: TrainConfig, paths: RunPaths, writer: RunWriter, previous: dict)
     counters = {name: tf.Variable(0, dtype=tf.int64, trainable=False) for name in ("epoch", "step", "step_in_epoch")}
     checkpoint = gan.checkpoint(**counters)
     manager = tf.train.CheckpointManager(checkpoint, str(paths.ckpt), max_to_keep=2)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        writer.log(f"resumed from {manager.latest_checkpoint} at epoch {int(counters['epoch'])}, "
-                   f"step {int(counters['step'])}")
+    restored, warning = restore_newest(checkpoint, paths.ckpt, known=manager.checkpoints, log=writer.log)
+    if warning:
+        writer.status["warning"] = warning
+    if restored:
+        writer.log(f"resumed from {restored} at epoch {int(counters['epoch'])}, step {int(counters['step'])}")
     elif cfg.init_from:
         _load_init(gan, cfg.init_from)
         writer.log(f"initialised from {cfg.init_from}")
@@ -176,11 +210,11 @@ def _train(cfg: TrainConfig, paths: RunPaths, writer: RunWriter, previous: dict)
 
 
 def _load_init(gan, path: str) -> None:
-    from aigc.checkpoints import load_generator, sibling_discriminator
+    from aigc.checkpoints import load_discriminator, load_generator, sibling_discriminator
 
     generator, _config, _card = load_generator(path)
     discriminator_path = sibling_discriminator(path)
-    discriminator = load_generator(discriminator_path)[0] if discriminator_path else None
+    discriminator = load_discriminator(discriminator_path)[0] if discriminator_path else None
     gan.load_pretrained(generator, discriminator)
 
 

@@ -1,0 +1,75 @@
+"""The benchmark's structure, the reference's shapes and the FLOP counter; no timed assertions."""
+import argparse
+import json
+
+import numpy as np
+
+from aigc import bench, reference
+from aigc.data import synthetic_mnist
+
+
+def test_reference_models_have_the_tutorial_shapes():
+    generator = reference.make_generator_model()
+    discriminator = reference.make_discriminator_model()
+    images = generator(np.zeros((3, reference.NOISE_DIM), np.float32), training=False)
+    assert images.shape == (3, 28, 28, 1)
+    assert float(np.min(images)) >= -1 and float(np.max(images)) <= 1
+    assert discriminator(images, training=False).shape == (3, 1)
+    assert generator.count_params() == 2_330_944  # the tutorial's model.summary()
+    assert discriminator.count_params() == 212_865
+
+
+def test_reference_train_step_is_finite():
+    gan = reference.ReferenceGAN(batch_size=8)
+    data = reference.make_dataset(synthetic_mnist(16, 1)["x_train"], batch_size=8)
+    gen_loss, disc_loss = gan.train_step(next(iter(data)))
+    assert np.isfinite(float(gen_loss)) and np.isfinite(float(disc_loss))
+
+
+def test_flop_count_is_analytic():
+    generator = reference.make_generator_model()
+    # Dense 100x12544, ConvT 7x7x(5x5x256x128), ConvT 7x7x(5x5x128x64), ConvT 14x14x(5x5x64x1); 2 FLOPs per MAC.
+    expected = 2 * (100 * 12544 + 49 * 25 * 256 * 128 + 49 * 25 * 128 * 64 + 196 * 25 * 64)
+    assert bench.forward_flops(generator) == expected
+    disc = reference.make_discriminator_model()
+    assert bench.forward_flops(disc) == 2 * (196 * 25 * 64 + 49 * 25 * 64 * 128 + 6272)
+    assert bench.train_flops(generator, disc) == 3 * (expected + 2 * bench.forward_flops(disc))
+
+
+def test_interleaved_throughput_on_tiny_data_reports_ratios():
+    arrays = synthetic_mnist(64, 1)
+    result = bench.throughput(arrays["x_train"], arrays["y_train"], batch=16, rounds=2, steps=1)
+    names = [row["name"] for row in result["rows"]]
+    assert names[0].startswith("default") and names[1].startswith("reference")
+    for row in result["rows"]:
+        assert row["img_per_s"] > 0 and row["min"] <= row["img_per_s"] <= row["max"]
+    assert result["rows"][1]["ratio_vs_reference"] == 1.0
+
+
+def test_latency_section_covers_sizes_and_methods():
+    result = bench.latency(checkpoint=None, repeats=2, sizes=(1, 4))
+    methods = {row["method"] for row in result["rows"]}
+    assert {"aigc.sampling.generate", "model(z) eager", "model.predict"} <= methods
+    assert {row["n"] for row in result["rows"]} == {1, 4}
+    assert all(0 < row["median_ms"] <= row["p95_ms"] * 1.0001 for row in result["rows"])
+
+
+def test_cli_tiny_run_writes_a_table_and_json(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    out = tmp_path / "bench.json"
+    args = parser.parse_args(["--tiny", "--only", "flops,quality", "--json", str(out)])
+    assert bench.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Compute per image" in printed and "Time to quality" in printed
+    results = json.loads(out.read_text())
+    assert results["mode"] == "tiny" and results["data"] == "synthetic"
+    assert set(results["flops"]["models"]) == {"default", "reference"}
+    assert "skipped" in results["quality"]  # synthetic data never claims a quality number
+
+
+def test_unknown_section_is_a_one_line_error(capsys):
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert bench.main(parser.parse_args(["--tiny", "--only", "nope"])) == 2
+    assert "unknown section" in capsys.readouterr().err

@@ -1,0 +1,55 @@
+"""MirroredStrategy on two logical CPU devices: one GAN step splits the batch and stays finite.
+
+Logical devices must be configured before TensorFlow initialises, so the check runs in a
+fresh interpreter.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from conftest import REPO
+
+SCRIPT = textwrap.dedent("""
+    import json
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+    from aigc.config import ModelConfig, TrainConfig
+    from aigc.data import make_dataset, synthetic_mnist
+    from aigc.gan import GAN, pick_strategy
+
+    strategy = pick_strategy()
+    arrays = synthetic_mnist(64, 8)
+    cfg = TrainConfig(batch_size=16).resolved()
+    gan = GAN(ModelConfig(), lr_g=cfg.lr_g, lr_d=cfg.lr_d, beta_1=cfg.beta_1, ema_decay=cfg.ema_decay,
+              loss=cfg.loss, label_smoothing=cfg.label_smoothing, global_batch=16, strategy=strategy)
+    dataset = make_dataset(arrays["x_train"], arrays["y_train"], batch_size=16, epoch_seed=0)
+    real_images, labels = next(iter(strategy.experimental_distribute_dataset(dataset)))
+    before = [w.copy() for w in gan.generator.get_weights()]
+    metrics = gan.train_step(real_images, labels)
+    print(json.dumps({
+        "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync,
+        "per_replica_batches": [int(t.shape[0]) for t in strategy.experimental_local_results(real_images)],
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "generator_changed": any(not np.allclose(a, b) for a, b in zip(before, gan.generator.get_weights())),
+    }))
+""")
+
+
+def test_mirrored_strategy_splits_the_batch_over_two_logical_cpus():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["strategy"] == "MirroredStrategy"
+    assert result["replicas"] == 2
+    assert result["per_replica_batches"] == [8, 8], "each replica should get half of the global batch"
+    assert all(abs(v) < 1e6 and v == v for v in result["metrics"].values()), result["metrics"]
+    assert 0 <= result["metrics"]["d_real"] <= 1 and 0 <= result["metrics"]["d_fake"] <= 1
+    assert result["generator_changed"]

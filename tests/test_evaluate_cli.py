@@ -1,0 +1,94 @@
+"""`python -m aigc eval`: one-line errors, a JSON report, and the evaluator retraining path on fake data."""
+import json
+
+import numpy as np
+import pytest
+
+from aigc import metrics
+from aigc.__main__ import main
+from aigc.checkpoints import save_generator
+from aigc.config import ModelConfig
+from aigc.models import build_generator
+
+needs_evaluator = pytest.mark.skipif(not metrics.evaluator_available(), reason="shipped evaluator missing")
+
+
+def run(capsys, *argv):
+    """(exit code, stdout, stderr) of an in-process `python -m aigc eval ARGV`."""
+    try:
+        code = main(["eval", *argv])
+    except SystemExit as exit_:  # argparse rejects bad values this way
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def seed_checkpoint(tmp_path_factory):
+    """An untrained 'seed' generator file (unconditional, latent 16)."""
+    config = ModelConfig(preset="seed", latent_dim=16)
+    path = tmp_path_factory.mktemp("ckpt") / "generator.keras"
+    save_generator(build_generator(config), path, config=config, card={"epochs": 0})
+    return path
+
+
+def test_missing_checkpoint_is_one_line(capsys, tmp_path):
+    code, out, err = run(capsys, "--checkpoint", str(tmp_path / "nope.keras"))
+    assert code == 2 and err.startswith("error:") and "checkpoint not found" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_invalid_checkpoint_is_one_line(capsys, tmp_path):
+    bad = tmp_path / "bad.keras"
+    bad.write_text("hello")
+    code, _out, err = run(capsys, "--checkpoint", str(bad))
+    assert code == 2 and "not an aigc generator" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("n", ["0", "5", "1000000", "many"])
+def test_n_out_of_range(capsys, n):
+    code, _out, err = run(capsys, "--n", n)
+    assert code == 2 and "--n" in err and "Traceback" not in err
+
+
+def test_missing_evaluator_is_one_line(capsys, tmp_path, seed_checkpoint):
+    code, _out, err = run(capsys, "--checkpoint", str(seed_checkpoint), "--evaluator", str(tmp_path / "none.keras"))
+    assert code == 2 and "evaluator file not found" in err and "--train-evaluator" in err
+
+
+def test_bad_data_for_training_is_one_line(capsys, tmp_path):
+    code, _out, err = run(capsys, "--train-evaluator", "--data", str(tmp_path / "missing.npz"),
+                          "--evaluator", str(tmp_path / "e.keras"), "--stats", str(tmp_path / "e.npz"))
+    assert code == 2 and "MNIST file not found" in err and "Traceback" not in err
+
+
+@needs_evaluator
+def test_json_report(capsys, seed_checkpoint):
+    code, out, err = run(capsys, "--checkpoint", str(seed_checkpoint), "--n", "100", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["n"] == 100 and result["class_accuracy"] is None and len(result["class_histogram"]) == 10
+    assert set(result["ladder"]) == set(metrics.LADDER_NAMES) and result["fdd"] > result["fdd_floor"]
+
+
+@needs_evaluator
+def test_text_report_shows_the_ladder(capsys, seed_checkpoint):
+    code, out, _err = run(capsys, "--checkpoint", str(seed_checkpoint), "--n", "50")
+    assert code == 0
+    assert "FDD" in out and "ladder" in out and "floor" in out and "digit score" in out
+
+
+def test_train_evaluator_on_synthetic_data(capsys, tmp_path, synthetic_npz):
+    model_path, stats_path = tmp_path / "evaluator.keras", tmp_path / "stats.npz"
+    code, out, err = run(capsys, "--train-evaluator", "--data", str(synthetic_npz), "--epochs", "1",
+                         "--evaluator", str(model_path), "--stats", str(stats_path))
+    assert code == 0, err
+    assert "ladder:" in out and model_path.is_file() and stats_path.is_file()
+    evaluator = metrics.load_evaluator(model_path, stats_path)
+    assert evaluator.mu.shape == (128,) and evaluator.sigma.shape == (128, 128)
+    assert list(evaluator.ladder) == list(metrics.LADDER_NAMES)
+    assert all(np.isfinite(v) for v in evaluator.ladder.values())
+    assert 0.0 <= evaluator.info["test_accuracy"] <= 1.0
+    code, out, err = run(capsys, "--ladder", "--data", str(synthetic_npz),
+                         "--evaluator", str(model_path), "--stats", str(stats_path))
+    assert code == 0 and "ladder:" in out, err

@@ -1,0 +1,89 @@
+"""Hosted-demo policy: training modes, password, caps, and bounds of every Generate input."""
+from __future__ import annotations
+
+import pytest
+
+from aigc import hosting
+from aigc.hosting import Policy, clamp_epochs, load_policy, parse_generate_params, password_ok
+
+
+def test_default_policy_is_local_use():
+    policy = load_policy(env={})
+    assert policy.training == "on" and policy.training_visible and not policy.needs_password
+    assert policy.max_epochs == hosting.DEFAULT_MAX_EPOCHS and policy.cooldown_s == 0 and not policy.notices
+
+
+def test_modes_from_env_and_secrets_win_over_env():
+    assert load_policy(env={"AIGC_TRAINING": "OFF"}).training == "off"
+    assert not load_policy(env={"AIGC_TRAINING": "off"}).training_visible
+    policy = load_policy(env={"AIGC_TRAINING": "on"},
+                         secrets={"AIGC_TRAINING": "password", "AIGC_TRAINING_PASSWORD": "s3cret"})
+    assert policy.needs_password and policy.password == "s3cret"
+    assert policy.cooldown_s == hosting.DEFAULT_COOLDOWN_S["password"]
+
+
+@pytest.mark.parametrize("env, notice", [
+    ({"AIGC_TRAINING": "maybe"}, "not one of"),
+    ({"AIGC_TRAINING": "password"}, "PASSWORD is empty"),
+])
+def test_bad_mode_turns_training_off_with_a_notice(env, notice):
+    policy = load_policy(env=env)
+    assert policy.training == "off" and notice in policy.notices[0]
+
+
+@pytest.mark.parametrize("text", ["-1", "0", "1e9", "nan", "inf", "ten", "2.5"])
+def test_bad_max_epochs_falls_back(text):
+    policy = load_policy(env={"AIGC_MAX_EPOCHS": text})
+    assert policy.max_epochs == hosting.DEFAULT_MAX_EPOCHS and "AIGC_MAX_EPOCHS" in policy.notices[0]
+
+
+def test_caps_and_cooldown_from_env():
+    policy = load_policy(env={"AIGC_MAX_EPOCHS": "3", "AIGC_COOLDOWN_S": "12.5"})
+    assert policy.max_epochs == 3 and policy.cooldown_s == 12.5
+    assert load_policy(env={"AIGC_COOLDOWN_S": "-5"}).cooldown_s == 0
+
+
+def test_password_uses_exact_match_only():
+    policy = Policy(training="password", password="correct horse")
+    assert password_ok("correct horse", policy)
+    for wrong in ("", None, "correct hors", "correct horse ", 123):
+        assert not password_ok(wrong, policy)
+    assert not password_ok("", Policy(training="password", password=""))
+
+
+@pytest.mark.parametrize("value", [-1, 0, 10**9, float("nan"), float("inf"), "text", None, 2.5, 11])
+def test_clamp_epochs_rejects_bad_values(value):
+    epochs, problem = clamp_epochs(value, Policy(max_epochs=10))
+    assert epochs is None and "between 1 and 10" in problem
+
+
+def test_clamp_epochs_accepts_in_range():
+    assert clamp_epochs(10, Policy(max_epochs=10)) == (10, None)
+    assert clamp_epochs("3", Policy(max_epochs=10)) == (3, None)
+
+
+def test_query_params_good_values():
+    values, notices = parse_generate_params({"digit": "7", "n": "25", "seed": "42"})
+    assert values == {"digit": 7, "n": 25, "seed": 42} and notices == []
+    assert parse_generate_params({"digit": "any"})[0]["digit"] is None
+
+
+@pytest.mark.parametrize("params, key", [
+    ({"digit": "11"}, "digit"), ({"digit": "seven"}, "digit"), ({"n": "0"}, "n"), ({"n": "1000000"}, "n"),
+    ({"n": "1.5"}, "n"), ({"seed": "text"}, "seed"), ({"seed": "-3"}, "seed"), ({"seed": "9" * 40}, "seed"),
+])
+def test_query_params_bad_values_fall_back_with_notice(params, key):
+    values, notices = parse_generate_params(params)
+    assert values == {"digit": None, "n": hosting.N_DEFAULT, "seed": hosting.SEED_DEFAULT}
+    assert len(notices) == 1 and notices[0].startswith(key)
+    assert len(notices[0]) < 200  # a long value is shortened in the message
+
+
+def test_bounded_generate_inputs_clamps_everything():
+    out = hosting.bounded_generate_inputs(n=10**6, seed=-5, truncation=float("nan"), steps=0)
+    assert out == {"n": hosting.N_MAX, "seed": 0, "truncation": hosting.TRUNCATION_DEFAULT, "steps": hosting.STEPS_MIN}
+    assert hosting.bounded_generate_inputs(n="x", seed=None, truncation=9, steps=99)["truncation"] == hosting.TRUNCATION_MAX
+
+
+def test_missing_secrets_file_is_not_an_error():
+    assert hosting.streamlit_secrets() == {} or isinstance(hosting.streamlit_secrets(), dict)

@@ -1,0 +1,51 @@
+"""Model shapes, value ranges and the seed preset's exact architecture."""
+import numpy as np
+import pytest
+
+from aigc.config import ModelConfig
+from aigc.models import build_discriminator, build_generator, discriminator_inputs, generator_inputs
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "seed"])
+def test_shapes_and_ranges(preset):
+    config = ModelConfig(preset=preset)
+    generator, discriminator = build_generator(config), build_discriminator(config)
+    z = np.random.default_rng(0).standard_normal((5, config.latent_dim)).astype(np.float32) * 3
+    labels = np.arange(5, dtype=np.int32)
+    images = np.asarray(generator(generator_inputs(config, z, labels), training=False))
+    assert images.shape == (5, 28, 28, 1)
+    assert images.min() >= -1.0 and images.max() <= 1.0
+    logits = np.asarray(discriminator(discriminator_inputs(config, images, labels), training=False))
+    assert logits.shape == (5, 1) and np.isfinite(logits).all()
+
+
+def test_seed_preset_is_the_documents_system():
+    config = ModelConfig(preset="seed")
+    generator = build_generator(config)
+    kinds = [type(layer).__name__ for layer in generator.layers[1:]]
+    assert kinds == ["Dense", "BatchNormalization", "LeakyReLU", "Dense", "BatchNormalization", "LeakyReLU",
+                     "Dense", "Reshape"]
+    dense = [layer for layer in generator.layers if type(layer).__name__ == "Dense"]
+    assert [d.units for d in dense] == [256, 512, 784]
+    assert dense[0].use_bias is False and dense[2].activation.__name__ == "tanh"
+    assert generator.input_shape == (None, 100)
+    discriminator = build_discriminator(config)
+    kinds = [type(layer).__name__ for layer in discriminator.layers[1:]]
+    assert kinds == ["Conv2D", "LeakyReLU", "Dropout", "Conv2D", "LeakyReLU", "Dropout", "Flatten", "Dense"]
+    convs = [layer for layer in discriminator.layers if type(layer).__name__ == "Conv2D"]
+    assert [(c.filters, c.kernel_size, c.strides, c.padding) for c in convs] == [
+        (64, (3, 3), (2, 2), "same"), (128, (3, 3), (2, 2), "same")]
+    assert [layer.rate for layer in discriminator.layers if type(layer).__name__ == "Dropout"] == [0.3, 0.3]
+
+
+def test_dcgan_is_class_conditional():
+    config = ModelConfig()
+    generator = build_generator(config)
+    z = np.zeros((2, config.latent_dim), np.float32)
+    seven, one = (np.asarray(generator([z, np.full(2, d, np.int32)], training=False)) for d in (7, 1))
+    assert not np.allclose(seven, one), "the label must change the image"
+
+
+def test_unknown_preset_is_refused():
+    with pytest.raises(AssertionError, match="unknown preset"):
+        ModelConfig(preset="vae")

@@ -1,0 +1,197 @@
+"""The trainer: a step trains, runs resume where they left off, stops are graceful, files stay valid."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from aigc import runs
+from aigc.config import ModelConfig, TrainConfig
+from aigc.runs import RunPaths, read_json, read_metrics
+
+from conftest import REPO
+
+
+def tiny_config(run_dir, data, **overrides):
+    values = dict(run_dir=str(run_dir), epochs=1, batch_size=64, data=str(data), eval_samples=0, log_every=2,
+                  preset="dcgan", extra={"preset_defaulted": True})
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "seed"])
+def test_one_step_is_finite_and_changes_weights(preset):
+    from aigc.data import synthetic_mnist, to_model_range
+    from aigc.gan import GAN
+
+    arrays = synthetic_mnist(64, 8)
+    gan = GAN(ModelConfig(preset=preset), lr_g=2e-4, lr_d=2e-4, beta_1=0.5, ema_decay=0.9, loss="bce",
+              label_smoothing=0.0, global_batch=64)
+    before_g = [w.copy() for w in gan.generator.get_weights()]
+    before_d = [w.copy() for w in gan.discriminator.get_weights()]
+    metrics = gan.train_step(to_model_range(arrays["x_train"]), arrays["y_train"].astype(np.int32))
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    assert 0 <= float(metrics["d_real"]) <= 1 and 0 <= float(metrics["d_fake"]) <= 1
+    assert any(not np.allclose(a, b) for a, b in zip(before_g, gan.generator.get_weights()))
+    assert any(not np.allclose(a, b) for a, b in zip(before_d, gan.discriminator.get_weights()))
+    assert int(gan.g_optimizer.iterations) == 1 and int(gan.d_optimizer.iterations) == 1
+
+
+def test_hinge_loss_step_is_finite():
+    from aigc.data import synthetic_mnist, to_model_range
+    from aigc.gan import GAN
+
+    arrays = synthetic_mnist(32, 8)
+    gan = GAN(ModelConfig(), lr_g=2e-4, lr_d=2e-4, beta_1=0.5, ema_decay=0.0, loss="hinge",
+              label_smoothing=0.0, global_batch=32)
+    metrics = gan.train_step(to_model_range(arrays["x_train"]), arrays["y_train"].astype(np.int32))
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+
+
+def test_run_writes_the_run_directory(tmp_path, synthetic_npz):
+    from aigc.checkpoints import load_generator
+    from aigc.train import run
+
+    state = run(tiny_config(tmp_path / "run", synthetic_npz, epochs=2))
+    paths = RunPaths(tmp_path / "run")
+    status = read_json(paths.status)
+    assert state == "finished" and status["state"] == "finished"
+    assert status["epoch"] == 2 and status["total_epochs"] == 2 and status["steps_per_epoch"] == 8
+    assert status["step"] == 16 and status["pid"] == os.getpid()
+    records = read_metrics(paths.metrics)
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    for key in ("g_loss", "d_loss", "d_real", "d_fake", "img_per_s", "epoch", "step", "time"):
+        assert all(key in r for r in records), key
+    assert sum(r["kind"] == "step" for r in records) >= 4
+    assert [p.name for p in paths.sample_files()] == ["epoch_0001.png", "epoch_0002.png"]
+    model, config, card = load_generator(paths.generator)
+    assert config.preset == "dcgan" and card["epochs"] == 2
+    assert list(paths.tb.iterdir()), "TensorBoard events expected"
+    assert "finished" in paths.log.read_text()
+    assert paths.discriminator.exists()
+
+
+def test_resume_continues_counts_and_optimizer(tmp_path, synthetic_npz):
+    import tensorflow as tf
+
+    from aigc.train import run
+
+    run_dir = tmp_path / "run"
+    assert run(tiny_config(run_dir, synthetic_npz, epochs=1)) == "finished"
+    assert run(tiny_config(run_dir, synthetic_npz, epochs=2)) == "finished"
+    paths = RunPaths(run_dir)
+    status = read_json(paths.status)
+    assert status["epoch"] == 3 and status["total_epochs"] == 3 and status["step"] == 24
+    epochs = [r["epoch"] for r in read_metrics(paths.metrics) if r["kind"] == "epoch"]
+    assert epochs == [1, 2, 3], "metrics must be appended, not restarted"
+    reader = tf.train.load_checkpoint(str(tf.train.latest_checkpoint(str(paths.ckpt))))
+    names = reader.get_variable_to_shape_map()
+    iterations = [n for n in names if n.startswith("g_optimizer") and "iteration" in n]
+    assert iterations and reader.get_tensor(iterations[0]) == 24
+    assert "resumed from" in paths.log.read_text()
+
+
+def test_max_steps_stops_and_resume_finishes_the_epoch(tmp_path, synthetic_npz):
+    from aigc.train import run
+
+    run_dir = tmp_path / "run"
+    assert run(tiny_config(run_dir, synthetic_npz, epochs=1, max_steps=3)) == "stopped"
+    status = read_json(RunPaths(run_dir).status)
+    assert status["state"] == "stopped" and status["step"] == 3 and status["epoch"] == 0
+    assert run(tiny_config(run_dir, synthetic_npz, epochs=0, resume=True)) == "finished"
+    status = read_json(RunPaths(run_dir).status)
+    assert status["epoch"] == 1 and status["step"] == 8, "the resumed epoch skips the 3 batches it already did"
+
+
+def test_preset_mismatch_on_resume_fails_clearly(tmp_path, synthetic_npz):
+    from aigc.train import run
+
+    run_dir = tmp_path / "run"
+    run(tiny_config(run_dir, synthetic_npz, preset="seed", max_steps=1))
+    state = run(tiny_config(run_dir, synthetic_npz, preset="dcgan", extra={}))
+    status = read_json(RunPaths(run_dir).status)
+    assert state == "failed" and "cannot continue as 'dcgan'" in status["error"]
+
+
+def test_missing_data_fails_with_message(tmp_path):
+    from aigc.train import run
+
+    state = run(tiny_config(tmp_path / "run", tmp_path / "missing.npz"))
+    status = read_json(RunPaths(tmp_path / "run").status)
+    assert state == "failed" and "MNIST file not found" in status["error"]
+
+
+def test_init_from_copies_weights_without_writing_source(tmp_path, synthetic_npz):
+    from aigc.checkpoints import load_generator
+    from aigc.train import run
+
+    first = tmp_path / "first"
+    run(tiny_config(first, synthetic_npz, preset="seed", extra={}))
+    source = RunPaths(first).generator
+    before = source.read_bytes()
+    state = run(tiny_config(tmp_path / "second", synthetic_npz, preset="dcgan", init_from=str(source), max_steps=1))
+    assert state == "stopped"
+    assert source.read_bytes() == before, "the source weights must never be written"
+    assert load_generator(RunPaths(tmp_path / "second").generator)[1].preset == "seed"
+
+
+def wait_for(predicate, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.parametrize("how", ["stop_file", "sigterm"])
+def test_graceful_stop(tmp_path, synthetic_npz, how):
+    run_dir = tmp_path / "run"
+    paths = RunPaths(run_dir)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aigc", "train", "--run-dir", str(run_dir), "--data", str(synthetic_npz),
+         "--epochs", "1000", "--batch-size", "32", "--eval-samples", "0"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    try:
+        assert wait_for(lambda: (read_json(paths.status) or {}).get("step", 0) >= 20), "trainer never got going"
+        if how == "stop_file":
+            runs.request_stop(paths)
+        else:
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    status = read_json(paths.status)
+    assert status["state"] == "stopped"
+    assert (paths.ckpt / "checkpoint").exists() and paths.generator.exists()
+    assert not paths.stop.exists(), "the STOP request is consumed"
+    for line in paths.metrics.read_text().splitlines():
+        json.loads(line)
+
+
+def test_status_and_metrics_valid_after_every_write(tmp_path, synthetic_npz, monkeypatch):
+    from aigc import train
+
+    seen = {"status": 0, "metrics": 0}
+    real_json, real_append = runs.atomic_write_json, runs.append_metrics
+
+    def checked_json(path, payload):
+        real_json(path, payload)
+        if path.name == "status.json":
+            assert json.loads(path.read_text())["state"] in runs.STATES
+            seen["status"] += 1
+
+    def checked_append(path, record):
+        real_append(path, record)
+        assert all(json.loads(line) for line in path.read_text().splitlines())
+        seen["metrics"] += 1
+
+    monkeypatch.setattr(train, "atomic_write_json", checked_json)
+    monkeypatch.setattr(train, "append_metrics", checked_append)
+    assert train.run(tiny_config(tmp_path / "run", synthetic_npz, epochs=1)) == "finished"
+    assert seen["status"] >= 4 and seen["metrics"] >= 4
