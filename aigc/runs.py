@@ -91,6 +91,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def overwrite_json_in_place(path: Path, data: dict) -> None:
+    """Last resort when the disk is full: rewrite path's existing blocks (not atomic; used only to record a failure)."""
+    payload = json.dumps(_finite(data), sort_keys=True).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, payload)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_json(path: Path, data: dict) -> None:
     """Atomically replace path with data as JSON (NaN/inf written as null)."""
     atomic_write_bytes(path, json.dumps(_finite(data), indent=1, sort_keys=True).encode())
@@ -108,8 +120,12 @@ def _finite(value):
 
 def append_metrics(path: Path, record: dict) -> None:
     """Append one JSON line; a crash mid-write leaves a partial last line that readers skip."""
-    line = json.dumps(_finite(record), sort_keys=True) + "\n"
-    with open(path, "a", encoding="utf-8") as handle:
+    line = (json.dumps(_finite(record), sort_keys=True) + "\n").encode()
+    with open(path, "ab+") as handle:
+        if handle.tell() > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                line = b"\n" + line  # a killed writer left a partial line: do not glue this record to it
         handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
