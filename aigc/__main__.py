@@ -9,7 +9,7 @@ import importlib
 import os
 import sys
 
-from aigc.cli import add_generate_arguments, add_train_arguments, generate_main, train_main
+from aigc.cli import OneLineErrorParser, add_generate_arguments, add_train_arguments, generate_main, train_main
 
 COMMANDS = {
     "train": ("Train (or resume) a GAN into a run directory.", add_train_arguments, train_main),
@@ -20,7 +20,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m aigc", description="AIGC digits: a GAN for MNIST.")
+    parser = OneLineErrorParser(prog="python -m aigc", description="AIGC digits: a GAN for MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_arguments, _main) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)

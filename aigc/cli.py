@@ -38,6 +38,26 @@ def positive_float(high: float):
     return parse
 
 
+def float_between(low: float, high: float):
+    """argparse type: a finite float in [low, high]."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number between {low} and {high}, got {text!r}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a number between {low} and {high}, got {text}")
+        return value
+    return parse
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit code 2), not a usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def digit_arg(text: str):
     """argparse type: 0..9, or 'any' (None) for a mix of digits."""
     if text.lower() in ("any", "none", "mix"):
@@ -59,9 +79,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=bounded_int(1, 65_536), default=128)
     parser.add_argument("--lr-g", type=positive_float(1.0), default=None, help="generator learning rate")
     parser.add_argument("--lr-d", type=positive_float(1.0), default=None, help="discriminator learning rate")
-    parser.add_argument("--ema-decay", type=float, default=None, help="EMA of generator weights (0 = off)")
+    parser.add_argument("--ema-decay", type=float_between(0.0, 0.99999), default=None,
+                        help="EMA of generator weights (0 = off)")
     parser.add_argument("--loss", choices=("bce", "hinge"), default=None)
-    parser.add_argument("--label-smoothing", type=float, default=None)
+    parser.add_argument("--label-smoothing", type=float_between(0.0, 0.5), default=None)
     parser.add_argument("--data", default=None, help="MNIST .npz (default: $AIGC_MNIST, else Keras)")
     parser.add_argument("--init-from", default=None, help="start from these generator weights (e.g. checkpoints/generator.keras)")
     parser.add_argument("--max-steps", type=bounded_int(1, 10**9), default=None, help="stop this invocation after N steps")
@@ -81,16 +102,21 @@ def train_main(args: argparse.Namespace) -> int:
     from aigc.runs import TrainingLock
 
     run_dir = Path(args.run_dir)
-    if args.init_from and not Path(args.init_from).is_file():
-        return _fail(f"--init-from: file not found: {args.init_from}")
+    problem = _train_input_problem(args, run_dir)
+    if problem:
+        return _fail(problem)
     # Both locks are taken before TensorFlow is imported, so a second job is refused at once.
     global_lock, run_lock = TrainingLock(run_dir.parent), TrainingLock(run_dir)
-    if not global_lock.acquire(run_dir):
-        holder = global_lock.holder() or {}
-        return _fail(f"another training job is running (pid {holder.get('pid')}, {holder.get('run_dir')})")
-    if not run_lock.acquire(run_dir):
+    try:
+        if not global_lock.acquire(run_dir):
+            holder = global_lock.holder() or {}
+            return _fail(f"another training job is running (pid {holder.get('pid')}, {holder.get('run_dir')})")
+        if not run_lock.acquire(run_dir):
+            global_lock.release()
+            return _fail(f"{run_dir} is being trained by another process")
+    except OSError as error:
         global_lock.release()
-        return _fail(f"{run_dir} is being trained by another process")
+        return _fail(f"cannot write to {run_dir}: {error.strerror or error}")
     try:
         cfg = TrainConfig(run_dir=str(run_dir), epochs=args.epochs, preset=args.preset or "dcgan",
                           batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, ema_decay=args.ema_decay,
@@ -106,6 +132,19 @@ def train_main(args: argparse.Namespace) -> int:
     finally:
         run_lock.release()
         global_lock.release()
+
+
+def _train_input_problem(args: argparse.Namespace, run_dir: Path) -> str | None:
+    """The first thing wrong with train's inputs that would otherwise surface only after TensorFlow loads."""
+    if args.epochs == 0 and not args.resume:
+        return "--epochs must be at least 1 (or use --resume to continue to the run's recorded total)"
+    if run_dir.exists() and not run_dir.is_dir():
+        return f"--run-dir is a file, not a folder: {run_dir}"
+    if args.init_from and not Path(args.init_from).is_file():
+        return f"--init-from: file not found: {args.init_from}"
+    if args.data and not Path(args.data).expanduser().is_file():
+        return f"--data: file not found: {args.data}"
+    return None
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -138,11 +177,14 @@ def generate_main(args: argparse.Namespace) -> int:
         print(f"note: the {config.preset!r} generator is unconditional; --digit {args.digit} is ignored", file=sys.stderr)
     images, labels = generate(generator, args.n, args.digit if config.conditional else None, seed=args.seed,
                               truncation=args.truncation, config=config)
-    if out.suffix.lower() == ".npz":
-        y = labels if config.conditional else np.full(len(images), -1, np.int32)
-        np.savez_compressed(out, x=images.astype(np.float32), y=y.astype(np.int64))
-    else:
-        grid(images, args.ncol or min(10, args.n), scale=args.scale).save(out)
+    try:
+        if out.suffix.lower() == ".npz":
+            y = labels if config.conditional else np.full(len(images), -1, np.int32)
+            np.savez_compressed(out, x=images.astype(np.float32), y=y.astype(np.int64))
+        else:
+            grid(images, args.ncol or min(10, args.n), scale=args.scale).save(out)
+    except OSError as error:
+        return _fail(f"could not write {out}: {error.strerror or error}")
     print(f"wrote {len(images)} digits to {out}")
     return 0
 
