@@ -1,0 +1,108 @@
+"""Shared UI pieces: the cached generator loader, the generator chooser, a no-traceback guard."""
+from __future__ import annotations
+
+import io
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from aigc import jobs
+from aigc.checkpoints import CheckpointError, load_generator
+
+LOG = logging.getLogger("aigc.app")
+GENERATOR_KEY = "generator_choice"
+
+
+@dataclass(frozen=True)
+class Served:
+    """The generator the page serves: model, config, card, where it came from, and any warning."""
+
+    model: object
+    config: object
+    card: dict
+    path: Path
+    label: str
+    warning: str | None = None
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading the generator...")
+def _load_cached(path: str, mtime_ns: int):
+    """Load a generator once per (path, mtime): a retrained file is picked up, an unchanged one is reused."""
+    del mtime_ns  # part of the cache key only
+    return load_generator(path)
+
+
+def load_served(path: Path):
+    """(model, config, card) for a generator file, cached by path and modification time."""
+    return _load_cached(str(path), path.stat().st_mtime_ns)
+
+
+def generator_sidebar_ui() -> Served | None:
+    """Sidebar chooser among server-side generators; falls back to the shipped one with a warning."""
+    choices = jobs.generator_choices()
+    if not choices:
+        st.sidebar.info("No generator yet.")
+        return None
+    labels = [c.label.split(" (")[0] for c in choices]  # stable labels: the run name changes
+    label = st.sidebar.selectbox("Generator", labels, key=GENERATOR_KEY,
+                                 help="Generators found on the server. While a job trains, "
+                                 "'Newest trained run' follows its latest saved epoch.")
+    chosen = choices[labels.index(label)] if label in labels else choices[0]
+    if chosen.kind == "run":
+        st.sidebar.caption(f"Run: {chosen.path.parent.name}")
+    return _served_with_fallback(chosen, choices)
+
+
+def _served_with_fallback(chosen, choices) -> Served | None:
+    problems = []
+    for candidate in [chosen] + [c for c in choices if c.kind == "shipped" and c != chosen]:
+        try:
+            model, config, card = load_served(candidate.path)
+        except (CheckpointError, OSError) as error:
+            problems.append(f"{candidate.label}: {error}")
+            LOG.warning("generator unusable: %s", error)
+            continue
+        warning = None
+        if problems:
+            warning = f"The selected generator could not be loaded, serving {candidate.label} instead. " \
+                      f"{_redact(problems[0])}"
+        return Served(model, config, card, candidate.path, candidate.label, warning)
+    st.error("No usable generator: " + " | ".join(_redact(p) for p in problems))
+    return None
+
+
+def _redact(message: str) -> str:
+    """Strip the server's absolute folders from a message shown to visitors."""
+    for folder in (str(jobs.runs_root()), str(jobs.checkpoint_dir()), os.getcwd()):
+        message = message.replace(folder + os.sep, "").replace(folder, "")
+    return message
+
+
+def no_generator_ui() -> None:
+    st.info("No generator is available yet. The shipped weights belong in `checkpoints/generator.keras`; "
+            "or train one in the **Train** view, then pick 'Newest trained run' in the sidebar.")
+
+
+def guarded(panel, *args, name: str, **kwargs):
+    """Run a panel; any unexpected error becomes one clear st.error line (the traceback goes to the log)."""
+    try:
+        return panel(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001  (a traceback must never reach the page)
+        LOG.exception("%s panel failed", name)
+        st.error(f"The {name} panel hit a problem and stopped: {type(error).__name__}: {_redact(str(error))[:300]}")
+        return None
+
+
+def png_bytes(picture) -> bytes:
+    """A PIL image as PNG bytes."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def display_scale(*, columns: int, target_px: int = 560) -> int:
+    """Integer nearest-neighbour upscaling so a grid of `columns` 28-px digits is about target_px wide."""
+    return max(1, min(12, target_px // (columns * 30)))

@@ -1,0 +1,140 @@
+"""Generate view: a grid of digits from the served generator, an interpolation strip, the evaluator's reading."""
+from __future__ import annotations
+
+import math
+import secrets
+import time
+
+import numpy as np
+import streamlit as st
+
+from aigc import hosting
+from aigc.sampling import generate, gif_bytes, grid, interpolate
+from aigc.ui_common import Served, display_scale, png_bytes
+
+DIGIT_OPTIONS = ["Any"] + [str(d) for d in hosting.DIGITS]
+QUERY_KEYS = ("digit", "n", "seed")
+EVALUATOR_TABLE_MAX = 100
+
+
+def _init_from_query() -> None:
+    """Seed the widgets once per session from the URL (?digit=7&n=16&seed=3); bad values -> defaults."""
+    if st.session_state.get("_gen_init"):
+        return
+    raw = {key: st.query_params.get(key) for key in QUERY_KEYS}
+    values, notices = hosting.parse_generate_params({k: v for k, v in raw.items() if v is not None})
+    st.session_state.update(gen_digit="Any" if values["digit"] is None else str(values["digit"]),
+                            gen_n=values["n"], gen_seed=values["seed"], gen_trunc=hosting.TRUNCATION_DEFAULT,
+                            _gen_init=True, _gen_notices=notices)
+
+
+def _new_seed() -> None:
+    st.session_state.gen_seed = secrets.randbelow(hosting.SEED_MAX + 1)
+
+
+def controls_ui(*, conditional: bool) -> dict:
+    """The Generate form; returns bounded {'digit', 'n', 'seed', 'truncation'}."""
+    with st.form("generate_form", border=True):
+        digit = st.selectbox("Digit", DIGIT_OPTIONS, key="gen_digit", disabled=not conditional,
+                             help=None if conditional else "This generator is unconditional: it draws any digit.")
+        n = st.number_input("How many", min_value=hosting.N_MIN, max_value=hosting.N_MAX, step=1, key="gen_n")
+        seed = st.number_input("Seed", min_value=hosting.SEED_MIN, max_value=hosting.SEED_MAX, step=1,
+                               key="gen_seed", help="The same seed and settings always give the same digits.")
+        truncation = st.slider("Latent scale (truncation)", hosting.TRUNCATION_MIN, hosting.TRUNCATION_MAX,
+                               step=0.05, key="gen_trunc", help="Below 1: cleaner, less varied digits.")
+        left, right = st.columns(2)
+        left.form_submit_button("Generate", type="primary", width="stretch")
+        right.form_submit_button("New seed", on_click=_new_seed, width="stretch")
+    values = hosting.bounded_generate_inputs(n=n, seed=seed, truncation=truncation)
+    values["digit"] = None if digit == "Any" or not conditional else int(digit)
+    return values
+
+
+def generate_ui(served: Served) -> np.ndarray:
+    """The Generate view; returns the images shown, (n, 28, 28) in [0, 1]."""
+    _init_from_query()
+    for notice in st.session_state.pop("_gen_notices", []):
+        st.warning(f"Link parameter ignored: {notice}")
+    conditional = bool(served.config.conditional)
+    controls, picture_area = st.columns([1, 2.2], gap="large")
+    with controls:
+        values = controls_ui(conditional=conditional)
+    start = time.perf_counter()
+    images, labels = generate(served.model, values["n"], values["digit"], seed=values["seed"],
+                              truncation=values["truncation"], config=served.config)
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    columns = min(10, math.ceil(math.sqrt(len(images))))
+    picture = grid(images, columns, scale=display_scale(columns=columns))
+    with picture_area:
+        what = "any digit" if values["digit"] is None else f"digit {values['digit']}"
+        st.image(png_bytes(picture), caption=f"{len(images)} x {what} - seed {values['seed']} - "
+                 f"scale {values['truncation']:.2f} - {served.label} - {elapsed_ms:.0f} ms", output_format="PNG")
+        st.download_button("Download PNG", png_bytes(grid(images, columns, scale=4)), mime="image/png",
+                           file_name=f"digits_{values['digit'] if values['digit'] is not None else 'any'}"
+                                     f"_seed{values['seed']}.png", key="download_grid")
+        evaluator_ui(images, requested=values["digit"], columns=columns)
+    _write_query(values)
+    return images
+
+
+def _write_query(values: dict) -> None:
+    """Mirror digit, n and seed into the URL so a shared link shows the same grid."""
+    wanted = {"digit": "any" if values["digit"] is None else str(values["digit"]),
+              "n": str(values["n"]), "seed": str(values["seed"])}
+    for key, value in wanted.items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
+
+
+def evaluator_ui(images: np.ndarray, *, requested: int | None, columns: int) -> None:
+    """What the shipped evaluator reads in each image (only when the evaluator exists)."""
+    try:
+        from aigc import metrics
+
+        if not (metrics.evaluator_available() and hasattr(metrics, "classify")):
+            return
+        predicted, confidence = metrics.classify(images)
+    except Exception as error:  # noqa: BLE001  (quality readouts are optional)
+        st.caption(f"Evaluator unavailable: {type(error).__name__}")
+        return
+    predicted, confidence = np.asarray(predicted).astype(int), np.asarray(confidence, dtype=float)
+    if requested is not None:
+        hits = int(np.sum(predicted == requested))
+        st.markdown(f"**Evaluator:** {hits}/{len(images)} read as a {requested} "
+                    f"(mean confidence {confidence.mean():.0%}).")
+    else:
+        counts = np.bincount(predicted, minlength=10)
+        st.markdown("**Evaluator reads:** " + ", ".join(f"{d}: {c}" for d, c in enumerate(counts) if c))
+    with st.expander("Evaluator label and confidence per image"):
+        cells = [f"{p} ({c:.0%})" for p, c in zip(predicted[:EVALUATOR_TABLE_MAX], confidence)]
+        rows = [cells[i:i + columns] for i in range(0, len(cells), columns)]
+        st.table({f"col {c + 1}": [row[c] if c < len(row) else "" for row in rows] for c in range(columns)})
+
+
+def interpolation_ui(served: Served) -> None:
+    """A strip of frames walking (slerp) between two seeds and, for a conditional generator, two digits."""
+    conditional = bool(served.config.conditional)
+    with st.expander("Interpolate between two seeds / digits", expanded=False):
+        with st.form("interp_form", border=False):
+            a, b, c = st.columns(3)
+            seed_a = a.number_input("Seed A", hosting.SEED_MIN, hosting.SEED_MAX, value=1, step=1, key="interp_a")
+            seed_b = b.number_input("Seed B", hosting.SEED_MIN, hosting.SEED_MAX, value=2, step=1, key="interp_b")
+            steps = c.slider("Frames", hosting.STEPS_MIN, hosting.STEPS_MAX, hosting.STEPS_DEFAULT, key="interp_steps")
+            digit_a = a.selectbox("Digit A", DIGIT_OPTIONS[1:], index=1, key="interp_da", disabled=not conditional)
+            digit_b = b.selectbox("Digit B", DIGIT_OPTIONS[1:], index=7, key="interp_db", disabled=not conditional)
+            st.form_submit_button("Interpolate")
+        bounded = hosting.bounded_generate_inputs(n=1, seed=seed_a, truncation=st.session_state.get("gen_trunc", 1.0),
+                                                  steps=steps)
+        seed_b = hosting.bounded_generate_inputs(n=1, seed=seed_b, truncation=1.0)["seed"]
+        frames = interpolate(served.model, seed_a=bounded["seed"], seed_b=seed_b,
+                             digit_a=int(digit_a) if conditional else None,
+                             digit_b=int(digit_b) if conditional else None, steps=bounded["steps"],
+                             truncation=bounded["truncation"], config=served.config)
+        strip = grid(frames, len(frames), scale=display_scale(columns=len(frames), target_px=900))
+        st.image(png_bytes(strip), caption=f"{len(frames)} frames, seed {bounded['seed']} -> {seed_b}",
+                 output_format="PNG")
+        animation = gif_bytes(frames, scale=6)
+        left, right = st.columns([1, 3])
+        left.image(animation, caption="animated", output_format="auto")
+        right.download_button("Download GIF", animation, mime="image/gif", file_name="interpolation.gif",
+                              key="download_gif")

@@ -1,0 +1,62 @@
+"""AIGC digits: the Streamlit dashboard. `streamlit run app.py`
+
+UI only: the engine lives in aigc/ (generation, the trainer, the run-directory protocol).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the server log
+
+import streamlit as st  # noqa: E402
+
+from aigc import hosting  # noqa: E402
+from aigc.ui_common import generator_sidebar_ui, guarded, no_generator_ui  # noqa: E402
+
+TITLE = "AIGC digits"
+VIEWS = {"generate": "Generate", "train": "Train", "model": "Model"}
+
+
+def pick_view(policy: hosting.Policy) -> str:
+    """Sidebar view chooser, seeded once from ?view=; Train is hidden when training is off."""
+    views = [key for key in VIEWS if key != "train" or policy.training_visible]
+    if "view" not in st.session_state:
+        wanted = st.query_params.get("view", "generate")
+        st.session_state.view = wanted if wanted in views else "generate"
+    if st.session_state.view not in views:
+        st.session_state.view = "generate"
+    view = st.sidebar.radio("View", views, format_func=VIEWS.get, key="view")
+    if st.query_params.get("view") != view:
+        st.query_params["view"] = view
+    return view
+
+
+def main() -> None:
+    st.set_page_config(page_title=TITLE, page_icon=":material/draw:", layout="wide")
+    st.title(TITLE)
+    st.caption("Handwritten digits from a GAN trained on MNIST.")
+    policy = hosting.load_policy(secrets=hosting.streamlit_secrets())
+    for notice in policy.notices:
+        st.sidebar.warning(notice)
+    view = pick_view(policy)
+    served = guarded(generator_sidebar_ui, name="generator chooser")
+    if served is not None and served.warning:
+        st.warning(served.warning)
+    if view == "train":
+        from aigc.ui_train import train_ui
+
+        guarded(train_ui, policy, name="Train")
+    elif served is None:
+        no_generator_ui()
+    elif view == "model":
+        from aigc.ui_model import model_ui
+
+        guarded(model_ui, served, name="Model")
+    else:
+        from aigc.ui_generate import generate_ui, interpolation_ui
+
+        guarded(generate_ui, served, name="Generate")
+        guarded(interpolation_ui, served, name="Interpolation")
+
+
+main()

@@ -1,0 +1,183 @@
+"""Background jobs: generator choices, request validation, start / refuse / stop / resume, one job at a time."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aigc import jobs
+from aigc.hosting import Policy
+from aigc.runs import RunPaths, TrainingLock, atomic_write_json, read_status
+
+FAST_TRAINER_ARGS = "--eval-samples 0 --checkpoint-seconds 5"
+
+
+def write_tiny_generators(folder: Path, presets=("dcgan", "seed")) -> None:
+    """Untrained generators in the shipped file layout (stand-ins for checkpoints/)."""
+    from aigc.checkpoints import save_generator
+    from aigc.config import ModelConfig
+    from aigc.models import build_generator
+
+    for preset in presets:
+        config = ModelConfig(preset=preset)
+        save_generator(build_generator(config), folder / jobs.SHIPPED_FILES[preset], config=config,
+                       card={"preset": preset, "epochs": 0})
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """Runs, checkpoints and MNIST all in tmp_path; kills any trainer left holding the tmp lock."""
+    from aigc.data import synthetic_mnist
+
+    runs, ckpt = tmp_path / "runs", tmp_path / "ckpt"
+    ckpt.mkdir()
+    np.savez(tmp_path / "mnist.npz", **synthetic_mnist(512, 64))
+    monkeypatch.setenv("AIGC_RUNS_DIR", str(runs))
+    monkeypatch.setenv("AIGC_CHECKPOINT_DIR", str(ckpt))
+    monkeypatch.setenv("AIGC_MNIST", str(tmp_path / "mnist.npz"))
+    monkeypatch.setenv("AIGC_TRAIN_ARGS", FAST_TRAINER_ARGS)
+    yield {"runs": runs, "ckpt": ckpt}
+    stop_trainers(runs)
+
+
+def stop_trainers(runs: Path, timeout: float = 30) -> None:
+    """SIGTERM (then SIGKILL) the trainer holding this test's lock, if any."""
+    holder = TrainingLock(runs).holder()
+    pid = (holder or {}).get("pid")
+    if not pid:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + timeout
+    while TrainingLock(runs).holder() and time.time() < deadline:
+        time.sleep(0.2)
+    if TrainingLock(runs).holder():
+        os.kill(pid, signal.SIGKILL)
+
+
+def wait_for_state(paths: RunPaths, states, timeout: float = 120) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = read_status(paths) or {}
+        if status.get("state") in states and not TrainingLock(paths.root.parent).holder():
+            return status
+        time.sleep(0.25)
+    raise AssertionError(f"{paths.root.name} never reached {states}: {read_status(paths)}\n{jobs.tail_log(paths)}")
+
+
+def wait_for_step(paths: RunPaths, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (read_status(paths) or {}).get("state") == "running":
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"{paths.root.name} never started running:\n{jobs.tail_log(paths)}")
+
+
+def test_paths_follow_environment(env):
+    assert jobs.runs_root() == env["runs"].resolve()
+    assert jobs.checkpoint_dir() == env["ckpt"].resolve()
+    assert jobs.shipped_generator("seed").name == "seed_generator.keras"
+    assert jobs.data_source()[0]
+
+
+def test_data_source_says_how_to_provide(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIGC_MNIST", str(tmp_path / "missing.npz"))
+    available, message = jobs.data_source()
+    assert not available and "AIGC_MNIST" in message
+
+
+def test_generator_choices(env):
+    assert jobs.generator_choices() == []
+    write_tiny_generators(env["ckpt"])
+    run = RunPaths(env["runs"] / "run-a")
+    atomic_write_json(run.status, {"state": "finished"})
+    run.generator.write_bytes(b"not checked here")
+    kinds = [c.kind for c in jobs.generator_choices()]
+    assert kinds == ["shipped", "seed", "run"]
+    assert jobs.generator_choices()[-1].path == run.generator
+
+
+def test_validate_request(env):
+    policy = Policy(max_epochs=5)
+    assert "between 1 and 5" in jobs.validate_request(jobs.JobRequest(epochs=6), policy)
+    assert "between 1 and 5" in jobs.validate_request(jobs.JobRequest(epochs=-1), policy)
+    assert "batch size" in jobs.validate_request(jobs.JobRequest(batch_size=7), policy)
+    assert "learning rate" in jobs.validate_request(jobs.JobRequest(lr_g=float("nan")), policy)
+    assert "no shipped dcgan" in jobs.validate_request(jobs.JobRequest(init="shipped"), policy)
+    assert jobs.validate_request(jobs.JobRequest(init="scratch"), policy) is None
+
+
+def test_trainer_args_are_nice_and_thread_limited(env, monkeypatch):
+    monkeypatch.setenv("AIGC_TRAIN_THREADS", "1")
+    args = jobs.trainer_args(jobs.JobRequest(epochs=2, init="shipped"), run_dir=Path("/r/x"))
+    joined = " ".join(args)
+    assert "--nice 10" in joined and "--threads 1" in joined and "--epochs 2" in joined
+    assert "--init-from" in joined and joined.endswith(FAST_TRAINER_ARGS)
+
+
+def test_current_job_without_runs(env):
+    job = jobs.current_job()
+    assert job.paths is None and not job.active
+
+
+def test_cooldown_counts_from_the_last_job(env):
+    run = RunPaths(env["runs"] / "run-a")
+    atomic_write_json(run.status, {"state": "finished", "finished_at": time.time()})
+    assert jobs.cooldown_remaining(root=env["runs"], policy=Policy(cooldown_s=0)) == 0
+    wait = jobs.cooldown_remaining(root=env["runs"], policy=Policy(cooldown_s=60))
+    assert 50 < wait <= 60
+    result = jobs.start_job(jobs.JobRequest(init="scratch"), policy=Policy(cooldown_s=60))
+    assert not result.ok and "wait" in result.message
+
+
+def test_start_refuse_stop_resume(env):
+    policy = Policy()
+    request = jobs.JobRequest(epochs=50, batch_size=16, init="scratch")
+    first = jobs.start_job(request, policy=policy)
+    assert first.ok, first.message
+    second = jobs.start_job(request, policy=policy)
+    assert not second.ok and "already running" in second.message and first.paths.root.name in second.message
+    job = jobs.current_job()
+    assert job.active and job.paths == first.paths
+    wait_for_step(first.paths)
+    jobs.stop_job(first.paths)
+    status = wait_for_state(first.paths, ("stopped",))
+    assert status["total_epochs"] == 50
+    assert not jobs.current_job().active
+    resumed = jobs.resume_job(first.paths, policy=policy)
+    assert resumed.ok, resumed.message
+    wait_for_step(first.paths)
+    jobs.stop_job(first.paths)
+    wait_for_state(first.paths, ("stopped",))
+    assert "resumed from" in first.paths.log.read_text()
+
+
+def test_two_simultaneous_starts_make_exactly_one_job(env):
+    request = jobs.JobRequest(epochs=50, batch_size=16, init="scratch")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(jobs.start_job(request, policy=Policy())))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.ok for r in results) == [False, True], [r.message for r in results]
+    assert "running" in [r for r in results if not r.ok][0].message
+    runs = [p for p in env["runs"].iterdir() if p.is_dir()]
+    assert len(runs) == 1  # the refused one left no empty run folder
+
+
+def test_tiny_job_from_shipped_weights_finishes(env):
+    write_tiny_generators(env["ckpt"], presets=("dcgan",))
+    result = jobs.start_job(jobs.JobRequest(epochs=1, batch_size=64, init="shipped"), policy=Policy())
+    assert result.ok, result.message
+    status = wait_for_state(result.paths, ("finished",))
+    assert status["epoch"] == 1 and result.paths.generator.is_file()
+    assert json.loads(result.paths.config.read_text())["init_from"].endswith("generator.keras")
+    assert jobs.generator_choices()[-1].kind == "run"
