@@ -1,0 +1,229 @@
+"""The Streamlit script through AppTest: every view renders, Generate is deterministic, bad input is handled."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from aigc.checkpoints import SHIPPED_GENERATOR
+from aigc.runs import RunPaths, TrainingLock, atomic_write_json
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT = 90
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory) -> Path:
+    """Untrained dcgan + seed generators in the shipped layout."""
+    from aigc.checkpoints import save_generator
+    from aigc.config import ModelConfig
+    from aigc.models import build_generator
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    for preset, name in (("dcgan", "generator.keras"), ("seed", "seed_generator.keras")):
+        config = ModelConfig(preset=preset)
+        save_generator(build_generator(config), folder / name, config=config,
+                       card={"preset": preset, "epochs": 0, "fdd": 12.5})
+    return folder
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch, tiny_checkpoints):
+    monkeypatch.setenv("AIGC_CHECKPOINT_DIR", str(tiny_checkpoints))
+    monkeypatch.setenv("AIGC_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("AIGC_MNIST", str(tmp_path / "no-mnist.npz"))
+    for name in ("AIGC_TRAINING", "AIGC_TRAINING_PASSWORD", "AIGC_MAX_EPOCHS", "AIGC_COOLDOWN_S"):
+        monkeypatch.delenv(name, raising=False)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield tmp_path / "runs"
+    st.cache_resource.clear()
+
+
+def run_app(**query) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.query_params.update({k: str(v) for k, v in query.items()})
+    return app.run()
+
+
+def texts(app: AppTest, kind: str) -> list[str]:
+    return [element.value for element in getattr(app, kind)]
+
+
+def grid_url(app: AppTest) -> str:
+    return app.image[0].value[0]
+
+
+def assert_clean(app: AppTest) -> None:
+    assert not app.exception, app.exception
+    assert not texts(app, "error"), texts(app, "error")
+
+
+def test_generate_view_renders_and_is_deterministic(app_env):
+    app = run_app(digit=7, n=16, seed=5)
+    assert_clean(app)
+    first = grid_url(app)
+    assert "16 x digit 7 - seed 5" in app.image[0].captions[0]
+    assert app.query_params["digit"] == ["7"] or app.query_params["digit"] == "7"
+    assert grid_url(run_app(digit=7, n=16, seed=5)) == first  # same link, same grid
+    for key, value in (("gen_digit", "3"), ("gen_seed", 6), ("gen_n", 9)):
+        widget = app.selectbox(key=key) if key == "gen_digit" else app.number_input(key=key)
+        widget.set_value(value)
+        app.button[0].click().run()
+        assert_clean(app)
+        assert grid_url(app) != first
+        first = grid_url(app)
+    assert "9 x digit 3 - seed 6" in app.image[0].captions[0]
+
+
+def test_bad_query_parameters_fall_back_with_notices(app_env):
+    app = run_app(digit=11, n=0, seed="text")
+    assert_clean(app)
+    warnings = " ".join(texts(app, "warning"))
+    assert "digit='11'" in warnings and "n='0'" in warnings and "seed='text'" in warnings
+    assert "16 x any digit - seed 0" in app.image[0].captions[0]
+    assert run_app(n=10**6).warning[0].value.startswith("Link parameter ignored: n=")
+
+
+def test_interpolation_strip_and_gif(app_env):
+    app = run_app()
+    urls = [image.value[0] for image in app.image]
+    assert any(url.endswith(".gif") for url in urls) and len(urls) == 3
+    assert [b.label for b in app.get("download_button")] == ["Download PNG", "Download GIF"]
+
+
+def test_model_view_shows_both_architectures_and_card(app_env):
+    app = run_app(view="model")
+    assert_clean(app)
+    markdown = " ".join(texts(app, "markdown"))
+    assert "dcgan_generator" in markdown and "dcgan_discriminator" in markdown and "parameters" in markdown
+    assert len(app.table) >= 2  # the card and its numbers (fdd)
+
+
+def test_seed_preset_is_unconditional(app_env):
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.run()
+    app.sidebar.selectbox(key="generator_choice").set_value("Seed preset").run()
+    assert_clean(app)
+    assert app.selectbox(key="gen_digit").disabled
+    assert "any digit" in app.image[0].captions[0]
+
+
+def test_no_generator_says_so(app_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("AIGC_CHECKPOINT_DIR", str(tmp_path / "empty"))
+    app = run_app()
+    assert not app.exception
+    assert "No generator is available yet" in " ".join(texts(app, "info"))
+
+
+def test_corrupt_run_generator_falls_back_to_shipped(app_env):
+    run = RunPaths(app_env / "run-bad")
+    atomic_write_json(run.status, {"state": "finished"})
+    run.generator.write_bytes(b"PK\x03\x04 truncated")
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.run()
+    app.sidebar.selectbox(key="generator_choice").set_value("Newest trained run").run()
+    assert not app.exception
+    assert "serving Shipped" in " ".join(texts(app, "warning"))
+    assert str(app_env) not in " ".join(texts(app, "warning"))  # server folders are not shown
+    assert app.image  # still generating
+
+
+def write_fake_run(root: Path, *, state: str, error: str | None = None, pid: int = 0) -> RunPaths:
+    """A run folder as the trainer leaves it: status, metrics (step + epoch records), one sample grid."""
+    run = RunPaths(root / "run-fake")
+    now = time.time()
+    atomic_write_json(run.status, {"state": state, "epoch": 2, "total_epochs": 4, "steps_per_epoch": 10,
+                                   "step": 20, "step_in_epoch": 0, "img_per_s": 123.0, "error": error,
+                                   "pid": pid, "updated_at": now, "finished_at": now})
+    records = [{"kind": "step", "step": s, "epoch": 1 + s // 10, "g_loss": 1.0 + 0.01 * s, "d_loss": 1.2,
+                "d_real": 0.6, "d_fake": 0.4} for s in range(2, 21, 2)]
+    records += [{"kind": "epoch", "step": 10 * e, "epoch": e, "g_loss": 1.1, "d_loss": 1.2, "d_real": 0.6,
+                 "d_fake": 0.4, "fdd": 30.0 / e, "digit_score": 5.0 + e, "class_accuracy": 0.5 + 0.1 * e,
+                 "missing_digits": [] if e == 1 else [4]} for e in (1, 2)]
+    run.metrics.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"partial')
+    run.samples.mkdir(parents=True)
+    for epoch in (1, 2):
+        Image.fromarray(np.full((30, 30), 40 * epoch, np.uint8)).save(run.sample_path(epoch))
+    run.log.write_text("line 1\nValueError: boom in the trainer\n")
+    return run
+
+
+def test_train_view_shows_the_finished_run(app_env):
+    write_fake_run(app_env, state="finished")
+    app = run_app(view="train")
+    assert_clean(app)
+    assert "State: **finished**" in texts(app, "markdown")
+    assert "new generator is ready" in " ".join(texts(app, "success"))
+    assert len(app.get("plotly_chart")) == 3  # losses, D outputs, quality per epoch
+    assert "no 4" in " ".join(texts(app, "warning"))  # the collapse warning
+    assert app.select_slider[0].value == 2  # the newest epoch's grid first
+    assert "AIGC_MNIST" in " ".join(texts(app, "warning"))  # says how to provide the data
+
+
+def test_train_view_shows_a_failed_run_with_its_log(app_env):
+    write_fake_run(app_env, state="failed", error="ValueError: boom")
+    app = run_app(view="train")
+    assert not app.exception
+    assert "The trainer failed: ValueError: boom" in texts(app, "error")[0]
+    assert "boom in the trainer" in app.code[0].value
+    assert any(b.label.startswith("Resume") for b in app.button) is False  # no checkpoint: nothing to resume
+
+
+def test_second_start_says_a_job_is_running(app_env):
+    write_fake_run(app_env, state="running", pid=os.getpid())  # alive: this test process
+    lock = TrainingLock(app_env)
+    assert lock.acquire(app_env / "run-fake")
+    try:
+        app = run_app(view="train")
+        assert not app.exception
+        assert "State: **running**" in texts(app, "markdown")
+        assert any(b.label == "Stop" for b in app.button)
+        start = [b for b in app.button if b.label == "Start training"][0]
+        start.click().run()
+        assert "already running (run-fake" in " ".join(texts(app, "error"))
+    finally:
+        lock.release()
+
+
+def test_training_off_hides_the_view(app_env, monkeypatch):
+    monkeypatch.setenv("AIGC_TRAINING", "off")
+    app = run_app(view="train")
+    assert not app.exception
+    assert "Train" not in app.sidebar.radio[0].options and app.image  # fell back to Generate
+
+
+def test_password_mode(app_env, monkeypatch):
+    monkeypatch.setenv("AIGC_TRAINING", "password")
+    monkeypatch.setenv("AIGC_TRAINING_PASSWORD", "open sesame")
+    app = run_app(view="train")
+    assert not any(b.label == "Start training" for b in app.button)
+    app.text_input(key="train_password").input("wrong")
+    app.button[0].click().run()
+    assert "Wrong password." in texts(app, "error")
+    app.text_input(key="train_password").input("open sesame")
+    app.button[0].click().run()
+    assert any(b.label == "Start training" for b in app.button)
+
+
+def test_epochs_are_capped_by_policy(app_env, monkeypatch):
+    monkeypatch.setenv("AIGC_MAX_EPOCHS", "3")
+    app = run_app(view="train")
+    assert app.number_input(key="job_epochs").max == 3
+
+
+@pytest.mark.skipif(not SHIPPED_GENERATOR.exists(), reason="the shipped generator is not committed yet")
+def test_views_render_on_the_shipped_generator(monkeypatch, tmp_path):
+    monkeypatch.delenv("AIGC_CHECKPOINT_DIR", raising=False)
+    monkeypatch.setenv("AIGC_RUNS_DIR", str(tmp_path / "runs"))
+    st.cache_resource.clear()
+    for view in ("generate", "model", "train"):
+        app = run_app(view=view, digit=7, n=4, seed=1)
+        assert_clean(app)
