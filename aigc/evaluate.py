@@ -1,10 +1,135 @@
-"""Placeholder: filled in by its issue."""
+"""`python -m aigc eval`: measure a generator with the shipped evaluator, or retrain the evaluator.
+
+    python -m aigc eval [--checkpoint PATH] [--n 10000] [--seed 0] [--json]
+    python -m aigc eval --train-evaluator [--data PATH] [--epochs 6]
+    python -m aigc eval --ladder [--data PATH]
+
+Every user error is one line on stderr and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from aigc.cli import bounded_int
+
+MIN_N, MAX_N = 10, 60_000
+RUNG_NAMES = {"floor": "floor", "noise_0.1": "noise 0.1", "shift_1px": "shift 1px", "blur_0.7": "blur 0.7"}
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", default=None, help="generator .keras (default: checkpoints/generator.keras)")
+    parser.add_argument("--n", type=bounded_int(MIN_N, MAX_N), default=10_000, help="samples to draw")
+    parser.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0, help="latent seed")
+    parser.add_argument("--batch-size", type=bounded_int(1, 10_000), default=500)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--evaluator", default=None, help="evaluator .keras (default: checkpoints/evaluator.keras)")
+    parser.add_argument("--stats", default=None, help="reference stats .npz (default: checkpoints/evaluator_stats.npz)")
+    group = parser.add_argument_group("maintenance (need MNIST)")
+    group.add_argument("--train-evaluator", action="store_true",
+                       help="retrain the evaluator, then write its reference stats and the ladder")
+    group.add_argument("--ladder", action="store_true", help="recompute the calibration ladder only")
+    group.add_argument("--data", default=None, help="MNIST .npz (default: $AIGC_MNIST, else Keras)")
+    group.add_argument("--epochs", type=bounded_int(1, 100), default=None, help="evaluator training epochs (default 6)")
 
 
-def main(args):
-    print("error: not implemented yet")
+def main(args: argparse.Namespace) -> int:
+    from aigc import metrics
+
+    model_path = Path(args.evaluator) if args.evaluator else metrics.EVALUATOR_PATH
+    stats_path = Path(args.stats) if args.stats else metrics.STATS_PATH
+    if args.train_evaluator and args.ladder:
+        return _fail("choose one of --train-evaluator and --ladder")
+    try:
+        if args.train_evaluator or args.ladder:
+            return _maintenance(args, model_path, stats_path)
+        return _evaluate(args, model_path, stats_path)
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+
+
+def _maintenance(args, model_path: Path, stats_path: Path) -> int:
+    from aigc import evaluator_train
+    from aigc.data import DataError
+    from aigc.metrics import EvaluatorError
+
+    if not model_path.parent.is_dir():
+        return _fail(f"--evaluator: folder does not exist: {model_path.parent}")
+    try:
+        if args.ladder:
+            evaluator_train.recompute_ladder(data=args.data, model_path=model_path, stats_path=stats_path)
+        else:
+            epochs = args.epochs or evaluator_train.DEFAULT_EPOCHS
+            evaluator_train.main(data=args.data, model_path=model_path, stats_path=stats_path, epochs=epochs,
+                                 seed=args.seed)
+    except (DataError, EvaluatorError) as error:
+        return _fail(str(error))
+    print(f"wrote {stats_path}")
+    return 0
+
+
+def _evaluate(args, model_path: Path, stats_path: Path) -> int:
+    from aigc import metrics
+    from aigc.checkpoints import SHIPPED_GENERATOR, CheckpointError, load_generator
+
+    checkpoint = Path(args.checkpoint) if args.checkpoint else SHIPPED_GENERATOR
+    try:
+        generator, config, card = load_generator(checkpoint)
+        evaluator = metrics.load_evaluator(model_path, stats_path)
+    except (metrics.EvaluatorError, CheckpointError) as error:
+        return _fail(str(error))
+    try:
+        result = metrics.evaluate_generator(generator, config, n=args.n, seed=args.seed, batch_size=args.batch_size,
+                                            evaluator=evaluator)
+    except Exception as error:  # noqa: BLE001  (a generator whose call fails: say so in one line)
+        return _fail(f"{checkpoint} could not be sampled ({type(error).__name__}: {error})")
+    result.update(checkpoint=str(checkpoint), card=card)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(format_report(result))
+    return 0
+
+
+def ladder_position(fdd: float, ladder: dict) -> str:
+    """Where an FDD sits on the ladder, in words: 'below the floor', 'between noise 0.1 and shift 1px', ..."""
+    rungs = sorted(ladder.items(), key=lambda item: item[1])
+    if not rungs:
+        return "no ladder"
+    if fdd <= rungs[0][1]:
+        return f"at or below the {RUNG_NAMES.get(rungs[0][0], rungs[0][0])} rung"
+    for (low_name, low), (high_name, high) in zip(rungs, rungs[1:]):
+        if fdd <= high:
+            return f"between {RUNG_NAMES.get(low_name, low_name)} and {RUNG_NAMES.get(high_name, high_name)}"
+    top = rungs[-1][0]
+    return f"above the {RUNG_NAMES.get(top, top)} rung"
+
+
+def format_report(result: dict) -> str:
+    """The human-readable table of an evaluate_generator result."""
+    ladder = result.get("ladder") or {}
+    rungs = " | ".join(f"{RUNG_NAMES.get(k, k)} {v:.2f}" for k, v in ladder.items())
+    lines = [
+        f"checkpoint     {result['checkpoint']} ({result.get('preset')}, "
+        f"{'conditional' if result.get('conditional') else 'unconditional'})",
+        f"samples        {result['n']} (seed {result.get('seed')})",
+        f"FDD            {result['fdd']:.3f}  ({ladder_position(result['fdd'], ladder)})",
+        f"  ladder       {rungs}",
+        f"digit score    {result['digit_score']:.3f} / 10",
+    ]
+    if result.get("class_accuracy") is not None:
+        per_digit = "  ".join(f"{d}:{100 * a:.1f}" for d, a in enumerate(result["per_class_accuracy"]) if a is not None)
+        lines.append(f"class accuracy {100 * result['class_accuracy']:.2f}%")
+        lines.append(f"  per digit    {per_digit}")
+    else:
+        lines.append("class accuracy n/a (unconditional generator)")
+    lines.append("histogram      " + "  ".join(f"{d}:{c}" for d, c in enumerate(result["class_histogram"])))
+    lines.append(f"collapse       {result['collapse_warning'] or 'none (every digit above 25% of its share)'}")
+    return "\n".join(lines)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
     return 2

@@ -1,11 +1,258 @@
-"""Quality metrics (placeholder interface until the evaluator lands; see issue 4)."""
+"""Quality metrics with the shipped evaluator: Frechet digit distance, digit score, class accuracy.
+
+The evaluator (checkpoints/evaluator.keras) is a small MNIST CNN; its penultimate layer
+('features', 128-d) gives the features whose Frechet distance to the MNIST test set is the
+FDD. checkpoints/evaluator_stats.npz holds the test-set mean and covariance and the
+calibration ladder, so no dataset is needed at run time.
+"""
 from __future__ import annotations
+
+import functools
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 from aigc.checkpoints import SHIPPED_DIR
 
 EVALUATOR_PATH = SHIPPED_DIR / "evaluator.keras"
+STATS_PATH = SHIPPED_DIR / "evaluator_stats.npz"
+NUM_CLASSES = 10
+RARE_SHARE = 0.25  # a digit seen less than 25% as often as expected counts as collapsed
+LADDER_NAMES = ("floor", "noise_0.1", "shift_1px", "blur_0.7")
+LADDER_LABELS = {"floor": "MNIST train vs test (floor)", "noise_0.1": "+ Gaussian noise sigma 0.1",
+                 "shift_1px": "shifted by one pixel", "blur_0.7": "Gaussian blur sigma 0.7"}
+EPS = 1e-12
+
+
+class EvaluatorError(Exception):
+    """The evaluator or its statistics are missing or unusable; str(error) is the whole message."""
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """The loaded evaluator: a model giving (features, probs) plus the MNIST test reference stats."""
+
+    model: object  # keras.Model: images (N, 28, 28) in [0, 1] -> [features (N, D), probs (N, 10)]
+    mu: np.ndarray  # (D,) float64
+    sigma: np.ndarray  # (D, D) float64
+    ladder: dict  # rung name -> FDD, in LADDER_NAMES order
+    info: dict  # how the evaluator was trained (accuracy, seconds, seed)
 
 
 def evaluator_available() -> bool:
     """True when the shipped evaluator and its reference statistics exist."""
-    return EVALUATOR_PATH.exists()
+    return EVALUATOR_PATH.is_file() and STATS_PATH.is_file()
+
+
+def load_evaluator(model_path: str | Path = EVALUATOR_PATH, stats_path: str | Path = STATS_PATH) -> Evaluator:
+    """The Evaluator for these files, cached per (path, mtime); EvaluatorError when missing or broken."""
+    model_path, stats_path = Path(model_path), Path(stats_path)
+    for path in (model_path, stats_path):
+        if not path.is_file():
+            raise EvaluatorError(f"evaluator file not found: {path} (retrain it: python -m aigc eval --train-evaluator)")
+    return _load_cached(str(model_path), model_path.stat().st_mtime_ns, str(stats_path), stats_path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(model_path: str, _model_mtime: int, stats_path: str, _stats_mtime: int) -> Evaluator:
+    import keras
+
+    try:
+        base = keras.models.load_model(model_path, compile=False)
+        model = keras.Model(base.input, [base.get_layer("features").output, base.output])
+    except Exception as error:  # Keras raises many types for a damaged archive
+        raise EvaluatorError(f"{model_path} could not be loaded as the evaluator ({type(error).__name__}: {error})") from None
+    mu, sigma, ladder, info = read_stats(stats_path)
+    if mu.shape != (model.outputs[0].shape[-1],):
+        raise EvaluatorError(f"{stats_path} has {mu.shape[0]}-d statistics for a {model.outputs[0].shape[-1]}-d evaluator")
+    return Evaluator(model=model, mu=mu, sigma=sigma, ladder=ladder, info=info)
+
+
+def read_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict, dict]:
+    """(mu (D,), sigma (D, D), ladder {name: fdd}, info) from a reference-stats .npz."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            mu, sigma = npz["mu"].astype(np.float64), npz["sigma"].astype(np.float64)
+            ladder = {str(k): float(v) for k, v in zip(npz["ladder_names"], npz["ladder_values"])}
+            info = json.loads(str(npz["info"]))
+    except Exception as error:  # noqa: BLE001  (zip, key and JSON errors all mean the same to the user)
+        raise EvaluatorError(f"{path} is not an evaluator statistics file ({type(error).__name__}: {error})") from None
+    if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+        raise EvaluatorError(f"{path}: mu {mu.shape} and sigma {sigma.shape} do not match")
+    return mu, sigma, ladder, info
+
+
+def write_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray, ladder: dict, info: dict) -> None:
+    """Save reference stats as a plain .npz (no pickles), atomically."""
+    import os
+
+    path = Path(path)
+    tmp = path.parent / f".{path.stem}.{os.getpid()}.tmp.npz"
+    try:
+        np.savez(tmp, mu=mu.astype(np.float64), sigma=sigma.astype(np.float64),
+                 ladder_names=np.array(list(ladder), dtype=str),
+                 ladder_values=np.array(list(ladder.values()), dtype=np.float64),
+                 info=np.array(json.dumps(info, sort_keys=True)))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _as_images(images) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    assert images.ndim == 3 and images.shape[1:] == (28, 28), f"expected images (N, 28, 28), got {images.shape}"
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 255.0
+    return np.clip(images.astype(np.float32), 0.0, 1.0)
+
+
+def evaluator_outputs(images, *, evaluator: Evaluator | None = None, batch_size: int = 500):
+    """(features (N, D) float64, probs (N, 10) float64) for images (N, 28, 28) in [0, 1] (or uint8)."""
+    evaluator = evaluator or load_evaluator()
+    images = _as_images(images)
+    features, probs = [], []
+    for start in range(0, len(images), batch_size):
+        f, p = evaluator.model(images[start:start + batch_size], training=False)
+        features.append(np.asarray(f, np.float64))
+        probs.append(np.asarray(p, np.float64))
+    if not features:
+        return np.zeros((0, evaluator.mu.shape[0])), np.zeros((0, NUM_CLASSES))
+    return np.concatenate(features), np.concatenate(probs)
+
+
+def classify(images, *, evaluator: Evaluator | None = None):
+    """(pred (N,) int, confidence (N,) float in [0, 1]) for images (N, 28, 28) in [0, 1]."""
+    _features, probs = evaluator_outputs(images, evaluator=evaluator)
+    return probs.argmax(axis=1).astype(np.int64), probs.max(axis=1)
+
+
+def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (D,), covariance (D, D)) of features (N, D), float64."""
+    features = np.asarray(features, np.float64)
+    assert len(features) >= 2, f"need at least 2 samples for a covariance, got {len(features)}"
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps: float = 1e-6) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), in float64 (the FID formula)."""
+    from scipy import linalg
+
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    assert mu1.shape == mu2.shape and sigma1.shape == sigma2.shape, "statistics have different dimensions"
+    diff = mu1 - mu2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)  # singular products are handled below
+        covmean = linalg.sqrtm(sigma1 @ sigma2)
+        if not np.isfinite(covmean).all():
+            # Singular product (few samples or dead features): offset the diagonals, as pytorch-fid does.
+            offset = np.eye(len(sigma1)) * eps
+            covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        # Tiny imaginary parts are numerical noise; keep the real part.
+        covmean = covmean.real
+    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean)
+    return float(max(value, 0.0))
+
+
+def fdd(features: np.ndarray, *, evaluator: Evaluator | None = None) -> float:
+    """Frechet digit distance of features (N, D) to the MNIST test reference."""
+    evaluator = evaluator or load_evaluator()
+    mu, sigma = feature_stats(features)
+    return frechet_distance(mu, sigma, evaluator.mu, evaluator.sigma)
+
+
+def digit_score(probs: np.ndarray) -> float:
+    """exp(E_x[KL(p(y|x) || p(y))]) for probs (N, 10): 1 (useless) .. 10 (sure and balanced)."""
+    probs = np.clip(np.asarray(probs, np.float64), EPS, 1.0)
+    marginal = probs.mean(axis=0, keepdims=True)
+    kl = (probs * (np.log(probs) - np.log(marginal))).sum(axis=1)
+    return float(np.exp(kl.mean()))
+
+
+def class_histogram(pred: np.ndarray) -> list[int]:
+    """Counts (10,) of predicted digits."""
+    return np.bincount(np.asarray(pred, np.int64), minlength=NUM_CLASSES)[:NUM_CLASSES].tolist()
+
+
+def collapse_check(histogram, expected) -> tuple[list[int], list[int], str | None]:
+    """(missing digits, rare digits, warning or None): rare = seen < RARE_SHARE of its expected count."""
+    histogram, expected = np.asarray(histogram, np.float64), np.asarray(expected, np.float64)
+    missing = [d for d in range(NUM_CLASSES) if expected[d] > 0 and histogram[d] == 0]
+    rare = [d for d in range(NUM_CLASSES) if d not in missing and histogram[d] < RARE_SHARE * expected[d]]
+    if not missing and not rare:
+        return missing, rare, None
+    parts = []
+    if missing:
+        parts.append(f"digit(s) {', '.join(map(str, missing))} never produced")
+    if rare:
+        parts.append(f"digit(s) {', '.join(map(str, rare))} rare (< {RARE_SHARE:.0%} of their expected share)")
+    return missing, rare, "possible mode collapse: " + "; ".join(parts)
+
+
+def evaluate_features(features, probs, requested_labels=None, *, evaluator: Evaluator | None = None) -> dict:
+    """All metrics from evaluator outputs: features (N, D), probs (N, 10), requested labels (N,) or None."""
+    evaluator = evaluator or load_evaluator()
+    n = len(probs)
+    pred = probs.argmax(axis=1)
+    histogram = class_histogram(pred)
+    result = dict(n=int(n), fdd=fdd(features, evaluator=evaluator), digit_score=digit_score(probs),
+                  class_histogram=histogram, mean_confidence=float(probs.max(axis=1).mean()),
+                  class_accuracy=None, per_class_accuracy=None,
+                  fdd_floor=evaluator.ladder.get("floor"), ladder=dict(evaluator.ladder))
+    if requested_labels is not None:
+        requested = np.asarray(requested_labels, np.int64)
+        assert requested.shape == (n,), f"requested_labels must be ({n},), got {requested.shape}"
+        hits = pred == requested
+        result["class_accuracy"] = float(hits.mean())
+        result["per_class_accuracy"] = [float(hits[requested == d].mean()) if (requested == d).any() else None
+                                        for d in range(NUM_CLASSES)]
+        expected = np.bincount(requested, minlength=NUM_CLASSES)[:NUM_CLASSES]
+    else:
+        expected = np.full(NUM_CLASSES, n / NUM_CLASSES)
+    absent, rare, warning = collapse_check(histogram, expected)
+    # missing_digits = every collapsed bar (absent or rare); absent_digits = never produced at all.
+    result.update(missing_digits=sorted(absent + rare), absent_digits=absent, rare_digits=rare,
+                  collapse=warning is not None, collapse_warning=warning)
+    return result
+
+
+def evaluate_images(images, requested_labels=None, *, evaluator: Evaluator | None = None) -> dict:
+    """Metrics dict for images (N >= 2, 28, 28) in [0, 1]; requested_labels (N,) for conditional samples."""
+    evaluator = evaluator or load_evaluator()
+    features, probs = evaluator_outputs(images, evaluator=evaluator)
+    return evaluate_features(features, probs, requested_labels, evaluator=evaluator)
+
+
+def evaluate_generator(generator, config, *, n: int = 10000, seed: int = 0, batch_size: int = 500,
+                       evaluator: Evaluator | None = None) -> dict:
+    """Metrics of n samples of a generator (balanced digits 0..9 when config.conditional), drawn in batches."""
+    from aigc.sampling import latents, run_generator
+
+    assert n >= 2, f"n must be at least 2, got {n}"
+    evaluator = evaluator or load_evaluator()
+    z = latents(n, config.latent_dim, seed=seed)
+    requested = (np.arange(n) % NUM_CLASSES).astype(np.int32) if config.conditional else None
+    features, probs = [], []
+    for start in range(0, n, batch_size):
+        chunk = slice(start, start + batch_size)
+        images = run_generator(generator, z[chunk], None if requested is None else requested[chunk],
+                               batch_size=batch_size)
+        f, p = evaluator_outputs(images, evaluator=evaluator, batch_size=batch_size)
+        features.append(f)
+        probs.append(p)
+    result = evaluate_features(np.concatenate(features), np.concatenate(probs), requested, evaluator=evaluator)
+    result.update(seed=int(seed), conditional=bool(config.conditional), preset=config.preset)
+    return result
+
+
+def summary(result: dict) -> dict:
+    """Flat JSON-able scalars for metrics.jsonl: fdd, digit_score, class_accuracy, missing_digits, collapse."""
+    return dict(fdd=round(float(result["fdd"]), 4), digit_score=round(float(result["digit_score"]), 4),
+                class_accuracy=None if result["class_accuracy"] is None else round(float(result["class_accuracy"]), 5),
+                missing_digits=[int(d) for d in result["missing_digits"]], collapse=bool(result["collapse"]))
