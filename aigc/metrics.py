@@ -145,6 +145,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps: float = 1e-6) -> float:
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     assert mu1.shape == mu2.shape and sigma1.shape == sigma2.shape, "statistics have different dimensions"
+    if not all(np.isfinite(a).all() for a in (mu1, sigma1, mu2, sigma2)):
+        return float("nan")  # NaN images (a diverged generator) have no distance; summary() turns it into None
     diff = mu1 - mu2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", linalg.LinAlgWarning)  # singular products are handled below
@@ -253,6 +255,11 @@ def evaluate_generator(generator, config, *, n: int = 10000, seed: int = 0, batc
 
 def summary(result: dict) -> dict:
     """Flat JSON-able scalars for metrics.jsonl: fdd, digit_score, class_accuracy, missing_digits, collapse."""
-    return dict(fdd=round(float(result["fdd"]), 4), digit_score=round(float(result["digit_score"]), 4),
-                class_accuracy=None if result["class_accuracy"] is None else round(float(result["class_accuracy"]), 5),
+    return dict(fdd=_finite(result["fdd"], 4), digit_score=_finite(result["digit_score"], 4),
+                class_accuracy=_finite(result["class_accuracy"], 5),
                 missing_digits=[int(d) for d in result["missing_digits"]], collapse=bool(result["collapse"]))
+
+
+def _finite(value, digits: int) -> float | None:
+    """Rounded float, or None for None / NaN / inf (strict JSON has no NaN)."""
+    return round(float(value), digits) if value is not None and np.isfinite(value) else None

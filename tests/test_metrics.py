@@ -51,6 +51,14 @@ def test_frechet_distance_survives_singular_covariances():
     assert np.isfinite(value) and value > 0
 
 
+def test_non_finite_features_give_no_fdd():
+    mu, sigma = np.zeros(4), np.eye(4)
+    assert np.isnan(metrics.frechet_distance(mu * np.nan, sigma, mu, sigma))
+    result = dict(fdd=float("nan"), digit_score=float("nan"), class_accuracy=None, missing_digits=[], collapse=False)
+    assert metrics.summary(result) == dict(fdd=None, digit_score=None, class_accuracy=None, missing_digits=[],
+                                           collapse=False)
+
+
 def test_digit_score_bounds():
     confident_balanced = np.eye(10)[np.arange(1000) % 10]
     assert metrics.digit_score(confident_balanced) == pytest.approx(10.0, rel=1e-6)
