@@ -32,7 +32,7 @@ def pick_view(policy: hosting.Policy) -> str:
 
 
 def main() -> None:
-    st.set_page_config(page_title=TITLE, page_icon=":material/draw:", layout="wide")
+    st.set_page_config(page_title=TITLE, page_icon="🔢", layout="wide")
     st.title(TITLE)
     st.caption("Handwritten digits from a GAN trained on MNIST.")
     policy = hosting.load_policy(secrets=hosting.streamlit_secrets())

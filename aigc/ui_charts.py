@@ -11,7 +11,7 @@ PROB_SERIES = (("d_real", "D(x): real judged real", "#2ca02c"), ("d_fake", "D(G(
 QUALITY_SERIES = (("fdd", "Frechet digit distance (lower is better)"),
                   ("digit_score", "Digit score (max 10)"),
                   ("class_accuracy", "Class accuracy"))
-CHART_HEIGHT = 320
+CHART_HEIGHT = 360
 
 
 def split_records(records: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -54,19 +54,21 @@ def _series_figure(records: list[dict], series, *, title: str, y_title: str) -> 
         y = [_num(r.get(key)) for r in steps]
         if any(v is not None for v in y):
             figure.add_trace(go.Scatter(x=x, y=y, name=f"{label} (raw)", mode="lines", opacity=0.35,
-                                        line=dict(color=color, width=1)))
-            figure.add_trace(go.Scatter(x=x, y=smooth(y), name=f"{label} (smoothed)", mode="lines",
+                                        line=dict(color=color, width=1), legendgroup=key, showlegend=False))
+            figure.add_trace(go.Scatter(x=x, y=smooth(y), name=label, mode="lines", legendgroup=key,
                                         line=dict(color=color, width=2.5)))
         points = [(r["step"], _num(r.get(key)), r.get("epoch")) for r in epochs]
         points = [p for p in points if p[1] is not None]
         if points:
             figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points],
-                                        name=f"{label} (epoch mean)", mode="markers",
+                                        name=f"{label} (epoch mean)", mode="markers", legendgroup=key,
+                                        showlegend=not any(v is not None for v in y),
                                         marker=dict(color=color, size=9, symbol="diamond",
                                                     line=dict(color="white", width=1)),
                                         customdata=[p[2] for p in points],
                                         hovertemplate="epoch %{customdata}: %{y:.4f}<extra></extra>"))
-    return _layout(figure, title=title, x_title="step", y_title=y_title)
+    return _layout(figure, title=f"{title}<br><sup>thin: raw, thick: smoothed, diamonds: epoch means</sup>",
+                   x_title="step", y_title=y_title)
 
 
 def quality_figure(records: list[dict]) -> go.Figure | None:
@@ -103,8 +105,8 @@ def missing_digits(records: list[dict]) -> list[int] | None:
 
 
 def _layout(figure: go.Figure, *, title: str, x_title: str, y_title: str) -> go.Figure:
-    figure.update_layout(title=title, height=CHART_HEIGHT, margin=dict(l=10, r=10, t=40, b=10),
-                         legend=dict(orientation="h", yanchor="bottom", y=-0.45, x=0),
+    figure.update_layout(title=title, height=CHART_HEIGHT, margin=dict(l=10, r=10, t=60, b=10),
+                         legend=dict(orientation="h", yanchor="top", y=-0.28, x=0),
                          xaxis_title=x_title, yaxis_title=y_title, uirevision="keep")
     return figure
 

@@ -131,7 +131,7 @@ def interpolation_ui(served: Served) -> None:
                              digit_b=int(digit_b) if conditional else None, steps=bounded["steps"],
                              truncation=bounded["truncation"], config=served.config)
         strip = grid(frames, len(frames), scale=display_scale(columns=len(frames), target_px=900))
-        st.image(png_bytes(strip), caption=f"{len(frames)} frames, seed {bounded['seed']} -> {seed_b}",
+        st.image(png_bytes(strip), caption=f"{len(frames)} frames, seed {bounded['seed']} to {seed_b}",
                  output_format="PNG")
         animation = gif_bytes(frames, scale=6)
         left, right = st.columns([1, 3])
