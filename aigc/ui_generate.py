@@ -15,6 +15,8 @@ from aigc.ui_common import Served, display_scale, png_bytes
 DIGIT_OPTIONS = ["Any"] + [str(d) for d in hosting.DIGITS]
 QUERY_KEYS = ("digit", "n", "seed")
 EVALUATOR_TABLE_MAX = 100
+NEAREST_MAX = 10  # generated images compared with the training set per click
+NEAREST_CHUNK = 10_000
 
 
 def _init_from_query() -> None:
@@ -73,6 +75,7 @@ def generate_ui(served: Served) -> np.ndarray:
                            file_name=f"digits_{values['digit'] if values['digit'] is not None else 'any'}"
                                      f"_seed{values['seed']}.png", key="download_grid")
         evaluator_ui(images, requested=values["digit"], columns=columns)
+        nearest_ui(images)
     _write_query(values)
     return images
 
@@ -138,3 +141,50 @@ def interpolation_ui(served: Served) -> None:
         left.image(animation, caption="animated", output_format="auto")
         right.download_button("Download GIF", animation, mime="image/gif", file_name="interpolation.gif",
                               key="download_gif")
+
+
+@st.cache_resource(max_entries=1, show_spinner="Loading the training images...")
+def _training_images(path: str, mtime_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x_train (N, 784) uint8, squared norms (N,) float32) of the MNIST file, loaded once per server."""
+    del mtime_ns  # part of the cache key only
+    from aigc.data import load_mnist
+
+    x_train = load_mnist(path)[0].reshape(-1, 28 * 28)
+    norms = np.einsum("ij,ij->i", x_train.astype(np.float32) / 255, x_train.astype(np.float32) / 255)
+    return x_train, norms
+
+
+def nearest_training(images: np.ndarray, x_train: np.ndarray, norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(indices (N,), L2 distances (N,)) of the closest training image to each (N, 28, 28) image in [0, 1]."""
+    queries = images.reshape(len(images), -1).astype(np.float32)
+    best_index = np.zeros(len(queries), np.int64)
+    best = np.full(len(queries), np.inf, np.float32)
+    query_norms = np.einsum("ij,ij->i", queries, queries)
+    for start in range(0, len(x_train), NEAREST_CHUNK):
+        chunk = x_train[start:start + NEAREST_CHUNK].astype(np.float32) / 255
+        distances = query_norms[:, None] - 2 * queries @ chunk.T + norms[None, start:start + len(chunk)]
+        index = distances.argmin(axis=1)
+        value = distances[np.arange(len(queries)), index]
+        better = value < best
+        best[better], best_index[better] = value[better], index[better] + start
+    return best_index, np.sqrt(np.maximum(best, 0))
+
+
+def nearest_ui(images: np.ndarray) -> None:
+    """Memorisation check: each generated digit beside its nearest MNIST training image (needs $AIGC_MNIST)."""
+    import os
+    from pathlib import Path
+
+    path = Path(os.environ.get("AIGC_MNIST") or "")
+    if not path.is_file():
+        return
+    with st.expander("Nearest training images (is it copying?)"):
+        if not st.button(f"Compare the first {min(len(images), NEAREST_MAX)} with the training set", key="nearest"):
+            st.caption("Top row: generated. Bottom row: the closest MNIST training image (L2 distance in pixels).")
+            return
+        x_train, norms = _training_images(str(path), path.stat().st_mtime_ns)
+        shown = images[:NEAREST_MAX]
+        index, distance = nearest_training(shown, x_train, norms)
+        pairs = np.concatenate([shown, x_train[index].reshape(-1, 28, 28).astype(np.float32) / 255])
+        st.image(png_bytes(grid(pairs, len(shown), scale=display_scale(columns=len(shown), target_px=700))),
+                 caption="distances: " + ", ".join(f"{d:.1f}" for d in distance), output_format="PNG")

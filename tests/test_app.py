@@ -227,3 +227,25 @@ def test_views_render_on_the_shipped_generator(monkeypatch, tmp_path):
     for view in ("generate", "model", "train"):
         app = run_app(view=view, digit=7, n=4, seed=1)
         assert_clean(app)
+
+
+def test_nearest_training_image_finds_an_exact_copy():
+    from aigc.data import synthetic_mnist
+    from aigc.ui_generate import nearest_training
+
+    x_train = synthetic_mnist(300, 10)["x_train"].reshape(-1, 784)
+    norms = np.einsum("ij,ij->i", x_train / 255.0, x_train / 255.0).astype(np.float32)
+    queries = x_train[[5, 123]].reshape(-1, 28, 28).astype(np.float32) / 255
+    index, distance = nearest_training(queries, x_train, norms)
+    assert list(index) == [5, 123] and np.allclose(distance, 0, atol=1e-2)
+
+
+def test_nearest_training_view(app_env, monkeypatch, tmp_path):
+    from aigc.data import synthetic_mnist
+
+    np.savez(tmp_path / "mnist.npz", **synthetic_mnist(256, 16))
+    monkeypatch.setenv("AIGC_MNIST", str(tmp_path / "mnist.npz"))
+    app = run_app(n=4)
+    app.button(key="nearest").click().run()
+    assert_clean(app)
+    assert any("distances:" in caption for image in app.image for caption in image.captions)

@@ -21,18 +21,6 @@ SERVER_START_S = 90
 VIEWPORT = {"width": 1400, "height": 1500}  # tall enough that a screenshot shows a whole panel
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "tests/e2e/" in str(item.fspath).replace(os.sep, "/"):
-            item.add_marker(pytest.mark.e2e)
-            if not Path(CHROMIUM).exists():
-                item.add_marker(pytest.mark.skip(reason=f"{CHROMIUM} is missing (apt-get install chromium)"))
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "e2e: drives a real browser against `streamlit run app.py`")
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

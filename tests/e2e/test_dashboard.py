@@ -4,11 +4,15 @@ from __future__ import annotations
 import io
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")]
 LOAD_S = 90_000  # ms: first page load imports TensorFlow and loads the generator
 VIEWPORT = {"width": 1400, "height": 1500}
 JOB_S = 180_000  # ms: a tiny job, trainer start-up included, on 2 busy cores
