@@ -4,13 +4,14 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from aigc import hosting
 from aigc.sampling import generate, gif_bytes, grid, interpolate
-from aigc.ui_common import Served, display_scale, png_bytes
+from aigc.ui_common import Served, display_scale, load_served, png_bytes
 
 DIGIT_OPTIONS = ["Any"] + [str(d) for d in hosting.DIGITS]
 QUERY_KEYS = ("digit", "n", "seed")
@@ -114,6 +115,16 @@ def evaluator_ui(images: np.ndarray, *, requested: int | None, columns: int) -> 
         st.table({f"col {c + 1}": [row[c] if c < len(row) else "" for row in rows] for c in range(columns)})
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _interpolation_media(path: str, mtime_ns: int, **settings) -> tuple[bytes, bytes]:
+    """(strip PNG, animated GIF) of one interpolation, cached: other widgets' reruns do not recompute it."""
+    del mtime_ns  # part of the cache key only: a retrained generator gives new frames
+    model, config, _card = load_served(Path(path))
+    frames = interpolate(model, config=config, **settings)
+    strip = grid(frames, len(frames), scale=display_scale(columns=len(frames), target_px=900))
+    return png_bytes(strip), gif_bytes(frames, scale=6)
+
+
 def interpolation_ui(served: Served) -> None:
     """A strip of frames walking (slerp) between two seeds and, for a conditional generator, two digits."""
     conditional = bool(served.config.conditional)
@@ -129,14 +140,11 @@ def interpolation_ui(served: Served) -> None:
         bounded = hosting.bounded_generate_inputs(n=1, seed=seed_a, truncation=st.session_state.get("gen_trunc", 1.0),
                                                   steps=steps)
         seed_b = hosting.bounded_generate_inputs(n=1, seed=seed_b, truncation=1.0)["seed"]
-        frames = interpolate(served.model, seed_a=bounded["seed"], seed_b=seed_b,
-                             digit_a=int(digit_a) if conditional else None,
-                             digit_b=int(digit_b) if conditional else None, steps=bounded["steps"],
-                             truncation=bounded["truncation"], config=served.config)
-        strip = grid(frames, len(frames), scale=display_scale(columns=len(frames), target_px=900))
-        st.image(png_bytes(strip), caption=f"{len(frames)} frames, seed {bounded['seed']} to {seed_b}",
-                 output_format="PNG")
-        animation = gif_bytes(frames, scale=6)
+        strip, animation = _interpolation_media(
+            str(served.path), served.path.stat().st_mtime_ns, seed_a=bounded["seed"], seed_b=seed_b,
+            digit_a=int(digit_a) if conditional else None, digit_b=int(digit_b) if conditional else None,
+            steps=bounded["steps"], truncation=bounded["truncation"])
+        st.image(strip, caption=f"{bounded['steps']} frames, seed {bounded['seed']} to {seed_b}", output_format="PNG")
         left, right = st.columns([1, 3])
         left.image(animation, caption="animated", output_format="auto")
         right.download_button("Download GIF", animation, mime="image/gif", file_name="interpolation.gif",
@@ -173,7 +181,6 @@ def nearest_training(images: np.ndarray, x_train: np.ndarray, norms: np.ndarray)
 def nearest_ui(images: np.ndarray) -> None:
     """Memorisation check: each generated digit beside its nearest MNIST training image (needs $AIGC_MNIST)."""
     import os
-    from pathlib import Path
 
     path = Path(os.environ.get("AIGC_MNIST") or "")
     if not path.is_file():
