@@ -21,8 +21,8 @@ RUNG_NAMES = {"floor": "floor", "noise_0.1": "noise 0.1", "shift_1px": "shift 1p
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, help="generator .keras (default: checkpoints/generator.keras)")
-    parser.add_argument("--n", type=bounded_int(MIN_N, MAX_N), default=10_000, help="samples to draw")
-    parser.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0, help="latent seed")
+    parser.add_argument("--n", type=bounded_int(MIN_N, MAX_N), default=10_000, help=f"samples to draw ({MIN_N}..{MAX_N}, default 10000)")
+    parser.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0, help="latent seed (with --train-evaluator: the training seed)")
     parser.add_argument("--batch-size", type=bounded_int(1, 10_000), default=500)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--evaluator", default=None, help="evaluator .keras (default: checkpoints/evaluator.keras)")
