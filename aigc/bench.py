@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from aigc.cli import bounded_int, positive_float
+
 SECTIONS = ("throughput", "quality", "latency", "flops")
 # Per mode: interleaved rounds, steps per timed window, time-to-quality budget and interval (s), eval samples, repeats.
 MODES = {
@@ -38,9 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--browser", action="store_true", help="also time the Streamlit app in Chromium (slow)")
     parser.add_argument("--variants", action="store_true", help="also measure XLA, bf16 and batch sizes of the trainer")
     parser.add_argument("--quality-bf16", action="store_true", help="time to quality also for the default in bf16")
-    parser.add_argument("--batch-size", type=int, default=256, help="batch of the throughput comparison")
-    parser.add_argument("--budget", type=float, default=None, help="time-to-quality seconds per contender")
-    parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0 = default)")
+    parser.add_argument("--batch-size", type=bounded_int(2, 8192), default=256, help="batch of the throughput comparison")
+    parser.add_argument("--budget", type=positive_float(86_400), default=None, help="time-to-quality seconds per contender")
+    parser.add_argument("--threads", type=bounded_int(0, 1024), default=0, help="TensorFlow intra-op threads (0 = default)")
     parser.add_argument("--checkpoint", default=None, help="generator for latency (default: shipped, else fresh)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON ('-' = stdout)")
 
@@ -51,13 +53,22 @@ def main(args: argparse.Namespace) -> int:
     if unknown:
         print(f"error: unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}", file=sys.stderr)
         return 2
+    if args.json and args.json != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        print(f"error: --json: folder does not exist: {os.path.dirname(args.json)}", file=sys.stderr)
+        return 2
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     settings = dict(MODES[mode], batch=args.batch_size)
     if args.budget:
         settings.update(budget_s=args.budget, interval_s=args.budget / 4)
     _configure(args.threads)
     results = {"machine": machine(), "mode": mode, "settings": settings, "started_at": time.time()}
-    x, y, source = _data(args)
+    try:
+        x, y, source = _data(args)
+        if "latency" in sections:
+            _serving_generator(args.checkpoint)  # a bad --checkpoint fails now, not after minutes of training
+    except Exception as error:  # DataError / CheckpointError: one line, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     results["data"] = source
     steps = [("throughput", lambda: throughput(x, y, variants=args.variants, **settings)),
              ("flops", lambda: flops(results.get("throughput"), tiny=args.tiny)),
@@ -98,6 +109,8 @@ def _data(args):
             x, y, _xt, _yt = load_mnist(args.data)
             return x, y, args.data or os.environ.get("AIGC_MNIST") or "keras"
         except DataError as error:
+            if args.data:
+                raise  # an explicit path that is not MNIST is an error, not a fallback
             print(f"note: {error}\nnote: using synthetic data; the quality section is skipped.", file=sys.stderr)
     fake = synthetic_mnist(1024, 16)
     return fake["x_train"], fake["y_train"], "synthetic"
