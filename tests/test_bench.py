@@ -73,3 +73,21 @@ def test_unknown_section_is_a_one_line_error(capsys):
     bench.add_arguments(parser)
     assert bench.main(parser.parse_args(["--tiny", "--only", "nope"])) == 2
     assert "unknown section" in capsys.readouterr().err
+
+
+def test_match_time_uses_the_reference_best_fdd():
+    curves = {"reference": [{"train_s": 10, "fdd": 80.0}, {"train_s": 20, "fdd": 60.0}, {"train_s": 30, "fdd": 90.0}],
+              "default (raw generator)": [{"train_s": 10, "fdd": 70.0}, {"train_s": 20, "fdd": 55.0}],
+              "default (EMA, served)": [{"train_s": 10, "fdd": 99.0}, {"train_s": 20, "fdd": 65.0}]}
+    matched = bench._match_time(curves)
+    assert matched == {"reference_best_fdd": 60.0, "default (raw generator)": 20, "default (EMA, served)": None}
+
+
+def test_browser_section_renders_without_a_browser():
+    from aigc.bench_browser import render_browser
+
+    result = {"cold_start_s (app)": 9.5, "idle": {"app": {"median_ms": 150.0, "p95_ms": 200.0, "n": 5},
+                                                  "trivial page": {"median_ms": 100.0, "p95_ms": 120.0, "n": 5}},
+              "peak_rss_mb": {"app server": 700.0}}
+    text = render_browser(result)
+    assert "1.50x" in text and "cold_start_s (app): 9.5" in text and "app server: 700 MB" in text
