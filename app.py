@@ -18,14 +18,13 @@ VIEWS = {"generate": "Generate", "train": "Train", "model": "Model"}
 
 
 def pick_view(policy: hosting.Policy) -> str:
-    """Sidebar view chooser, seeded once from ?view=; Train is hidden when training is off."""
+    """Sidebar view chooser, seeded from ?view=; Train is hidden when training is off."""
     views = [key for key in VIEWS if key != "train" or policy.training_visible]
-    if "view" not in st.session_state:
-        wanted = st.query_params.get("view", "generate")
-        st.session_state.view = wanted if wanted in views else "generate"
-    if st.session_state.view not in views:
-        st.session_state.view = "generate"
-    view = st.sidebar.radio("View", views, format_func=VIEWS.get, key="view")
+    # A plain session key remembers the view even if Streamlit drops the radio's widget state.
+    remembered = st.session_state.get("_view") or st.query_params.get("view", "generate")
+    remembered = remembered if remembered in views else "generate"
+    view = st.sidebar.radio("View", views, index=views.index(remembered), format_func=VIEWS.get, key="view")
+    st.session_state["_view"] = view
     if st.query_params.get("view") != view:
         st.query_params["view"] = view
     return view

@@ -47,9 +47,11 @@ def generator_sidebar_ui() -> Served | None:
         st.sidebar.info("No generator yet.")
         return None
     labels = [c.label.split(" (")[0] for c in choices]  # stable labels: the run name changes
-    label = st.sidebar.selectbox("Generator", labels, key=GENERATOR_KEY,
-                                 help="Generators found on the server. While a job trains, "
+    remembered = st.session_state.get("_generator_label")
+    label = st.sidebar.selectbox("Generator", labels, index=labels.index(remembered) if remembered in labels else 0,
+                                 key=GENERATOR_KEY, help="Generators found on the server. While a job trains, "
                                  "'Newest trained run' follows its latest saved epoch.")
+    st.session_state["_generator_label"] = label
     chosen = choices[labels.index(label)] if label in labels else choices[0]
     if chosen.kind == "run":
         st.sidebar.caption(f"Run: {chosen.path.parent.name}")

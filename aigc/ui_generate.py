@@ -21,14 +21,21 @@ NEAREST_CHUNK = 10_000
 
 
 def _init_from_query() -> None:
-    """Seed the widgets once per session from the URL (?digit=7&n=16&seed=3); bad values -> defaults."""
-    if st.session_state.get("_gen_init"):
-        return
-    raw = {key: st.query_params.get(key) for key in QUERY_KEYS}
-    values, notices = hosting.parse_generate_params({k: v for k, v in raw.items() if v is not None})
-    st.session_state.update(gen_digit="Any" if values["digit"] is None else str(values["digit"]),
-                            gen_n=values["n"], gen_seed=values["seed"], gen_trunc=hosting.TRUNCATION_DEFAULT,
-                            _gen_init=True, _gen_notices=notices)
+    """Seed the widgets from the URL (?digit=7&n=16&seed=3) once per session; bad values -> defaults.
+
+    Streamlit forgets a widget's state while another view is shown, so the last values are also
+    kept under a plain session key and restored on return.
+    """
+    if not st.session_state.get("_gen_init"):
+        raw = {key: st.query_params.get(key) for key in QUERY_KEYS}
+        values, notices = hosting.parse_generate_params({k: v for k, v in raw.items() if v is not None})
+        st.session_state["_gen_last"] = dict(gen_digit="Any" if values["digit"] is None else str(values["digit"]),
+                                             gen_n=values["n"], gen_seed=values["seed"],
+                                             gen_trunc=hosting.TRUNCATION_DEFAULT)
+        st.session_state.update(_gen_init=True, _gen_notices=notices)
+    for key, value in st.session_state["_gen_last"].items():
+        if key not in st.session_state:
+            st.session_state[key] = value
 
 
 def _new_seed() -> None:
@@ -50,6 +57,8 @@ def controls_ui(*, conditional: bool) -> dict:
         right.form_submit_button("New seed", on_click=_new_seed, width="stretch")
     values = hosting.bounded_generate_inputs(n=n, seed=seed, truncation=truncation)
     values["digit"] = None if digit == "Any" or not conditional else int(digit)
+    st.session_state["_gen_last"] = dict(gen_digit=digit, gen_n=values["n"], gen_seed=values["seed"],
+                                         gen_trunc=values["truncation"])
     return values
 
 

@@ -249,3 +249,12 @@ def test_nearest_training_view(app_env, monkeypatch, tmp_path):
     app.button(key="nearest").click().run()
     assert_clean(app)
     assert any("distances:" in caption for image in app.image for caption in image.captions)
+
+
+def test_generate_settings_survive_a_visit_to_another_view(app_env):
+    app = run_app(digit=4, n=9, seed=21)
+    app.sidebar.radio(key="view").set_value("model").run()
+    assert_clean(app)
+    app.sidebar.radio(key="view").set_value("generate").run()
+    assert_clean(app)
+    assert "9 x digit 4 - seed 21" in app.image[0].captions[0]
