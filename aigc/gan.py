@@ -82,8 +82,11 @@ class GAN:
         totals = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
         if self.ema_generator is not None:
             # Polyak averaging of the generator: a smoother, better sampler at no training cost.
+            # Warm-up (1 + t) / (10 + t) keeps the average from holding on to the random start.
+            steps = tf.cast(self.g_optimizer.iterations, tf.float32)
+            decay = tf.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))
             for ema_weight, weight in zip(self.ema_generator.weights, self.generator.weights):
-                ema_weight.assign(self.ema_decay * ema_weight + (1.0 - self.ema_decay) * weight)
+                ema_weight.assign(decay * ema_weight + (1.0 - decay) * weight)
         return totals
 
     def _replica_step(self, real_images, labels):

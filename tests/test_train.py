@@ -195,3 +195,18 @@ def test_status_and_metrics_valid_after_every_write(tmp_path, synthetic_npz, mon
     monkeypatch.setattr(train, "append_metrics", checked_append)
     assert train.run(tiny_config(tmp_path / "run", synthetic_npz, epochs=1)) == "finished"
     assert seen["status"] >= 4 and seen["metrics"] >= 4
+
+
+def test_ema_warms_up_instead_of_holding_the_random_start():
+    from aigc.data import synthetic_mnist, to_model_range
+    from aigc.gan import GAN
+
+    arrays = synthetic_mnist(32, 8)
+    gan = GAN(ModelConfig(), lr_g=1e-2, lr_d=2e-4, beta_1=0.5, ema_decay=0.999, loss="bce",
+              label_smoothing=0.0, global_batch=32)
+    start = [w.copy() for w in gan.generator.get_weights()]
+    gan.train_step(to_model_range(arrays["x_train"]), arrays["y_train"].astype(np.int32))
+    trained, ema = gan.generator.get_weights(), gan.ema_generator.get_weights()
+    to_trained = sum(float(np.abs(e - t).sum()) for e, t in zip(ema, trained))
+    to_start = sum(float(np.abs(e - s).sum()) for e, s in zip(ema, start))
+    assert to_trained < to_start, "after the first step the EMA copy must follow the trained weights"
