@@ -51,7 +51,7 @@ def _architecture_ui(model) -> None:
     rows = layer_rows(model)
     total = sum(row["params"] for row in rows)
     st.markdown(f"**{model.name}**: {len(rows)} layers, {total:,} parameters")
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(rows, hide_index=True, width="stretch", height=35 * (len(rows) + 1) + 3)  # no inner scroll
 
 
 def card_ui(served: Served) -> None:

@@ -115,6 +115,8 @@ def browser():
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(60_000)  # these machines are shared: be patient, not flaky
+    context.set_default_navigation_timeout(90_000)
     yield context.new_page()
     context.close()
 

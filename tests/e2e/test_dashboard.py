@@ -19,7 +19,7 @@ JOB_S = 180_000  # ms: a tiny job, trainer start-up included, on 2 busy cores
 
 
 def open_view(page, server, view: str, query: str = "") -> None:
-    page.goto(f"{server['url']}/?view={view}{query}")
+    page.goto(f"{server['url']}/?view={view}{query}", wait_until="domcontentloaded")
     page.get_by_test_id("stSidebar").wait_for(timeout=LOAD_S)
 
 
@@ -36,7 +36,9 @@ def shoot(page, screenshot_dir, name: str) -> None:
     """Save the page once every image has loaded (only when $AIGC_SCREENSHOT_DIR is set)."""
     if not screenshot_dir:
         return
-    page.wait_for_function("() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+                           " && !document.querySelector('[data-testid=stSkeleton]')"
+                           " && !document.querySelector('[data-testid=stStatusWidget] button')")
     page.wait_for_timeout(800)  # let plotly finish its transition
     screenshot_dir.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(screenshot_dir / f"{name}.png"))
@@ -109,7 +111,10 @@ def test_stop_a_longer_job_seen_from_a_second_page(page, server, browser):
     start_job(page, epochs=50)
     page.get_by_text(re.compile(r"^Started run-")).wait_for(timeout=JOB_S)
     run_name = page.get_by_role("heading", name=re.compile(r"^Run run-")).first.inner_text()
-    second = browser.new_context(viewport=VIEWPORT).new_page()
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(60_000)
+    context.set_default_navigation_timeout(90_000)
+    second = context.new_page()
     open_view(second, server, "train")
     second.get_by_role("heading", name=run_name).wait_for(timeout=LOAD_S)
     markdown(second, "State: running").wait_for(timeout=JOB_S)
@@ -127,5 +132,6 @@ def test_stop_a_longer_job_seen_from_a_second_page(page, server, browser):
 def test_model_view(page, server, screenshot_dir, view):
     open_view(page, server, view)
     page.get_by_text(re.compile(r"dcgan_generator.*parameters")).wait_for(timeout=LOAD_S)
+    page.get_by_test_id("stDataFrame").first.wait_for(timeout=LOAD_S)
     assert page.get_by_test_id("stException").count() == 0
     shoot(page, screenshot_dir, "model")
