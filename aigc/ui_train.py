@@ -10,7 +10,7 @@ from aigc import hosting, jobs
 from aigc.config import PRESETS
 from aigc.runs import ACTIVE_STATES, RunPaths, read_metrics, read_status
 from aigc.ui_charts import loss_figure, missing_digits, probability_figure, quality_figure
-from aigc.ui_common import png_bytes
+from aigc.ui_common import guarded, png_bytes
 
 POLL_S = 1.5  # how often the live view re-reads status.json / metrics.jsonl while a job runs
 START_CHOICES = {"Train more (shipped weights)": "shipped", "From scratch": "scratch"}
@@ -67,6 +67,11 @@ def _after_launch(result: jobs.StartResult) -> None:
 
 def live_ui(*, run_dir: str, was_active: bool, can_control: bool) -> None:
     """Progress, Stop, charts and sample grids of one run; re-run every POLL_S seconds while it trains."""
+    # Polled reruns bypass the app's panel guard, so this fragment guards itself.
+    guarded(_live_body, run_dir=run_dir, was_active=was_active, can_control=can_control, name="live training")
+
+
+def _live_body(*, run_dir: str, was_active: bool, can_control: bool) -> None:
     now = jobs.current_job()
     if now.active != was_active or (now.paths and str(now.paths.root) != run_dir):
         st.rerun()  # the job started or ended since the full run: redraw the whole page
