@@ -89,6 +89,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-limit", type=bounded_int(0, 10**7), default=0, help="use only the first N images")
     parser.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0)
     parser.add_argument("--eval-samples", type=bounded_int(0, 100_000), default=2000, help="samples for per-epoch quality (0 = off)")
+    parser.add_argument("--log-every", type=bounded_int(1, 100_000), default=20, help="steps per metrics line")
     parser.add_argument("--checkpoint-seconds", type=positive_float(86_400), default=60.0)
     parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto")
     parser.add_argument("--threads", type=bounded_int(0, 1024), default=0, help="CPU threads for TensorFlow (0 = all)")
@@ -122,7 +123,7 @@ def train_main(args: argparse.Namespace) -> int:
                           batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, ema_decay=args.ema_decay,
                           loss=args.loss, label_smoothing=args.label_smoothing, data=args.data,
                           init_from=args.init_from, max_steps=args.max_steps, seed=args.seed,
-                          eval_samples=args.eval_samples, checkpoint_seconds=args.checkpoint_seconds,
+                          eval_samples=args.eval_samples, checkpoint_seconds=args.checkpoint_seconds, log_every=args.log_every,
                           precision=args.precision, threads=args.threads, nice=args.nice, resume=args.resume,
                           train_limit=args.train_limit,
                           extra={"jit": args.jit, "keep_every": args.keep_every, "preset_defaulted": args.preset is None})

@@ -74,12 +74,22 @@ class RunPaths:
         return sorted(self.samples.glob("epoch_*.png")) if self.samples.is_dir() else []
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then os.replace onto path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; other readers (a container's user) need the usual mode
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

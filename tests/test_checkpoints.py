@@ -46,3 +46,14 @@ def test_sibling_discriminator(tmp_path):
     assert sibling_discriminator(generator) is None
     (tmp_path / "seed_discriminator.keras").write_bytes(b"x")
     assert sibling_discriminator(generator) == tmp_path / "seed_discriminator.keras"
+
+
+def test_atomic_writes_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    from aigc.runs import _UMASK, atomic_write_bytes
+
+    atomic_write_bytes(tmp_path / "status.json", b"{}")
+    mode = stat.S_IMODE(os.stat(tmp_path / "status.json").st_mode)
+    assert mode == 0o666 & ~_UMASK, "a container user must be able to read files the trainer writes"
