@@ -32,7 +32,10 @@ SCRIPT = textwrap.dedent("""
     real_images, labels = next(iter(strategy.experimental_distribute_dataset(dataset)))
     before = [w.copy() for w in gan.generator.get_weights()]
     metrics = gan.train_step(real_images, labels)
+    from aigc.sampling import generate  # the trainer samples from mirrored weights after each epoch
+    images, _ = generate(gan.serving_generator, 3, seed=0, config=gan.config)
     print(json.dumps({
+        "sample_shape": list(images.shape),
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
         "per_replica_batches": [int(t.shape[0]) for t in strategy.experimental_local_results(real_images)],
@@ -53,3 +56,4 @@ def test_mirrored_strategy_splits_the_batch_over_two_logical_cpus():
     assert all(abs(v) < 1e6 and v == v for v in result["metrics"].values()), result["metrics"]
     assert 0 <= result["metrics"]["d_real"] <= 1 and 0 <= result["metrics"]["d_fake"] <= 1
     assert result["generator_changed"]
+    assert result["sample_shape"] == [3, 28, 28]
