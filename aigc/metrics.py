@@ -40,6 +40,13 @@ class Evaluator:
     sigma: np.ndarray  # (D, D) float64
     ladder: dict  # rung name -> FDD, in LADDER_NAMES order
     info: dict  # how the evaluator was trained (accuracy, seconds, seed)
+    serve: object = None  # the model as a tf.function with a fixed signature (traced once), when built
+
+    def outputs(self, images: np.ndarray):
+        """[features (N, D), probs (N, 10)] for float32 images (N, 28, 28) in [0, 1]."""
+        if self.serve is not None:
+            return self.serve(images)
+        return self.model(images, training=False)
 
 
 def evaluator_available() -> bool:
@@ -68,7 +75,15 @@ def _load_cached(model_path: str, _model_mtime: int, stats_path: str, _stats_mti
     mu, sigma, ladder, info = read_stats(stats_path)
     if mu.shape != (model.outputs[0].shape[-1],):
         raise EvaluatorError(f"{stats_path} has {mu.shape[0]}-d statistics for a {model.outputs[0].shape[-1]}-d evaluator")
-    return Evaluator(model=model, mu=mu, sigma=sigma, ladder=ladder, info=info)
+    return Evaluator(model=model, mu=mu, sigma=sigma, ladder=ladder, info=info, serve=_compiled(model))
+
+
+def _compiled(model):
+    """The evaluator as one traced tf.function (batch dimension open): no retracing across requests."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, 28, 28], tf.float32, name="images")
+    return tf.function(lambda images: model(images, training=False), input_signature=[spec])
 
 
 def read_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict, dict]:
@@ -117,7 +132,7 @@ def evaluator_outputs(images, *, evaluator: Evaluator | None = None, batch_size:
     images = _as_images(images)
     features, probs = [], []
     for start in range(0, len(images), batch_size):
-        f, p = evaluator.model(images[start:start + batch_size], training=False)
+        f, p = evaluator.outputs(images[start:start + batch_size])
         features.append(np.asarray(f, np.float64))
         probs.append(np.asarray(p, np.float64))
     if not features:

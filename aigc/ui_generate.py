@@ -81,7 +81,8 @@ def generate_ui(served: Served) -> np.ndarray:
         what = "any digit" if values["digit"] is None else f"digit {values['digit']}"
         st.image(png_bytes(picture), caption=f"{len(images)} x {what} - seed {values['seed']} - "
                  f"scale {values['truncation']:.2f} - {served.label} - {elapsed_ms:.0f} ms", output_format="PNG")
-        st.download_button("Download PNG", png_bytes(grid(images, columns, scale=4)), mime="image/png",
+        # A callable is only run when the button is clicked: no 4x PNG on every rerun.
+        st.download_button("Download PNG", lambda: png_bytes(grid(images, columns, scale=4)), mime="image/png",
                            file_name=f"digits_{values['digit'] if values['digit'] is not None else 'any'}"
                                      f"_seed{values['seed']}.png", key="download_grid")
         evaluator_ui(images, requested=values["digit"], columns=columns)
