@@ -4,6 +4,7 @@ Called by `python -m aigc train`, which takes the global training lock before im
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aigc.config import ModelConfig, TrainConfig
+from aigc.config import ModelConfig, TrainConfig, preset_defaults
 from aigc.runs import (RunPaths, append_metrics, atomic_write_bytes, atomic_write_json, overwrite_json_in_place,
                        read_json)
 
@@ -77,7 +78,7 @@ class RunWriter:
 
 def run(cfg: TrainConfig) -> str:
     """Train per cfg, writing the run directory; returns the final state (finished|stopped|failed)."""
-    cfg = cfg.resolved()
+    cfg = dataclasses.replace(cfg)  # hyperparameters are resolved once the run's preset is known
     paths = RunPaths(Path(cfg.run_dir))
     previous = read_json(paths.status) or {}
     writer = RunWriter(paths, dict(previous, state="starting", pid=os.getpid(), started_at=time.time(), error=None,
@@ -157,10 +158,22 @@ def _model_config(cfg: TrainConfig, paths: RunPaths) -> tuple[ModelConfig, dict]
         model_config, _card = read_meta(cfg.init_from)
     else:
         model_config = ModelConfig(preset=cfg.preset)
+    hyper = dataclasses.replace(cfg, preset=model_config.preset).resolved()
     saved = {"model_config": json.loads(model_config.to_json()), "created_at": time.time(),
-             "init_from": cfg.init_from, "data": cfg.data or os.environ.get("AIGC_MNIST") or "keras"}
+             "init_from": cfg.init_from, "data": cfg.data or os.environ.get("AIGC_MNIST") or "keras",
+             "hyperparameters": {key: getattr(hyper, key) for key in preset_defaults(model_config.preset)}}
     atomic_write_json(paths.config, saved)
     return model_config, saved
+
+
+def _hyperparameters(cfg: TrainConfig, preset: str, run_config: dict) -> TrainConfig:
+    """Unset hyperparameters: the run's recorded ones on resume, else the preset's defaults."""
+    cfg = dataclasses.replace(cfg, preset=preset)
+    recorded = run_config.get("hyperparameters") or {}
+    for key, default in preset_defaults(preset).items():
+        if getattr(cfg, key) is None:
+            setattr(cfg, key, recorded.get(key, default))
+    return cfg
 
 
 def _train(cfg: TrainConfig, paths: RunPaths, writer: RunWriter, previous: dict) -> str:
@@ -173,7 +186,7 @@ def _train(cfg: TrainConfig, paths: RunPaths, writer: RunWriter, previous: dict)
     stop = StopFlag(paths.stop)
     precision = _configure_runtime(cfg)
     model_config, run_config = _model_config(cfg, paths)
-    cfg.preset = model_config.preset
+    cfg = _hyperparameters(cfg, model_config.preset, run_config)
     x_train, y_train, _x_test, _y_test = load_mnist(cfg.data)
     if cfg.train_limit:
         x_train, y_train = x_train[:cfg.train_limit], y_train[:cfg.train_limit]

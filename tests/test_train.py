@@ -210,3 +210,15 @@ def test_ema_warms_up_instead_of_holding_the_random_start():
     to_trained = sum(float(np.abs(e - t).sum()) for e, t in zip(ema, trained))
     to_start = sum(float(np.abs(e - s).sum()) for e, s in zip(ema, start))
     assert to_trained < to_start, "after the first step the EMA copy must follow the trained weights"
+
+
+def test_resume_without_preset_keeps_the_runs_preset_and_hyperparameters(tmp_path, synthetic_npz):
+    from aigc.train import run
+
+    run_dir = tmp_path / "run"
+    assert run(tiny_config(run_dir, synthetic_npz, preset="seed", extra={}, lr_d=1e-4, max_steps=2)) == "stopped"
+    # Resuming as the CLI does without --preset: the dcgan defaults (EMA on) must not leak in.
+    assert run(tiny_config(run_dir, synthetic_npz, epochs=0, resume=True)) == "finished"
+    config = read_json(RunPaths(run_dir).config)
+    assert config["model_config"]["preset"] == "seed"
+    assert config["hyperparameters"]["ema_decay"] == 0.0 and config["hyperparameters"]["lr_d"] == 1e-4
