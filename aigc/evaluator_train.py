@@ -78,7 +78,6 @@ def save_model(model, path: str | Path) -> None:
 
 def main(*, data: str | None, model_path: Path, stats_path: Path, epochs: int, seed: int, log=print) -> dict:
     """Train, save, then compute and save the reference stats and ladder; returns the info dict."""
-    from aigc import metrics
     from aigc.data import load_mnist
 
     x_train, y_train, x_test, y_test = load_mnist(data)

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -14,6 +12,7 @@ import pytest
 from aigc import jobs
 from aigc.hosting import Policy
 from aigc.runs import RunPaths, TrainingLock, atomic_write_json, read_status
+from helpers import stop_trainers
 
 FAST_TRAINER_ARGS = "--eval-samples 0 --checkpoint-seconds 5"
 
@@ -44,20 +43,6 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("AIGC_TRAIN_ARGS", FAST_TRAINER_ARGS)
     yield {"runs": runs, "ckpt": ckpt}
     stop_trainers(runs)
-
-
-def stop_trainers(runs: Path, timeout: float = 30) -> None:
-    """SIGTERM (then SIGKILL) the trainer holding this test's lock, if any."""
-    holder = TrainingLock(runs).holder()
-    pid = (holder or {}).get("pid")
-    if not pid:
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.time() + timeout
-    while TrainingLock(runs).holder() and time.time() < deadline:
-        time.sleep(0.2)
-    if TrainingLock(runs).holder():
-        os.kill(pid, signal.SIGKILL)
 
 
 def wait_for_state(paths: RunPaths, states, timeout: float = 120) -> dict:

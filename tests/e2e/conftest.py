@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import stop_trainers
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -41,22 +42,6 @@ def shipped_or_tiny_checkpoints(folder: Path) -> Path:
     return folder
 
 
-def stop_trainer(runs: Path, timeout: float = 30) -> None:
-    """End the trainer this test session started (found by its lock in the tmp runs folder)."""
-    from aigc.runs import TrainingLock
-
-    holder = TrainingLock(runs).holder()
-    pid = (holder or {}).get("pid")
-    if not pid:
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.time() + timeout
-    while TrainingLock(runs).holder() and time.time() < deadline:
-        time.sleep(0.2)
-    if TrainingLock(runs).holder():
-        os.kill(pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """Base URL of a live app whose runs, data and (when needed) checkpoints live in tmp folders."""
@@ -79,7 +64,7 @@ def server(tmp_path_factory):
         _wait_healthy(url, process)
         yield {"url": url, "runs": runs, "log": tmp / "server.log"}
     finally:
-        stop_trainer(runs)
+        stop_trainers(runs)
         os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=20)
