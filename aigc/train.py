@@ -52,8 +52,9 @@ class RunWriter:
     def log(self, message: str) -> None:
         line = f"[{time.strftime('%H:%M:%S')}] {message}"
         print(line, flush=True)
-        with open(self.paths.log, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        if not _stdout_is(self.paths.log):  # the app sends stdout to train.log already: no double lines
+            with open(self.paths.log, "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
 
     def update(self, **fields) -> None:
         self.status.update(fields, updated_at=time.time())
@@ -74,6 +75,15 @@ class RunWriter:
                 if isinstance(value, (int, float)) and key not in ("step", "epoch", "time"):
                     tf.summary.scalar(prefix + key, value)
         self._tb.flush()
+
+
+def _stdout_is(path: Path) -> bool:
+    """True when this process's stdout is the file at path."""
+    try:
+        out, target = os.fstat(sys.stdout.fileno()), os.stat(path)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (out.st_dev, out.st_ino) == (target.st_dev, target.st_ino)
 
 
 def run(cfg: TrainConfig) -> str:

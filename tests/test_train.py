@@ -222,3 +222,15 @@ def test_resume_without_preset_keeps_the_runs_preset_and_hyperparameters(tmp_pat
     config = read_json(RunPaths(run_dir).config)
     assert config["model_config"]["preset"] == "seed"
     assert config["hyperparameters"]["ema_decay"] == 0.0 and config["hyperparameters"]["lr_d"] == 1e-4
+
+
+def test_log_lines_appear_once_when_stdout_is_train_log(tmp_path, synthetic_npz):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    log = run_dir / "train.log"
+    with open(log, "ab") as handle:  # as the app launches the trainer
+        subprocess.run([sys.executable, "-m", "aigc", "train", "--run-dir", str(run_dir), "--data", str(synthetic_npz),
+                        "--epochs", "1", "--batch-size", "64", "--eval-samples", "0"], cwd=REPO, stdout=handle,
+                       stderr=subprocess.STDOUT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=300, check=True)
+    lines = log.read_text().splitlines()
+    assert sum(line.endswith("] finished") for line in lines) == 1
