@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 import streamlit as st  # noqa: E402
 
 from aigc import hosting  # noqa: E402
-from aigc.ui_common import generator_sidebar_ui, guarded, no_generator_ui  # noqa: E402
+from aigc.ui_common import generator_sidebar_ui, guarded, keep_keras_session, no_generator_ui  # noqa: E402
 
 TITLE = "AIGC digits"
 VIEWS = {"generate": "Generate", "train": "Train", "model": "Model"}
@@ -32,6 +32,7 @@ def pick_view(policy: hosting.Policy) -> str:
 
 def main() -> None:
     st.set_page_config(page_title=TITLE, page_icon="🔢", layout="wide")
+    keep_keras_session()
     st.title(TITLE)
     st.caption("Handwritten digits from a GAN trained on MNIST.")
     policy = hosting.load_policy(secrets=hosting.streamlit_secrets())

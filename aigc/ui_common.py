@@ -108,3 +108,19 @@ def png_bytes(picture) -> bytes:
 def display_scale(*, columns: int, target_px: int = 560) -> int:
     """Integer nearest-neighbour upscaling so a grid of `columns` 28-px digits is about target_px wide."""
     return max(1, min(12, target_px // (columns * 30)))
+
+
+def keep_keras_session() -> None:
+    """Stop Streamlit from calling keras.backend.clear_session() after every rerun.
+
+    Streamlit does that for apps that build models in the script; this app builds none per
+    rerun (generators and the evaluator are cached resources), so the call only cost a full
+    gc.collect(): ~250 ms of CPU per click and per poll while training (measured in AppTest).
+    """
+    import keras
+
+    if getattr(keras.backend.clear_session, "__name__", "") != "_clear_session_skipped_by_aigc":
+        def _clear_session_skipped_by_aigc(*_args, **_kwargs):
+            return None
+
+        keras.backend.clear_session = _clear_session_skipped_by_aigc
