@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.e2e,
@@ -27,9 +28,17 @@ def markdown(page, text: str):
     return page.get_by_test_id("stMarkdownContainer").filter(has_text=text).first
 
 
-def choose(page, label: str, option: str) -> None:
-    page.get_by_test_id("stSelectbox").filter(has_text=label).first.click()
-    page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+def choose(page, label: str, option: str, *, attempts: int = 3) -> None:
+    """Pick an option of a selectbox; retried because a rerun can close the open list."""
+    for attempt in range(attempts):
+        page.get_by_test_id("stSelectbox").filter(has_text=label).first.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
 
 
 def shoot(page, screenshot_dir, name: str) -> None:
