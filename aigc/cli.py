@@ -95,6 +95,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=bounded_int(0, 1024), default=0, help="CPU threads for TensorFlow (0 = all)")
     parser.add_argument("--nice", type=bounded_int(0, 19), default=0, help="lower the trainer's CPU priority")
     parser.add_argument("--jit", action="store_true", help="compile the train step with XLA")
+    parser.add_argument("--discriminator", choices=("projection", "concat"), default=None,
+                        help="dcgan discriminator's conditioning for a new run (default: projection)")
+    parser.add_argument("--spectral-norm", action="store_true", help="dcgan: spectral normalization in D (new run)")
     parser.add_argument("--keep-every", type=bounded_int(0, MAX_EPOCHS), default=0,
                         help="also keep generators/epoch_NNNN.keras every N epochs (0 = off)")
 
@@ -126,7 +129,8 @@ def train_main(args: argparse.Namespace) -> int:
                           eval_samples=args.eval_samples, checkpoint_seconds=args.checkpoint_seconds, log_every=args.log_every,
                           precision=args.precision, threads=args.threads, nice=args.nice, resume=args.resume,
                           train_limit=args.train_limit,
-                          extra={"jit": args.jit, "keep_every": args.keep_every, "preset_defaulted": args.preset is None})
+                          extra={"jit": args.jit, "keep_every": args.keep_every, "preset_defaulted": args.preset is None,
+                                 "discriminator": args.discriminator, "spectral_norm": args.spectral_norm or None})
         from aigc.train import main_guarded
 
         return main_guarded(cfg)

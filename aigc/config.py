@@ -18,10 +18,13 @@ class ModelConfig:
     latent_dim: int = 100
     num_classes: int = NUM_CLASSES
     base_filters: int = 64  # dcgan only: width of the first conv layer
+    discriminator: str = "projection"  # dcgan only: "projection" or "concat" (label maps as extra channels)
+    spectral_norm: bool = False  # dcgan only: spectral normalization on the discriminator's layers
 
     def __post_init__(self):
         assert self.preset in PRESETS, f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}"
         assert self.latent_dim > 0, "latent_dim must be positive"
+        assert self.discriminator in ("projection", "concat"), f"unknown discriminator {self.discriminator!r}"
 
     @property
     def conditional(self) -> bool:

@@ -74,16 +74,25 @@ def _dcgan_generator(config: ModelConfig) -> keras.Model:
 
 def _dcgan_discriminator(config: ModelConfig) -> keras.Model:
     width = config.base_filters
+    # Optional spectral normalization (Miyato et al. 2018) of every weight layer.
+    norm = layers.SpectralNormalization if config.spectral_norm else (lambda layer: layer)
     images = keras.Input(IMAGE_SHAPE, name="image")
     label = keras.Input((), dtype="int32", name="label")
-    x = layers.Conv2D(width, 4, strides=2, padding="same")(images)
+    x = images
+    if config.discriminator == "concat":
+        # Plain conditional GAN: the label as a learned 28x28 map beside the pixels.
+        label_map = layers.Embedding(config.num_classes, 28 * 28, name="label_map")(label)
+        x = layers.Concatenate()([images, layers.Reshape(IMAGE_SHAPE)(label_map)])
+    x = norm(layers.Conv2D(width, 4, strides=2, padding="same"))(x)
     x = layers.LeakyReLU(0.2)(x)
-    x = layers.Conv2D(width * 2, 4, strides=2, padding="same")(x)
+    x = norm(layers.Conv2D(width * 2, 4, strides=2, padding="same"))(x)
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Dropout(0.3)(x)
     features = layers.Flatten()(x)
+    unconditional = norm(layers.Dense(1, dtype="float32"))(features)
+    if config.discriminator == "concat":
+        return keras.Model([images, label], unconditional, name="dcgan_discriminator")
     # Projection discriminator (Miyato & Koyama 2018): logit = w.phi(x) + <embed(y), phi(x)>.
-    unconditional = layers.Dense(1, dtype="float32")(features)
     embedded = layers.Embedding(config.num_classes, 7 * 7 * width * 2, name="label_projection")(label)
     projection = layers.Dot(axes=1, dtype="float32")([features, embedded])
     logits = layers.Add(dtype="float32")([unconditional, projection])

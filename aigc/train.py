@@ -167,7 +167,8 @@ def _model_config(cfg: TrainConfig, paths: RunPaths) -> tuple[ModelConfig, dict]
 
         model_config, _card = read_meta(cfg.init_from)
     else:
-        model_config = ModelConfig(preset=cfg.preset)
+        architecture = {k: cfg.extra[k] for k in ("discriminator", "spectral_norm") if cfg.extra.get(k) is not None}
+        model_config = ModelConfig(preset=cfg.preset, **architecture)
     hyper = dataclasses.replace(cfg, preset=model_config.preset).resolved()
     saved = {"model_config": json.loads(model_config.to_json()), "created_at": time.time(),
              "init_from": cfg.init_from, "data": cfg.data or os.environ.get("AIGC_MNIST") or "keras",

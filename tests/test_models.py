@@ -1,4 +1,6 @@
 """Model shapes, value ranges and the seed preset's exact architecture."""
+import json
+
 import numpy as np
 import pytest
 
@@ -49,3 +51,16 @@ def test_dcgan_is_class_conditional():
 def test_unknown_preset_is_refused():
     with pytest.raises(AssertionError, match="unknown preset"):
         ModelConfig(preset="vae")
+
+
+@pytest.mark.parametrize("discriminator, spectral_norm", [("concat", False), ("projection", True)])
+def test_discriminator_variants(discriminator, spectral_norm):
+    config = ModelConfig(discriminator=discriminator, spectral_norm=spectral_norm)
+    model = build_discriminator(config)
+    images = np.zeros((3, 28, 28, 1), np.float32)
+    logits = np.asarray(model([images, np.array([1, 2, 3], np.int32)], training=True))
+    assert logits.shape == (3, 1) and np.isfinite(logits).all()
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert ("SpectralNormalization" in kinds) == spectral_norm
+    assert ("Dot" in kinds) == (discriminator == "projection")
+    assert ModelConfig.from_dict(json.loads(config.to_json())) == config
