@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from aigc.bench_flops import flops
 from aigc.cli import bounded_int, positive_float
 
 SECTIONS = ("throughput", "quality", "latency", "flops")
@@ -217,85 +218,7 @@ def throughput(x, y, *, batch: int, rounds: int, steps: int, variants: bool = Fa
     return {"rows": rows, "rounds": rounds, "steps_per_window": steps}
 
 
-# ---- compute per image and this CPU's peak -------------------------------------------------------------------
-
-def forward_flops(model) -> int:
-    """Multiply-adds x 2 of Dense/Conv2D/Conv2DTranspose/Dot layers for one image (analytic count)."""
-    from keras import layers
-
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, layers.Dense):
-            total += 2 * int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
-        elif isinstance(layer, layers.Conv2DTranspose):
-            # Each input pixel scatters a k x k x c_out patch: in_h * in_w * k * k * c_in * c_out.
-            in_h, in_w, c_in = layer.input.shape[1:]
-            total += 2 * in_h * in_w * int(np.prod(layer.kernel.shape))
-        elif isinstance(layer, layers.Conv2D):
-            out_h, out_w, _c = layer.output.shape[1:]
-            total += 2 * out_h * out_w * int(np.prod(layer.kernel.shape))
-        elif isinstance(layer, layers.Dot):
-            total += 2 * int(layer.input[0].shape[-1])
-    return int(total)
-
-
-def train_flops(generator, discriminator) -> int:
-    """Per training image: forward G + D(real) + D(fake), backward ~2x forward (the usual rule)."""
-    return 3 * (forward_flops(generator) + 2 * forward_flops(discriminator))
-
-
-def measure_peak(*, dtype: str, size: int = 2048, seconds: float = 1.0) -> float:
-    """GFLOP/s of a large square matmul in dtype (float32, or bfloat16 which oneDNN maps to AMX)."""
-    import tensorflow as tf
-
-    a = tf.random.normal([size, size], dtype=tf.float32)
-    a = tf.cast(a, dtype)
-    matmul = tf.function(lambda m: tf.matmul(m, m))
-    matmul(a).numpy()
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        matmul(a).numpy()
-        count += 1
-    return 2 * size ** 3 * count / (time.perf_counter() - start) / 1e9
-
-
-def flops(throughput_result: dict | None, *, tiny: bool = False) -> dict:
-    """FLOPs per image (generation and training) of both models, against the measured matmul peak."""
-    from aigc.config import ModelConfig
-    from aigc.models import build_discriminator, build_generator
-    from aigc.reference import make_discriminator_model, make_generator_model
-
-    config = ModelConfig()
-    models = {"default": (build_generator(config), build_discriminator(config)),
-              "reference": (make_generator_model(), make_discriminator_model())}
-    peak = {dtype: measure_peak(dtype=dtype, size=256 if tiny else 2048, seconds=0.1 if tiny else 1.0)
-            for dtype in ("float32", "bfloat16")}
-    clock = _clock_ghz()
-    out = {"peak_gflops_measured": peak, "clock_ghz": clock,
-           # 2 AVX-512 FMA units x 16 fp32 lanes x 2 FLOPs per core per cycle (Sapphire Rapids class cores).
-           "peak_gflops_fp32_nominal": (os.cpu_count() or 1) * 64 * clock if clock else None, "models": {}}
-    rates = {row["name"].split(" ")[0]: row["img_per_s"] for row in (throughput_result or {}).get("rows", [])}
-    for name, (generator, discriminator) in models.items():
-        entry = {"generate_mflops": forward_flops(generator) / 1e6,
-                 "train_mflops": train_flops(generator, discriminator) / 1e6}
-        if name in rates:
-            achieved = entry["train_mflops"] * rates[name] / 1e3
-            entry.update(train_gflops=achieved, share_of_fp32_peak=achieved / peak["float32"])
-        out["models"][name] = entry
-    return out
-
-
-def _clock_ghz() -> float | None:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("cpu MHz"):
-                return float(line.split(":")[1]) / 1000
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-# ---- generation latency --------------------------------------------------------------------------------------
+# ---- generation latency ---------------------------------------------------------------------------------------
 
 def _serving_generator(checkpoint: str | None):
     from aigc.checkpoints import SHIPPED_GENERATOR, load_generator

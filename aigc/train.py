@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import sys
 import time
 import traceback
@@ -16,74 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from aigc.config import ModelConfig, TrainConfig, preset_defaults
-from aigc.runs import (RunPaths, append_metrics, atomic_write_bytes, atomic_write_json, overwrite_json_in_place,
-                       read_json)
+from aigc.run_writer import RunWriter, StopFlag
+from aigc.runs import RunPaths, atomic_write_bytes, atomic_write_json, overwrite_json_in_place, read_json
 
 SAMPLE_SEED = 1234
 SAMPLE_COLUMNS = 10
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT or a STOP file; checked after every step."""
-
-    def __init__(self, stop_file: Path):
-        self.stop_file = stop_file
-        self.signalled = None
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum, _frame):
-        self.signalled = signal.Signals(signum).name
-
-    def reason(self) -> str | None:
-        if self.signalled:
-            return self.signalled
-        return "STOP file" if self.stop_file.exists() else None
-
-
-class RunWriter:
-    """Owns status.json, metrics.jsonl, train.log and TensorBoard events of one run."""
-
-    def __init__(self, paths: RunPaths, status: dict):
-        self.paths = paths
-        self.status = status
-        self._tb = None
-
-    def log(self, message: str) -> None:
-        line = f"[{time.strftime('%H:%M:%S')}] {message}"
-        print(line, flush=True)
-        if not _stdout_is(self.paths.log):  # the app sends stdout to train.log already: no double lines
-            with open(self.paths.log, "a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
-
-    def update(self, **fields) -> None:
-        self.status.update(fields, updated_at=time.time())
-        atomic_write_json(self.paths.status, self.status)
-
-    def metrics(self, record: dict) -> None:
-        append_metrics(self.paths.metrics, record)
-        self._scalars(record)
-
-    def _scalars(self, record: dict) -> None:
-        import tensorflow as tf
-
-        if self._tb is None:
-            self._tb = tf.summary.create_file_writer(str(self.paths.tb))
-        prefix = "epoch/" if record.get("kind") == "epoch" else "step/"
-        with self._tb.as_default(step=int(record["step"])):
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key not in ("step", "epoch", "time"):
-                    tf.summary.scalar(prefix + key, value)
-        self._tb.flush()
-
-
-def _stdout_is(path: Path) -> bool:
-    """True when this process's stdout is the file at path."""
-    try:
-        out, target = os.fstat(sys.stdout.fileno()), os.stat(path)
-    except (OSError, ValueError, AttributeError):
-        return False
-    return (out.st_dev, out.st_ino) == (target.st_dev, target.st_ino)
 
 
 def run(cfg: TrainConfig) -> str:

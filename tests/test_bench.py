@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from aigc import bench, reference
+from aigc import bench, bench_flops, reference
 from aigc.data import synthetic_mnist
 
 
@@ -30,10 +30,10 @@ def test_flop_count_is_analytic():
     generator = reference.make_generator_model()
     # Dense 100x12544, ConvT 7x7x(5x5x256x128), ConvT 7x7x(5x5x128x64), ConvT 14x14x(5x5x64x1); 2 FLOPs per MAC.
     expected = 2 * (100 * 12544 + 49 * 25 * 256 * 128 + 49 * 25 * 128 * 64 + 196 * 25 * 64)
-    assert bench.forward_flops(generator) == expected
+    assert bench_flops.forward_flops(generator) == expected
     disc = reference.make_discriminator_model()
-    assert bench.forward_flops(disc) == 2 * (196 * 25 * 64 + 49 * 25 * 64 * 128 + 6272)
-    assert bench.train_flops(generator, disc) == 3 * (expected + 2 * bench.forward_flops(disc))
+    assert bench_flops.forward_flops(disc) == 2 * (196 * 25 * 64 + 49 * 25 * 64 * 128 + 6272)
+    assert bench_flops.train_flops(generator, disc) == 3 * (expected + 2 * bench_flops.forward_flops(disc))
 
 
 def test_interleaved_throughput_on_tiny_data_reports_ratios():

@@ -175,7 +175,7 @@ def test_graceful_stop(tmp_path, synthetic_npz, how):
 
 
 def test_status_and_metrics_valid_after_every_write(tmp_path, synthetic_npz, monkeypatch):
-    from aigc import train
+    from aigc import run_writer, train
 
     seen = {"status": 0, "metrics": 0}
     real_json, real_append = runs.atomic_write_json, runs.append_metrics
@@ -191,8 +191,8 @@ def test_status_and_metrics_valid_after_every_write(tmp_path, synthetic_npz, mon
         assert all(json.loads(line) for line in path.read_text().splitlines())
         seen["metrics"] += 1
 
-    monkeypatch.setattr(train, "atomic_write_json", checked_json)
-    monkeypatch.setattr(train, "append_metrics", checked_append)
+    monkeypatch.setattr(run_writer, "atomic_write_json", checked_json)
+    monkeypatch.setattr(run_writer, "append_metrics", checked_append)
     assert train.run(tiny_config(tmp_path / "run", synthetic_npz, epochs=1)) == "finished"
     assert seen["status"] >= 4 and seen["metrics"] >= 4
 
