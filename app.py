@@ -11,7 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 import streamlit as st  # noqa: E402
 
 from aigc import hosting  # noqa: E402
-from aigc.ui_common import generator_sidebar_ui, guarded, keep_keras_session, no_generator_ui  # noqa: E402
+from aigc.ui_common import (freeze_startup_heap, generator_sidebar_ui, guarded, keep_keras_session,  # noqa: E402
+                             no_generator_ui)
 
 TITLE = "AIGC digits"
 VIEWS = {"generate": "Generate", "train": "Train", "model": "Model"}
@@ -57,6 +58,7 @@ def main() -> None:
 
         guarded(generate_ui, served, name="Generate")
         guarded(interpolation_ui, served, name="Interpolation")
+    freeze_startup_heap()
 
 
 main()

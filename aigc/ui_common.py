@@ -1,6 +1,7 @@
 """Shared UI pieces: the cached generator loader, the generator chooser, a no-traceback guard."""
 from __future__ import annotations
 
+import gc
 import io
 import logging
 import os
@@ -14,6 +15,7 @@ from aigc.checkpoints import CheckpointError, load_generator
 
 LOG = logging.getLogger("aigc.app")
 GENERATOR_KEY = "generator_choice"
+_HEAP = {"frozen": False}
 
 
 @dataclass(frozen=True)
@@ -124,3 +126,20 @@ def keep_keras_session() -> None:
             return None
 
         keras.backend.clear_session = _clear_session_skipped_by_aigc
+
+
+def freeze_startup_heap() -> None:
+    """Once per server process, after the first page: move the long-lived heap out of the cyclic GC's sight.
+
+    Streamlit runs gc.collect(2) after every script run (`runner.postScriptGC`). With TensorFlow,
+    Keras and the served models loaded that walks ~400k objects: ~160 ms with the GIL held, during
+    which the server sends nothing, so every click and every training poll waited for it (it was
+    most of the gap to a trivial Streamlit page in the browser benchmark). gc.freeze() leaves
+    those objects alone (the interpreter's documented tool for a large long-lived heap); the
+    collection after each run then takes ~1 ms, and generators loaded later are still collected.
+    """
+    if _HEAP["frozen"]:
+        return
+    _HEAP["frozen"] = True
+    gc.collect()  # what is garbage now is freed, not frozen
+    gc.freeze()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -81,6 +83,24 @@ def test_generate_view_renders_and_is_deterministic(app_env):
         assert grid_url(app) != first
         first = grid_url(app)
     assert "9 x digit 3 - seed 6" in app.image[0].captions[0]
+
+
+def test_long_lived_heap_is_frozen_once_after_the_first_page(app_env):
+    """Streamlit's gc.collect(2) after each run must not walk TensorFlow's heap (it stalled every click)."""
+    code = f"""
+import gc
+from streamlit.testing.v1 import AppTest
+calls, freeze = [], gc.freeze
+gc.freeze = lambda: calls.append(1) or freeze()
+app = AppTest.from_file({APP!r}, default_timeout={TIMEOUT}).run()
+app.button[0].click().run()
+assert not app.exception and len(calls) == 1, (app.exception, calls)
+print(gc.get_freeze_count(), len(gc.get_objects()))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=os.environ)
+    assert done.returncode == 0, done.stderr[-3000:]
+    frozen, tracked = map(int, done.stdout.split()[-2:])
+    assert frozen > 100_000 and tracked < frozen // 10, (frozen, tracked)  # what a collection still walks
 
 
 def test_bad_query_parameters_fall_back_with_notices(app_env):
