@@ -1,6 +1,7 @@
 """The benchmark's structure, the reference's shapes and the FLOP counter; no timed assertions."""
 import argparse
 import json
+import time
 
 import numpy as np
 
@@ -91,3 +92,32 @@ def test_browser_section_renders_without_a_browser():
               "peak_rss_mb": {"app server": 700.0}}
     text = render_browser(result)
     assert "1.50x" in text and "cold_start_s (app): 9.5" in text and "app server: 700 MB" in text
+
+
+def test_reference_budget_lets_the_tutorial_train_on_alone(monkeypatch):
+    """--reference-budget: the default stops at its budget, the tutorial keeps training and being evaluated."""
+    from types import SimpleNamespace
+
+    from aigc import metrics
+
+    steps = {"default": 0, "reference": 0}
+
+    def runner(name):
+        def run(n):
+            steps[name] += n
+            time.sleep(0.005)
+        return run
+
+    fake_gan = SimpleNamespace(serving_generator="ema", generator="raw", config=None)
+    monkeypatch.setattr(metrics, "evaluator_available", lambda: True)
+    monkeypatch.setattr(bench, "default_runner", lambda *a, **k: (fake_gan, runner("default")))
+    monkeypatch.setattr(bench, "reference_runner", lambda *a, **k: (SimpleNamespace(generator="ref"), runner("reference")))
+    monkeypatch.setattr(bench, "_evaluate", lambda generator, config, n: {"fdd": 100.0 if generator == "ref" else 50.0})
+    x = np.zeros((1000, 28, 28), np.float32)
+    result = bench.time_to_quality(x, np.zeros(1000, int), budget_s=0.1, interval_s=0.05, eval_n=10,
+                                   reference_budget_s=0.3)
+    curves = result["curves"]
+    assert len(curves["default (EMA, served)"]) == 2 and len(curves["reference"]) == 6
+    assert curves["reference"][-1]["train_s"] >= 0.3 - 1e-6 > curves["default (raw generator)"][-1]["train_s"]
+    assert result["reference_budget_s"] == 0.3 and result["default_matches_reference_at_s"]["reference_best_fdd"] == 100
+    assert "the reference" in bench._render_quality(result)  # the unequal budgets are said
