@@ -234,3 +234,37 @@ def test_log_lines_appear_once_when_stdout_is_train_log(tmp_path, synthetic_npz)
                        stderr=subprocess.STDOUT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=300, check=True)
     lines = log.read_text().splitlines()
     assert sum(line.endswith("] finished") for line in lines) == 1
+
+
+def test_auto_precision_is_bf16_on_a_gpu_and_float32_on_the_cpu(monkeypatch):
+    import tensorflow as tf
+
+    from aigc.gan import pick_precision
+
+    real = tf.config.list_physical_devices
+    assert pick_precision("auto") == ("mixed_bfloat16" if real("GPU") else "float32")
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: ["/physical_device:GPU:0"] if kind == "GPU" else real(kind))
+    assert pick_precision("auto") == "mixed_bfloat16"
+    assert pick_precision("float32") == "float32" and pick_precision("mixed_bfloat16") == "mixed_bfloat16"
+
+
+def test_mixed_bfloat16_run_trains_and_ships_a_float32_generator(tmp_path, synthetic_npz):
+    """The GPU path's precision, run on the CPU: finite losses, and a generator the app serves in float32."""
+    from aigc.checkpoints import load_generator
+    from aigc.sampling import generate
+
+    run_dir = tmp_path / "bf16"
+    done = subprocess.run([sys.executable, "-m", "aigc", "train", "--run-dir", str(run_dir), "--data",
+                           str(synthetic_npz), "--epochs", "1", "--batch-size", "64", "--eval-samples", "0",
+                           "--precision", "mixed_bfloat16"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    paths = RunPaths(run_dir)
+    assert "mixed_bfloat16" in paths.log.read_text()
+    epoch = [r for r in read_metrics(paths.metrics) if r["kind"] == "epoch"][-1]
+    assert all(np.isfinite(epoch[k]) for k in ("g_loss", "d_loss", "d_real", "d_fake"))
+    model, config, _card = load_generator(paths.generator)
+    assert str(model.dtype_policy.name) == "float32"
+    images, labels = generate(model, 4, 7, seed=0, config=config)
+    assert images.dtype == np.float32 and np.isfinite(images).all() and 0 <= images.min() <= images.max() <= 1
+    assert list(labels) == [7] * 4
