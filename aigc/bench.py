@@ -248,6 +248,7 @@ def latency(*, checkpoint: str | None, repeats: int, sizes=(1, 64, 100)) -> dict
         labels = sampling.digit_labels(n, None, seed=n)
         inputs = [z, labels] if config.conditional else z
         ref_z = sampling.latents(n, 100, seed=n)
+        # predict and the eager call are measured only as the baselines the served path is compared with.
         methods = {
             "aigc.sampling.generate": lambda: sampling.generate(generator, n, seed=n, config=config),
             "model(z) eager": lambda: np.asarray(generator(inputs, training=False)),

@@ -25,30 +25,28 @@ def bounded_int(low: int, high: int):
     return parse
 
 
-def positive_float(high: float):
-    """argparse type: a finite float in (0, high]."""
+def _float_type(accepts, expected: str, allowed: str):
+    """argparse type: a finite float that `accepts`; messages name what was `expected` and `allowed`."""
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value) or not 0 < value <= high:
-            raise argparse.ArgumentTypeError(f"must be a number in (0, {high}], got {text}")
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not math.isfinite(value) or not accepts(value):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
         return value
     return parse
+
+
+def positive_float(high: float):
+    """argparse type: a finite float in (0, high]."""
+    return _float_type(lambda v: 0 < v <= high, "a number", f"a number in (0, {high}]")
 
 
 def float_between(low: float, high: float):
     """argparse type: a finite float in [low, high]."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number between {low} and {high}, got {text!r}") from None
-        if not math.isfinite(value) or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be a number between {low} and {high}, got {text}")
-        return value
-    return parse
+    return _float_type(lambda v: low <= v <= high, f"a number between {low} and {high}",
+                       f"a number between {low} and {high}")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -15,7 +15,6 @@ from aigc.checkpoints import CheckpointError, load_generator
 
 LOG = logging.getLogger("aigc.app")
 GENERATOR_KEY = "generator_choice"
-_HEAP = {"frozen": False}
 
 
 @dataclass(frozen=True)
@@ -138,8 +137,7 @@ def freeze_startup_heap() -> None:
     those objects alone (the interpreter's documented tool for a large long-lived heap); the
     collection after each run then takes ~1 ms, and generators loaded later are still collected.
     """
-    if _HEAP["frozen"]:
+    if gc.get_freeze_count():  # already frozen (the interpreter keeps the count: no flag of our own)
         return
-    _HEAP["frozen"] = True
     gc.collect()  # what is garbage now is freed, not frozen
     gc.freeze()
