@@ -10,8 +10,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 import streamlit as st  # noqa: E402
 
-from aigc import hosting  # noqa: E402
-from aigc.ui_common import (freeze_startup_heap, generator_sidebar_ui, guarded, keep_keras_session,  # noqa: E402
+from aigc.app import hosting  # noqa: E402
+from aigc.app.common import (freeze_startup_heap, generator_sidebar_ui, guarded, keep_keras_session,  # noqa: E402
                              no_generator_ui)
 
 TITLE = "AIGC digits"
@@ -44,17 +44,17 @@ def main() -> None:
     if served is not None and served.warning:
         st.warning(served.warning)
     if view == "train":
-        from aigc.ui_train import train_ui
+        from aigc.app.view_train import train_ui
 
         guarded(train_ui, policy, name="Train")
     elif served is None:
         no_generator_ui()
     elif view == "model":
-        from aigc.ui_model import model_ui
+        from aigc.app.view_model import model_ui
 
         guarded(model_ui, served, name="Model")
     else:
-        from aigc.ui_generate import generate_ui, interpolation_ui
+        from aigc.app.view_generate import generate_ui, interpolation_ui
 
         guarded(generate_ui, served, name="Generate")
         guarded(interpolation_ui, served, name="Interpolation")

@@ -14,8 +14,8 @@ from aigc.cli import OneLineErrorParser, add_generate_arguments, add_train_argum
 COMMANDS = {
     "train": ("Train (or resume) a GAN into a run directory.", add_train_arguments, train_main),
     "generate": ("Write a grid PNG or an .npz of generated digits.", add_generate_arguments, generate_main),
-    "eval": ("Measure a generator's quality with the shipped evaluator.", "aigc.evaluate", None),
-    "bench": ("Benchmark training and generation side by side.", "aigc.bench", None),
+    "eval": ("Measure a generator's quality with the shipped evaluator.", "aigc.quality.evaluate", None),
+    "bench": ("Benchmark training and generation side by side.", "aigc.bench.main", None),
 }
 
 

@@ -6,7 +6,7 @@ import math
 import sys
 from pathlib import Path
 
-from aigc.config import PRESETS, TrainConfig
+from aigc.engine.spec import PRESETS, TrainConfig
 
 MAX_EPOCHS = 10_000
 MAX_GENERATE = 10_000
@@ -101,7 +101,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def train_main(args: argparse.Namespace) -> int:
-    from aigc.runs import TrainingLock
+    from aigc.runs.protocol import TrainingLock
 
     run_dir = Path(args.run_dir)
     problem = _train_input_problem(args, run_dir)
@@ -129,7 +129,7 @@ def train_main(args: argparse.Namespace) -> int:
                           train_limit=args.train_limit,
                           extra={"jit": args.jit, "keep_every": args.keep_every, "preset_defaulted": args.preset is None,
                                  "discriminator": args.discriminator, "spectral_norm": args.spectral_norm or None})
-        from aigc.train import main_guarded
+        from aigc.engine.trainer import main_guarded
 
         return main_guarded(cfg)
     finally:
@@ -164,8 +164,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 def generate_main(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from aigc.checkpoints import SHIPPED_GENERATOR, CheckpointError, load_generator
-    from aigc.sampling import generate, grid
+    from aigc.engine.checkpoints import SHIPPED_GENERATOR, CheckpointError, load_generator
+    from aigc.engine.sampling import generate, grid
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npz"):

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def synthetic_npz(tmp_path_factory) -> Path:
     """A 512-image MNIST-layout .npz of digit-dependent blobs."""
-    from aigc.data import synthetic_mnist
+    from aigc.engine.data import synthetic_mnist
 
     path = tmp_path_factory.mktemp("data") / "mnist.npz"
     np.savez(path, **synthetic_mnist(512, 128))

@@ -14,8 +14,8 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from aigc.checkpoints import SHIPPED_GENERATOR
-from aigc.runs import RunPaths, TrainingLock, atomic_write_json
+from aigc.engine.checkpoints import SHIPPED_GENERATOR
+from aigc.runs.protocol import RunPaths, TrainingLock, atomic_write_json
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 90
@@ -24,9 +24,9 @@ TIMEOUT = 90
 @pytest.fixture(scope="module")
 def tiny_checkpoints(tmp_path_factory) -> Path:
     """Untrained dcgan + seed generators in the shipped layout."""
-    from aigc.checkpoints import save_generator
-    from aigc.config import ModelConfig
-    from aigc.models import build_generator
+    from aigc.engine.checkpoints import save_generator
+    from aigc.engine.spec import ModelConfig
+    from aigc.engine.models import build_generator
 
     folder = tmp_path_factory.mktemp("ckpt")
     for preset, name in (("dcgan", "generator.keras"), ("seed", "seed_generator.keras")):
@@ -250,8 +250,8 @@ def test_views_render_on_the_shipped_generator(monkeypatch, tmp_path):
 
 
 def test_nearest_training_image_finds_an_exact_copy():
-    from aigc.data import synthetic_mnist
-    from aigc.ui_generate import nearest_training
+    from aigc.engine.data import synthetic_mnist
+    from aigc.app.view_generate import nearest_training
 
     x_train = synthetic_mnist(300, 10)["x_train"].reshape(-1, 784)
     norms = np.einsum("ij,ij->i", x_train / 255.0, x_train / 255.0).astype(np.float32)
@@ -261,7 +261,7 @@ def test_nearest_training_image_finds_an_exact_copy():
 
 
 def test_nearest_training_view(app_env, monkeypatch, tmp_path):
-    from aigc.data import synthetic_mnist
+    from aigc.engine.data import synthetic_mnist
 
     np.savez(tmp_path / "mnist.npz", **synthetic_mnist(256, 16))
     monkeypatch.setenv("AIGC_MNIST", str(tmp_path / "mnist.npz"))

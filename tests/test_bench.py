@@ -5,8 +5,10 @@ import time
 
 import numpy as np
 
-from aigc import bench, bench_flops, reference
-from aigc.data import synthetic_mnist
+from aigc.bench import main as bench
+from aigc.bench import flops as bench_flops
+from aigc.bench import reference
+from aigc.engine.data import synthetic_mnist
 
 
 def test_reference_models_have_the_tutorial_shapes():
@@ -50,7 +52,7 @@ def test_interleaved_throughput_on_tiny_data_reports_ratios():
 def test_latency_section_covers_sizes_and_methods():
     result = bench.latency(checkpoint=None, repeats=2, sizes=(1, 4))
     methods = {row["method"] for row in result["rows"]}
-    assert {"aigc.sampling.generate", "model(z) eager", "model.predict"} <= methods
+    assert {"aigc.engine.sampling.generate", "model(z) eager", "model.predict"} <= methods
     assert {row["n"] for row in result["rows"]} == {1, 4}
     assert all(0 < row["median_ms"] <= row["p95_ms"] * 1.0001 for row in result["rows"])
 
@@ -85,7 +87,7 @@ def test_match_time_uses_the_reference_best_fdd():
 
 
 def test_browser_section_renders_without_a_browser():
-    from aigc.bench_browser import render_browser
+    from aigc.bench.browser import render_browser
 
     result = {"cold_start_s (app)": 9.5, "idle": {"app": {"median_ms": 150.0, "p95_ms": 200.0, "n": 5},
                                                   "trivial page": {"median_ms": 100.0, "p95_ms": 120.0, "n": 5}},
@@ -98,7 +100,7 @@ def test_reference_budget_lets_the_tutorial_train_on_alone(monkeypatch):
     """--reference-budget: the default stops at its budget, the tutorial keeps training and being evaluated."""
     from types import SimpleNamespace
 
-    from aigc import metrics
+    from aigc.quality import metrics
 
     steps = {"default": 0, "reference": 0}
 

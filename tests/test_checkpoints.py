@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from aigc.checkpoints import CheckpointError, load_generator, read_meta, save_generator, sibling_discriminator
-from aigc.config import ModelConfig
-from aigc.models import build_generator
+from aigc.engine.checkpoints import CheckpointError, load_generator, read_meta, save_generator, sibling_discriminator
+from aigc.engine.spec import ModelConfig
+from aigc.engine.models import build_generator
 
 
 @pytest.mark.parametrize("preset", ["dcgan", "seed"])
@@ -52,7 +52,7 @@ def test_atomic_writes_are_readable_by_others(tmp_path):
     import os
     import stat
 
-    from aigc.runs import _UMASK, atomic_write_bytes
+    from aigc.runs.protocol import _UMASK, atomic_write_bytes
 
     atomic_write_bytes(tmp_path / "status.json", b"{}")
     mode = stat.S_IMODE(os.stat(tmp_path / "status.json").st_mode)

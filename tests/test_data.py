@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from aigc import data
-from aigc.data import DataError, load_mnist, make_dataset, synthetic_mnist
+from aigc.engine import data
+from aigc.engine.data import DataError, load_mnist, make_dataset, synthetic_mnist
 
 
 def write(tmp_path, **overrides):

@@ -19,9 +19,9 @@ SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-    from aigc.config import ModelConfig, TrainConfig
-    from aigc.data import make_dataset, synthetic_mnist
-    from aigc.gan import GAN, pick_strategy
+    from aigc.engine.spec import ModelConfig, TrainConfig
+    from aigc.engine.data import make_dataset, synthetic_mnist
+    from aigc.engine.gan import GAN, pick_strategy
 
     strategy = pick_strategy()
     arrays = synthetic_mnist(64, 8)
@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent("""
     real_images, labels = next(iter(strategy.experimental_distribute_dataset(dataset)))
     before = [w.copy() for w in gan.generator.get_weights()]
     metrics = gan.train_step(real_images, labels)
-    from aigc.sampling import generate  # the trainer samples from mirrored weights after each epoch
+    from aigc.engine.sampling import generate  # the trainer samples from mirrored weights after each epoch
     images, _ = generate(gan.serving_generator, 3, seed=0, config=gan.config)
     print(json.dumps({
         "sample_shape": list(images.shape),

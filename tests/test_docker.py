@@ -147,6 +147,6 @@ def test_dockerignore_keeps_local_state_out(path):
     assert is_ignored(path, ignore_patterns()), f"{path} would enter the build context"
 
 
-@pytest.mark.parametrize("path", ["aigc/train.py", "checkpoints", "app.py", "requirements.txt", ".streamlit/config.toml"])
+@pytest.mark.parametrize("path", ["aigc/engine/trainer.py", "checkpoints", "app.py", "requirements.txt", ".streamlit/config.toml"])
 def test_dockerignore_keeps_what_the_image_needs(path):
     assert not is_ignored(path, ignore_patterns())

@@ -4,11 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from aigc import metrics
+from aigc.quality import metrics
 from aigc.__main__ import main
-from aigc.checkpoints import save_generator
-from aigc.config import ModelConfig
-from aigc.models import build_generator
+from aigc.engine.checkpoints import save_generator
+from aigc.engine.spec import ModelConfig
+from aigc.engine.models import build_generator
 
 needs_evaluator = pytest.mark.skipif(not metrics.evaluator_available(), reason="shipped evaluator missing")
 

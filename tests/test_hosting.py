@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from aigc import hosting
-from aigc.hosting import Policy, clamp_epochs, load_policy, parse_generate_params, password_ok
+from aigc.app import hosting
+from aigc.app.hosting import Policy, clamp_epochs, load_policy, parse_generate_params, password_ok
 
 
 def test_default_policy_is_local_use():

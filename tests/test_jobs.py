@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aigc import jobs
-from aigc.hosting import Policy
-from aigc.runs import RunPaths, TrainingLock, atomic_write_json, read_status
+from aigc.app import jobs
+from aigc.settings import SHIPPED_FILES
+from aigc.app.hosting import Policy
+from aigc.runs.protocol import RunPaths, TrainingLock, atomic_write_json, read_status
 from helpers import stop_trainers
 
 FAST_TRAINER_ARGS = "--eval-samples 0 --checkpoint-seconds 5"
@@ -19,20 +20,20 @@ FAST_TRAINER_ARGS = "--eval-samples 0 --checkpoint-seconds 5"
 
 def write_tiny_generators(folder: Path, presets=("dcgan", "seed")) -> None:
     """Untrained generators in the shipped file layout (stand-ins for checkpoints/)."""
-    from aigc.checkpoints import save_generator
-    from aigc.config import ModelConfig
-    from aigc.models import build_generator
+    from aigc.engine.checkpoints import save_generator
+    from aigc.engine.spec import ModelConfig
+    from aigc.engine.models import build_generator
 
     for preset in presets:
         config = ModelConfig(preset=preset)
-        save_generator(build_generator(config), folder / jobs.SHIPPED_FILES[preset], config=config,
+        save_generator(build_generator(config), folder / SHIPPED_FILES[preset], config=config,
                        card={"preset": preset, "epochs": 0})
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """Runs, checkpoints and MNIST all in tmp_path; kills any trainer left holding the tmp lock."""
-    from aigc.data import synthetic_mnist
+    from aigc.engine.data import synthetic_mnist
 
     runs, ckpt = tmp_path / "runs", tmp_path / "ckpt"
     ckpt.mkdir()

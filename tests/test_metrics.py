@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aigc import metrics
-from aigc.config import ModelConfig
+from aigc.quality import metrics
+from aigc.engine.spec import ModelConfig
 
 FIXTURE = Path(__file__).parent / "data" / "mnist_test_500.npz"  # 50 MNIST test images per digit
 needs_evaluator = pytest.mark.skipif(not metrics.evaluator_available(), reason="shipped evaluator missing")

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from aigc.config import ModelConfig
-from aigc.models import build_discriminator, build_generator, discriminator_inputs, generator_inputs
+from aigc.engine.spec import ModelConfig
+from aigc.engine.models import build_discriminator, build_generator, discriminator_inputs, generator_inputs
 
 
 @pytest.mark.parametrize("preset", ["dcgan", "seed"])

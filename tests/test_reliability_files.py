@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from aigc.checkpoints import CheckpointError, load_generator, read_meta
-from aigc.runs import RunPaths, append_metrics, read_json, read_metrics, read_status
+from aigc.engine.checkpoints import CheckpointError, load_generator, read_meta
+from aigc.runs.protocol import RunPaths, append_metrics, read_json, read_metrics, read_status
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
@@ -177,10 +177,10 @@ def test_500_generate_calls_grow_rss_by_less_than_50_mb(tmp_path):
     import numpy as np
     import psutil
 
-    from aigc.checkpoints import save_generator
-    from aigc.config import ModelConfig
-    from aigc.models import build_generator
-    from aigc.sampling import generate
+    from aigc.engine.checkpoints import save_generator
+    from aigc.engine.spec import ModelConfig
+    from aigc.engine.models import build_generator
+    from aigc.engine.sampling import generate
 
     config = ModelConfig(base_filters=8)
     save_generator(build_generator(config), tmp_path / "g.keras", config=config)

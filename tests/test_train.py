@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from aigc import runs
-from aigc.config import ModelConfig, TrainConfig
-from aigc.runs import RunPaths, read_json, read_metrics
+from aigc.runs import protocol as runs
+from aigc.engine.spec import ModelConfig, TrainConfig
+from aigc.runs.protocol import RunPaths, read_json, read_metrics
 
 from conftest import REPO
 
@@ -25,8 +25,8 @@ def tiny_config(run_dir, data, **overrides):
 
 @pytest.mark.parametrize("preset", ["dcgan", "seed"])
 def test_one_step_is_finite_and_changes_weights(preset):
-    from aigc.data import synthetic_mnist, to_model_range
-    from aigc.gan import GAN
+    from aigc.engine.data import synthetic_mnist, to_model_range
+    from aigc.engine.gan import GAN
 
     arrays = synthetic_mnist(64, 8)
     gan = GAN(ModelConfig(preset=preset), lr_g=2e-4, lr_d=2e-4, beta_1=0.5, ema_decay=0.9, loss="bce",
@@ -42,8 +42,8 @@ def test_one_step_is_finite_and_changes_weights(preset):
 
 
 def test_hinge_loss_step_is_finite():
-    from aigc.data import synthetic_mnist, to_model_range
-    from aigc.gan import GAN
+    from aigc.engine.data import synthetic_mnist, to_model_range
+    from aigc.engine.gan import GAN
 
     arrays = synthetic_mnist(32, 8)
     gan = GAN(ModelConfig(), lr_g=2e-4, lr_d=2e-4, beta_1=0.5, ema_decay=0.0, loss="hinge",
@@ -53,8 +53,8 @@ def test_hinge_loss_step_is_finite():
 
 
 def test_run_writes_the_run_directory(tmp_path, synthetic_npz):
-    from aigc.checkpoints import load_generator
-    from aigc.train import run
+    from aigc.engine.checkpoints import load_generator
+    from aigc.engine.trainer import run
 
     state = run(tiny_config(tmp_path / "run", synthetic_npz, epochs=2))
     paths = RunPaths(tmp_path / "run")
@@ -79,7 +79,7 @@ def test_run_writes_the_run_directory(tmp_path, synthetic_npz):
 def test_resume_continues_counts_and_optimizer(tmp_path, synthetic_npz):
     import tensorflow as tf
 
-    from aigc.train import run
+    from aigc.engine.trainer import run
 
     run_dir = tmp_path / "run"
     assert run(tiny_config(run_dir, synthetic_npz, epochs=1)) == "finished"
@@ -97,7 +97,7 @@ def test_resume_continues_counts_and_optimizer(tmp_path, synthetic_npz):
 
 
 def test_max_steps_stops_and_resume_finishes_the_epoch(tmp_path, synthetic_npz):
-    from aigc.train import run
+    from aigc.engine.trainer import run
 
     run_dir = tmp_path / "run"
     assert run(tiny_config(run_dir, synthetic_npz, epochs=1, max_steps=3)) == "stopped"
@@ -109,7 +109,7 @@ def test_max_steps_stops_and_resume_finishes_the_epoch(tmp_path, synthetic_npz):
 
 
 def test_preset_mismatch_on_resume_fails_clearly(tmp_path, synthetic_npz):
-    from aigc.train import run
+    from aigc.engine.trainer import run
 
     run_dir = tmp_path / "run"
     run(tiny_config(run_dir, synthetic_npz, preset="seed", max_steps=1))
@@ -119,7 +119,7 @@ def test_preset_mismatch_on_resume_fails_clearly(tmp_path, synthetic_npz):
 
 
 def test_missing_data_fails_with_message(tmp_path):
-    from aigc.train import run
+    from aigc.engine.trainer import run
 
     state = run(tiny_config(tmp_path / "run", tmp_path / "missing.npz"))
     status = read_json(RunPaths(tmp_path / "run").status)
@@ -127,8 +127,8 @@ def test_missing_data_fails_with_message(tmp_path):
 
 
 def test_init_from_copies_weights_without_writing_source(tmp_path, synthetic_npz):
-    from aigc.checkpoints import load_generator
-    from aigc.train import run
+    from aigc.engine.checkpoints import load_generator
+    from aigc.engine.trainer import run
 
     first = tmp_path / "first"
     run(tiny_config(first, synthetic_npz, preset="seed", extra={}))
@@ -175,7 +175,8 @@ def test_graceful_stop(tmp_path, synthetic_npz, how):
 
 
 def test_status_and_metrics_valid_after_every_write(tmp_path, synthetic_npz, monkeypatch):
-    from aigc import run_writer, train
+    from aigc.engine import run_writer
+    from aigc.engine import trainer as train
 
     seen = {"status": 0, "metrics": 0}
     real_json, real_append = runs.atomic_write_json, runs.append_metrics
@@ -198,8 +199,8 @@ def test_status_and_metrics_valid_after_every_write(tmp_path, synthetic_npz, mon
 
 
 def test_ema_warms_up_instead_of_holding_the_random_start():
-    from aigc.data import synthetic_mnist, to_model_range
-    from aigc.gan import GAN
+    from aigc.engine.data import synthetic_mnist, to_model_range
+    from aigc.engine.gan import GAN
 
     arrays = synthetic_mnist(32, 8)
     gan = GAN(ModelConfig(), lr_g=1e-2, lr_d=2e-4, beta_1=0.5, ema_decay=0.999, loss="bce",
@@ -213,7 +214,7 @@ def test_ema_warms_up_instead_of_holding_the_random_start():
 
 
 def test_resume_without_preset_keeps_the_runs_preset_and_hyperparameters(tmp_path, synthetic_npz):
-    from aigc.train import run
+    from aigc.engine.trainer import run
 
     run_dir = tmp_path / "run"
     assert run(tiny_config(run_dir, synthetic_npz, preset="seed", extra={}, lr_d=1e-4, max_steps=2)) == "stopped"
@@ -239,7 +240,7 @@ def test_log_lines_appear_once_when_stdout_is_train_log(tmp_path, synthetic_npz)
 def test_auto_precision_is_bf16_on_a_gpu_and_float32_on_the_cpu(monkeypatch):
     import tensorflow as tf
 
-    from aigc.gan import pick_precision
+    from aigc.engine.gan import pick_precision
 
     real = tf.config.list_physical_devices
     assert pick_precision("auto") == ("mixed_bfloat16" if real("GPU") else "float32")
@@ -251,8 +252,8 @@ def test_auto_precision_is_bf16_on_a_gpu_and_float32_on_the_cpu(monkeypatch):
 
 def test_mixed_bfloat16_run_trains_and_ships_a_float32_generator(tmp_path, synthetic_npz):
     """The GPU path's precision, run on the CPU: finite losses, and a generator the app serves in float32."""
-    from aigc.checkpoints import load_generator
-    from aigc.sampling import generate
+    from aigc.engine.checkpoints import load_generator
+    from aigc.engine.sampling import generate
 
     run_dir = tmp_path / "bf16"
     done = subprocess.run([sys.executable, "-m", "aigc", "train", "--run-dir", str(run_dir), "--data",

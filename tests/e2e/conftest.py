@@ -32,9 +32,9 @@ def shipped_or_tiny_checkpoints(folder: Path) -> Path:
     """The repository's checkpoints/ when its generator exists (read-only for the app), else tiny stand-ins."""
     if (REPO / "checkpoints" / "generator.keras").is_file():
         return REPO / "checkpoints"
-    from aigc.checkpoints import save_generator
-    from aigc.config import ModelConfig
-    from aigc.models import build_generator
+    from aigc.engine.checkpoints import save_generator
+    from aigc.engine.spec import ModelConfig
+    from aigc.engine.models import build_generator
 
     folder.mkdir(parents=True, exist_ok=True)
     config = ModelConfig(preset="dcgan")
@@ -45,7 +45,7 @@ def shipped_or_tiny_checkpoints(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """Base URL of a live app whose runs, data and (when needed) checkpoints live in tmp folders."""
-    from aigc.data import synthetic_mnist
+    from aigc.engine.data import synthetic_mnist
 
     tmp = tmp_path_factory.mktemp("e2e")
     np.savez(tmp / "mnist.npz", **synthetic_mnist(512, 64))

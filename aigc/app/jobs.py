@@ -15,34 +15,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from aigc.checkpoints import ROOT, SHIPPED_DIR
-from aigc.config import PRESETS
-from aigc.hosting import Policy, clamp_epochs
-from aigc.runs import ACTIVE_STATES, RunPaths, TrainingLock, list_runs, read_json, read_status, request_stop
+from aigc.app.hosting import Policy, clamp_epochs
+from aigc.engine.spec import PRESETS
+from aigc.runs.protocol import ACTIVE_STATES, RunPaths, TrainingLock, list_runs, read_json, read_status, request_stop
+from aigc.settings import EXTRA_ARGS_ENV, ROOT, THREADS_ENV, checkpoint_dir, env, runs_root, shipped_generator
 
-RUNS_ENV = "AIGC_RUNS_DIR"
-CHECKPOINTS_ENV = "AIGC_CHECKPOINT_DIR"
-THREADS_ENV = "AIGC_TRAIN_THREADS"
-EXTRA_ARGS_ENV = "AIGC_TRAIN_ARGS"  # operator-only extra CLI flags (tests use --max-steps)
 TRAINER_NICE = 10  # the page must stay responsive while the trainer computes
 START_WAIT_S = 8.0
-SHIPPED_FILES = {"dcgan": "generator.keras", "seed": "seed_generator.keras"}
 BATCH_SIZES = (16, 32, 64, 128, 256)
-
-
-def runs_root() -> Path:
-    """Where runs live: $AIGC_RUNS_DIR, else the repository's runs/."""
-    return Path(os.environ.get(RUNS_ENV) or ROOT / "runs").expanduser().resolve()
-
-
-def checkpoint_dir() -> Path:
-    """Where the shipped generators live: $AIGC_CHECKPOINT_DIR, else checkpoints/ (read-only for us)."""
-    return Path(os.environ.get(CHECKPOINTS_ENV) or SHIPPED_DIR).expanduser().resolve()
-
-
-def shipped_generator(preset: str = "dcgan") -> Path:
-    """Path of the shipped generator of a preset (it may not exist)."""
-    return checkpoint_dir() / SHIPPED_FILES[preset]
 
 
 @dataclass(frozen=True)
@@ -152,8 +132,8 @@ def trainer_args(request: JobRequest, *, run_dir: Path) -> list[str]:
 
 
 def _runtime_args() -> list[str]:
-    threads = os.environ.get(THREADS_ENV) or str(max(1, (os.cpu_count() or 2) - 1))
-    return ["--nice", str(TRAINER_NICE), "--threads", threads] + shlex.split(os.environ.get(EXTRA_ARGS_ENV, ""))
+    threads = env(THREADS_ENV) or str(max(1, (os.cpu_count() or 2) - 1))
+    return ["--nice", str(TRAINER_NICE), "--threads", threads] + shlex.split(env(EXTRA_ARGS_ENV))
 
 
 def start_job(request: JobRequest, *, policy: Policy, root: Path | None = None) -> StartResult:
@@ -272,7 +252,7 @@ def tail_log(paths: RunPaths, *, lines: int = 20) -> str:
 
 def data_source() -> tuple[bool, str]:
     """(available, where): MNIST via $AIGC_MNIST or Keras' cache; checked without importing Keras."""
-    from aigc.data import ENV_VAR, HOW_TO_PROVIDE
+    from aigc.engine.data import ENV_VAR, HOW_TO_PROVIDE
 
     explicit = os.environ.get(ENV_VAR)
     if explicit:

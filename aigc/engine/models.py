@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from aigc.config import IMAGE_SHAPE, ModelConfig
+from aigc.engine.spec import IMAGE_SHAPE, ModelConfig
 
 
 def build_generator(config: ModelConfig) -> keras.Model:

@@ -6,8 +6,8 @@ import weakref
 import numpy as np
 from PIL import Image
 
-from aigc.checkpoints import load_generator  # noqa: F401  (re-exported: the sampling API)
-from aigc.config import ModelConfig
+from aigc.engine.checkpoints import load_generator  # noqa: F401  (re-exported: the sampling API)
+from aigc.engine.spec import ModelConfig
 
 MAX_SAMPLES = 10_000
 GRID_PAD = 2

@@ -1,7 +1,7 @@
 """Train the evaluator: a small MNIST CNN whose penultimate layer gives the FDD features.
 
 Run as `python -m aigc eval --train-evaluator [--data PATH]`; it writes the model and the
-reference statistics (MNIST test set + calibration ladder) that aigc.metrics reads.
+reference statistics (MNIST test set + calibration ladder) that aigc.quality.metrics reads.
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def save_model(model, path: str | Path) -> None:
 
 def main(*, data: str | None, model_path: Path, stats_path: Path, epochs: int, seed: int, log=print) -> dict:
     """Train, save, then compute and save the reference stats and ladder; returns the info dict."""
-    from aigc.data import load_mnist
+    from aigc.engine.data import load_mnist
 
     x_train, y_train, x_test, y_test = load_mnist(data)
     log(f"training the evaluator on {len(x_train)} images for {epochs} epochs (seed {seed})")
@@ -108,7 +108,7 @@ def ladder_images(x_train, *, n: int = LADDER_N, seed: int = DEFAULT_SEED) -> di
 
 def compute_ladder(evaluator, x_train, *, n: int = LADDER_N, seed: int = DEFAULT_SEED) -> dict:
     """FDD of each ladder rung to the evaluator's reference stats: {name: fdd} in LADDER_NAMES order."""
-    from aigc import metrics
+    from aigc.quality import metrics
 
     ladder = {}
     for name, images in ladder_images(x_train, n=n, seed=seed).items():
@@ -119,7 +119,7 @@ def compute_ladder(evaluator, x_train, *, n: int = LADDER_N, seed: int = DEFAULT
 
 def build_reference_stats(model_path, stats_path, x_train, x_test, y_test, *, info: dict, log=print) -> dict:
     """Write stats_path: MNIST test-set feature mean/covariance, the ladder and info; returns the ladder."""
-    from aigc import metrics
+    from aigc.quality import metrics
 
     import keras
 
@@ -139,8 +139,8 @@ def build_reference_stats(model_path, stats_path, x_train, x_test, y_test, *, in
 
 def recompute_ladder(*, data: str | None, model_path: Path, stats_path: Path, log=print) -> dict:
     """Recompute the ladder from MNIST training images with the existing evaluator; rewrites stats_path."""
-    from aigc import metrics
-    from aigc.data import load_mnist
+    from aigc.quality import metrics
+    from aigc.engine.data import load_mnist
 
     evaluator = metrics.load_evaluator(model_path, stats_path)
     x_train = load_mnist(data)[0]

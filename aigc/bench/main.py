@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-from aigc.bench_flops import flops
+from aigc import settings
+from aigc.bench.flops import flops
 from aigc.cli import bounded_int, positive_float
 
 SECTIONS = ("throughput", "quality", "latency", "flops")
@@ -84,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
             results[name] = run()
     if args.browser:
-        from aigc.bench_browser import browser
+        from aigc.bench.browser import browser
 
         print("[bench] browser ...", file=sys.stderr, flush=True)
         results["browser"] = browser(repeats=5 if args.tiny else 20 if args.quick else 40, data=args.data)
@@ -106,12 +107,12 @@ def _configure(threads: int) -> None:
 
 def _data(args):
     """(x_train uint8 (N, 28, 28), y_train (N,), source): real MNIST when available, else synthetic."""
-    from aigc.data import DataError, load_mnist, synthetic_mnist
+    from aigc.engine.data import DataError, load_mnist, synthetic_mnist
 
     if not args.tiny:
         try:
             x, y, _xt, _yt = load_mnist(args.data)
-            return x, y, args.data or os.environ.get("AIGC_MNIST") or "keras"
+            return x, y, args.data or settings.env(settings.MNIST_ENV) or "keras"
         except DataError as error:
             if args.data:
                 raise  # an explicit path that is not MNIST is an error, not a fallback
@@ -141,11 +142,11 @@ def machine() -> dict:
 # ---- training throughput -------------------------------------------------------------------------------------
 
 def default_gan(*, batch: int, precision: str = "float32", jit: bool = False, seed: int = 0):
-    """aigc.gan.GAN with the dcgan preset's default hyperparameters, built under `precision`."""
+    """aigc.engine.gan.GAN with the dcgan preset's default hyperparameters, built under `precision`."""
     import keras
 
-    from aigc.config import ModelConfig, TrainConfig
-    from aigc.gan import GAN
+    from aigc.engine.spec import ModelConfig, TrainConfig
+    from aigc.engine.gan import GAN
 
     cfg = TrainConfig(preset="dcgan", batch_size=batch).resolved()
     previous = keras.mixed_precision.global_policy().name
@@ -158,8 +159,8 @@ def default_gan(*, batch: int, precision: str = "float32", jit: bool = False, se
 
 
 def default_runner(x, y, *, batch: int, precision: str = "float32", jit: bool = False):
-    """(gan, run(steps)): the project's pipeline and train step, synced every step like aigc.train."""
-    from aigc.data import make_dataset
+    """(gan, run(steps)): the project's pipeline and train step, synced every step like aigc.engine.trainer."""
+    from aigc.engine.data import make_dataset
 
     gan = default_gan(batch=batch, precision=precision, jit=jit)
     batches = iter(make_dataset(x, y, batch_size=batch, epoch_seed=0).repeat())
@@ -173,7 +174,7 @@ def default_runner(x, y, *, batch: int, precision: str = "float32", jit: bool = 
 
 def reference_runner(x, *, batch: int):
     """(reference GAN, run(steps)): the tutorial's pipeline and train step."""
-    from aigc.reference import ReferenceGAN, make_dataset
+    from aigc.bench.reference import ReferenceGAN, make_dataset
 
     reference = ReferenceGAN(batch_size=batch)
     batches = iter(make_dataset(x, batch_size=batch).repeat())
@@ -204,7 +205,7 @@ def interleave(runners: dict, *, rounds: int, steps: int) -> dict:
 
 def throughput(x, y, *, batch: int, rounds: int, steps: int, variants: bool = False, **_) -> dict:
     """Images/s of the default trainer and the tutorial at `batch`, and ratios from interleaved rounds."""
-    runners = {"default (aigc.gan.GAN, dcgan)": (default_runner(x, y, batch=batch)[1], batch),
+    runners = {"default (aigc.engine.gan.GAN, dcgan)": (default_runner(x, y, batch=batch)[1], batch),
                "reference (TF DCGAN tutorial)": (reference_runner(x, batch=batch)[1], batch)}
     if variants:
         for name, (variant_batch, precision, jit) in VARIANTS.items():
@@ -224,9 +225,9 @@ def throughput(x, y, *, batch: int, rounds: int, steps: int, variants: bool = Fa
 # ---- generation latency ---------------------------------------------------------------------------------------
 
 def _serving_generator(checkpoint: str | None):
-    from aigc.checkpoints import SHIPPED_GENERATOR, load_generator
-    from aigc.config import ModelConfig
-    from aigc.models import build_generator
+    from aigc.engine.checkpoints import SHIPPED_GENERATOR, load_generator
+    from aigc.engine.spec import ModelConfig
+    from aigc.engine.models import build_generator
 
     path = checkpoint or (SHIPPED_GENERATOR if SHIPPED_GENERATOR.exists() else None)
     if path:
@@ -236,9 +237,9 @@ def _serving_generator(checkpoint: str | None):
 
 
 def latency(*, checkpoint: str | None, repeats: int, sizes=(1, 64, 100)) -> dict:
-    """Median and p95 ms per request: aigc.sampling.generate vs calling the Keras model vs predict."""
-    from aigc import sampling
-    from aigc.reference import make_generator_model
+    """Median and p95 ms per request: aigc.engine.sampling.generate vs calling the Keras model vs predict."""
+    from aigc.engine import sampling
+    from aigc.bench.reference import make_generator_model
 
     generator, config, source = _serving_generator(checkpoint)
     reference = make_generator_model()
@@ -250,7 +251,7 @@ def latency(*, checkpoint: str | None, repeats: int, sizes=(1, 64, 100)) -> dict
         ref_z = sampling.latents(n, 100, seed=n)
         # predict and the eager call are measured only as the baselines the served path is compared with.
         methods = {
-            "aigc.sampling.generate": lambda: sampling.generate(generator, n, seed=n, config=config),
+            "aigc.engine.sampling.generate": lambda: sampling.generate(generator, n, seed=n, config=config),
             "model(z) eager": lambda: np.asarray(generator(inputs, training=False)),
             "model.predict": lambda: generator.predict(inputs, batch_size=n, verbose=0),
             "reference run_generator": lambda: sampling.run_generator(reference, ref_z, None),
@@ -274,7 +275,7 @@ def latency(*, checkpoint: str | None, repeats: int, sizes=(1, 64, 100)) -> dict
 # ---- time to quality -----------------------------------------------------------------------------------------
 
 def _evaluate(generator, config, *, n: int) -> dict:
-    from aigc import metrics
+    from aigc.quality import metrics
 
     result = metrics.evaluate_generator(generator, config, n=n, seed=0, batch_size=500)
     # The histogram stands in for class accuracy where the generator is unconditional (the reference).
@@ -287,8 +288,8 @@ def time_to_quality(x, y, *, budget_s: float, interval_s: float, eval_n: int, sy
 
     The tutorial may get a longer budget (`reference_budget_s`): it then trains on alone after the others stop.
     """
-    from aigc import metrics
-    from aigc.config import ModelConfig, TrainConfig
+    from aigc.quality import metrics
+    from aigc.engine.spec import ModelConfig, TrainConfig
 
     if synthetic or not metrics.evaluator_available():
         return {"skipped": "needs real MNIST and the shipped evaluator (python -m aigc eval --train-evaluator)"}
@@ -379,7 +380,7 @@ def render(results: dict) -> str:
     if "quality" in results:
         parts += [_render_quality(results["quality"])]
     if "browser" in results:
-        from aigc.bench_browser import render_browser
+        from aigc.bench.browser import render_browser
 
         parts += [render_browser(results["browser"])]
     return "\n".join(parts)

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from aigc import hosting
-from aigc.sampling import generate, gif_bytes, grid, interpolate
-from aigc.ui_common import Served, display_scale, load_served, png_bytes
+from aigc import settings
+from aigc.app import hosting
+from aigc.engine.sampling import generate, gif_bytes, grid, interpolate
+from aigc.app.common import Served, display_scale, load_served, png_bytes
 
 DIGIT_OPTIONS = ["Any"] + [str(d) for d in hosting.DIGITS]
 QUERY_KEYS = ("digit", "n", "seed")
@@ -103,7 +104,7 @@ def _write_query(values: dict) -> None:
 def evaluator_ui(images: np.ndarray, *, requested: int | None, columns: int) -> None:
     """What the shipped evaluator reads in each image (only when the evaluator exists)."""
     try:
-        from aigc import metrics
+        from aigc.quality import metrics
 
         if not (metrics.evaluator_available() and hasattr(metrics, "classify")):
             return
@@ -165,7 +166,7 @@ def interpolation_ui(served: Served) -> None:
 def _training_images(path: str, mtime_ns: int) -> tuple[np.ndarray, np.ndarray]:
     """(x_train (N, 784) uint8, squared norms (N,) float32) of the MNIST file, loaded once per server."""
     del mtime_ns  # part of the cache key only
-    from aigc.data import load_mnist
+    from aigc.engine.data import load_mnist
 
     x_train = load_mnist(path)[0].reshape(-1, 28 * 28)
     norms = np.einsum("ij,ij->i", x_train.astype(np.float32) / 255, x_train.astype(np.float32) / 255)
@@ -190,9 +191,7 @@ def nearest_training(images: np.ndarray, x_train: np.ndarray, norms: np.ndarray)
 
 def nearest_ui(images: np.ndarray) -> None:
     """Memorisation check: each generated digit beside its nearest MNIST training image (needs $AIGC_MNIST)."""
-    import os
-
-    path = Path(os.environ.get("AIGC_MNIST") or "")
+    path = settings.mnist_env_path() or Path("")
     if not path.is_file():
         return
     with st.expander("Nearest training images (is it copying?)"):

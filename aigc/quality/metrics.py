@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aigc.checkpoints import SHIPPED_DIR
+from aigc.settings import SHIPPED_DIR
 
 EVALUATOR_PATH = SHIPPED_DIR / "evaluator.keras"
 STATS_PATH = SHIPPED_DIR / "evaluator_stats.npz"
@@ -249,7 +249,7 @@ def evaluate_images(images, requested_labels=None, *, evaluator: Evaluator | Non
 def evaluate_generator(generator, config, *, n: int = 10000, seed: int = 0, batch_size: int = 500,
                        evaluator: Evaluator | None = None) -> dict:
     """Metrics of n samples of a generator (balanced digits 0..9 when config.conditional), drawn in batches."""
-    from aigc.sampling import latents, run_generator
+    from aigc.engine.sampling import latents, run_generator
 
     assert n >= 2, f"n must be at least 2, got {n}"
     evaluator = evaluator or load_evaluator()

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from aigc.runs import RunPaths, append_metrics, atomic_write_json
+from aigc.runs.protocol import RunPaths, append_metrics, atomic_write_json
 
 
 class StopFlag:

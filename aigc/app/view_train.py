@@ -6,11 +6,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from aigc import hosting, jobs
-from aigc.config import PRESETS
-from aigc.runs import ACTIVE_STATES, RunPaths, read_metrics, read_status
-from aigc.ui_charts import loss_figure, missing_digits, probability_figure, quality_figure
-from aigc.ui_common import guarded, png_bytes
+from aigc.app import hosting
+from aigc.app import jobs
+from aigc.engine.spec import PRESETS
+from aigc.runs.protocol import ACTIVE_STATES, RunPaths, read_metrics, read_status
+from aigc.app.charts import loss_figure, missing_digits, probability_figure, quality_figure
+from aigc.app.common import guarded, png_bytes
 
 POLL_S = 1.5  # how often the live view re-reads status.json / metrics.jsonl while a job runs
 START_CHOICES = {"Train more (shipped weights)": "shipped", "From scratch": "scratch"}

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("AIGC_CHROMIUM", "/usr/bin/chromium")
+from aigc import settings
+from aigc.settings import ROOT
+
+CHROMIUM = settings.chromium()
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]
 TRIVIAL_PAGE = '''import numpy as np
@@ -157,7 +159,7 @@ def browser(*, repeats: int, data: str | None = None) -> dict:
     """Cold start, click-to-image (idle and training) for the app and the floor page, peak RSS."""
     from playwright.sync_api import sync_playwright
 
-    data = data or os.environ.get("AIGC_MNIST")
+    data = data or settings.env(settings.MNIST_ENV) or None
     work = Path(tempfile.mkdtemp(prefix="aigc_bench_browser_"))
     (work / "trivial.py").write_text(TRIVIAL_PAGE)
     memory, servers, trainer, result = PeakRSS(), {}, None, {}

@@ -7,7 +7,7 @@ import numbers
 
 import streamlit as st
 
-from aigc.ui_common import Served
+from aigc.app.common import Served
 
 CARD_FIELDS = (("preset", "Preset"), ("epochs", "Epochs trained"), ("step", "Steps"), ("data", "Data"),
                ("saved_at", "Saved"), ("trained_at", "Trained"), ("run_dir", "Run"))
@@ -29,8 +29,8 @@ def layer_rows(model) -> list[dict]:
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _discriminator(config_json: str):
     """The discriminator architecture of a config (weights untrained: shapes and params only)."""
-    from aigc.config import ModelConfig
-    from aigc.models import build_discriminator
+    from aigc.engine.spec import ModelConfig
+    from aigc.engine.models import build_discriminator
 
     return build_discriminator(ModelConfig.from_dict(json.loads(config_json)))
 

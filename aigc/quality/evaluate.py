@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from aigc import metrics
+    from aigc.quality import metrics
 
     model_path = Path(args.evaluator) if args.evaluator else metrics.EVALUATOR_PATH
     stats_path = Path(args.stats) if args.stats else metrics.STATS_PATH
@@ -51,9 +51,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _maintenance(args, model_path: Path, stats_path: Path) -> int:
-    from aigc import evaluator_train
-    from aigc.data import DataError
-    from aigc.metrics import EvaluatorError
+    from aigc.quality import evaluator_train
+    from aigc.engine.data import DataError
+    from aigc.quality.metrics import EvaluatorError
 
     if not model_path.parent.is_dir():
         return _fail(f"--evaluator: folder does not exist: {model_path.parent}")
@@ -71,8 +71,8 @@ def _maintenance(args, model_path: Path, stats_path: Path) -> int:
 
 
 def _evaluate(args, model_path: Path, stats_path: Path) -> int:
-    from aigc import metrics
-    from aigc.checkpoints import SHIPPED_GENERATOR, CheckpointError, load_generator
+    from aigc.quality import metrics
+    from aigc.engine.checkpoints import SHIPPED_GENERATOR, CheckpointError, load_generator
 
     checkpoint = Path(args.checkpoint) if args.checkpoint else SHIPPED_GENERATOR
     try:

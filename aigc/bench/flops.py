@@ -48,9 +48,9 @@ def measure_peak(*, dtype: str, size: int = 2048, seconds: float = 1.0) -> float
 
 def flops(throughput_result: dict | None, *, tiny: bool = False) -> dict:
     """FLOPs per image (generation and training) of both models, against the measured matmul peak."""
-    from aigc.config import ModelConfig
-    from aigc.models import build_discriminator, build_generator
-    from aigc.reference import make_discriminator_model, make_generator_model
+    from aigc.engine.spec import ModelConfig
+    from aigc.engine.models import build_discriminator, build_generator
+    from aigc.bench.reference import make_discriminator_model, make_generator_model
 
     config = ModelConfig()
     models = {"default": (build_generator(config), build_discriminator(config)),

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-ENV_VAR = "AIGC_MNIST"
+from aigc.settings import MNIST_ENV as ENV_VAR, mnist_env_path
+
 EXPECTED = {
     "x_train": (None, 28, 28),
     "y_train": (None,),
@@ -31,8 +32,7 @@ class DataError(Exception):
 
 def resolve_path(path: str | os.PathLike | None = None) -> Path | None:
     """The explicit path, else $AIGC_MNIST, else None (meaning: ask Keras)."""
-    chosen = path or os.environ.get(ENV_VAR) or None
-    return Path(chosen).expanduser() if chosen else None
+    return Path(path).expanduser() if path else mnist_env_path()
 
 
 def load_mnist(path: str | os.PathLike | None = None):

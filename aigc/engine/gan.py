@@ -4,8 +4,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from aigc.config import ModelConfig
-from aigc.models import build_discriminator, build_generator, discriminator_inputs, generator_inputs
+from aigc.engine.spec import ModelConfig
+from aigc.engine.models import build_discriminator, build_generator, discriminator_inputs, generator_inputs
 
 
 def pick_strategy() -> tf.distribute.Strategy:

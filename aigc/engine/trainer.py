@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aigc.config import ModelConfig, TrainConfig, preset_defaults
-from aigc.run_writer import RunWriter, StopFlag
-from aigc.runs import RunPaths, atomic_write_bytes, atomic_write_json, overwrite_json_in_place, read_json
+from aigc.engine.spec import ModelConfig, TrainConfig, preset_defaults
+from aigc.engine.run_writer import RunWriter, StopFlag
+from aigc.runs.protocol import RunPaths, atomic_write_bytes, atomic_write_json, overwrite_json_in_place, read_json
 
 SAMPLE_SEED = 1234
 SAMPLE_COLUMNS = 10
@@ -79,7 +79,7 @@ def _configure_runtime(cfg: TrainConfig) -> str:
     import keras
     import tensorflow as tf
 
-    from aigc.gan import pick_precision
+    from aigc.engine.gan import pick_precision
 
     if cfg.threads:
         tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
@@ -99,7 +99,7 @@ def _model_config(cfg: TrainConfig, paths: RunPaths) -> tuple[ModelConfig, dict]
             raise ValueError(f"{paths.root} holds a {model_config.preset!r} run; it cannot continue as {cfg.preset!r}")
         return model_config, saved
     if cfg.init_from:
-        from aigc.checkpoints import read_meta
+        from aigc.engine.checkpoints import read_meta
 
         model_config, _card = read_meta(cfg.init_from)
     else:
@@ -126,9 +126,9 @@ def _hyperparameters(cfg: TrainConfig, preset: str, run_config: dict) -> TrainCo
 def _train(cfg: TrainConfig, paths: RunPaths, writer: RunWriter, previous: dict) -> str:
     import tensorflow as tf
 
-    from aigc.checkpoints import restore_newest
-    from aigc.data import load_mnist, make_dataset
-    from aigc.gan import GAN, pick_strategy
+    from aigc.engine.checkpoints import restore_newest
+    from aigc.engine.data import load_mnist, make_dataset
+    from aigc.engine.gan import GAN, pick_strategy
 
     stop = StopFlag(paths.stop)
     precision = _configure_runtime(cfg)
@@ -170,7 +170,7 @@ def _train(cfg: TrainConfig, paths: RunPaths, writer: RunWriter, previous: dict)
 
 
 def _load_init(gan, path: str) -> None:
-    from aigc.checkpoints import load_discriminator, load_generator, sibling_discriminator
+    from aigc.engine.checkpoints import load_discriminator, load_generator, sibling_discriminator
 
     generator, _config, _card = load_generator(path)
     discriminator_path = sibling_discriminator(path)
@@ -278,7 +278,7 @@ class _Loop:
             f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float)))
 
     def _evaluate(self) -> dict:
-        from aigc import metrics
+        from aigc.quality import metrics
 
         if not self.cfg.eval_samples or not metrics.evaluator_available():
             return {}
@@ -295,7 +295,7 @@ class _Loop:
         self.last_checkpoint = time.time()
 
     def _save_samples(self, epoch: int) -> None:
-        from aigc.sampling import grid, run_generator
+        from aigc.engine.sampling import grid, run_generator
 
         per_row = SAMPLE_COLUMNS
         rng = np.random.default_rng(SAMPLE_SEED)
@@ -310,7 +310,7 @@ class _Loop:
         atomic_write_bytes(self.paths.sample_path(epoch), buffer.getvalue())
 
     def _save_generator(self, epoch: int) -> None:
-        from aigc.checkpoints import export_for_serving, save_generator
+        from aigc.engine.checkpoints import export_for_serving, save_generator
 
         card = {"preset": self.model_config.preset, "epochs": epoch, "step": int(self.counters["step"]),
                 "run_dir": str(self.paths.root), "saved_at": time.time()}

@@ -7,13 +7,11 @@ import os
 import zipfile
 from pathlib import Path
 
-from aigc.config import IMAGE_SHAPE, ModelConfig
+from aigc.engine.spec import IMAGE_SHAPE, ModelConfig
+from aigc.settings import SHIPPED_DIR
 
 META_NAME = "aigc_meta.json"
-ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_DIR = ROOT / "checkpoints"
 SHIPPED_GENERATOR = SHIPPED_DIR / "generator.keras"
-SHIPPED_SEED_GENERATOR = SHIPPED_DIR / "seed_generator.keras"
 
 
 class CheckpointError(Exception):
@@ -96,7 +94,7 @@ def export_for_serving(model, config: ModelConfig, *, discriminator: bool = Fals
     """A float32 copy of a model trained under a mixed-precision policy (the same model when float32)."""
     import keras
 
-    from aigc.models import build_discriminator, build_generator
+    from aigc.engine.models import build_discriminator, build_generator
 
     policy = keras.mixed_precision.global_policy().name
     if policy == "float32":

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from aigc import jobs
-from aigc.checkpoints import CheckpointError, load_generator
+from aigc.app import jobs
+from aigc.engine.checkpoints import CheckpointError, load_generator
 
 LOG = logging.getLogger("aigc.app")
 GENERATOR_KEY = "generator_choice"

@@ -1,0 +1,1 @@
+"""The Streamlit views, background jobs and hosting policy: the only package that imports streamlit."""

@@ -1,0 +1,1 @@
+"""Benchmarks (`python -m aigc bench`) and the TensorFlow DCGAN tutorial reference."""

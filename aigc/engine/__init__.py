@@ -1,0 +1,1 @@
+"""The GAN itself: run spec, models, train step, data, trainer, checkpoints, sampling. No Streamlit."""

@@ -1,0 +1,1 @@
+"""The evaluator and the metrics (FDD, digit score, class accuracy) and the eval command."""
