@@ -101,7 +101,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def train_main(args: argparse.Namespace) -> int:
-    from aigc.runs.protocol import TrainingLock
+    from aigc.runs.lock import TrainingLock
 
     run_dir = Path(args.run_dir)
     problem = _train_input_problem(args, run_dir)

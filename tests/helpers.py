@@ -6,7 +6,7 @@ import signal
 import time
 from pathlib import Path
 
-from aigc.runs.protocol import TrainingLock
+from aigc.runs.lock import TrainingLock
 
 
 def stop_trainers(runs: Path, timeout: float = 30) -> None:

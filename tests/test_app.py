@@ -15,7 +15,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from aigc.engine.checkpoints import SHIPPED_GENERATOR
-from aigc.runs.protocol import RunPaths, TrainingLock, atomic_write_json
+from aigc.runs.files import atomic_write_json
+from aigc.runs.layout import RunPaths
+from aigc.runs.lock import TrainingLock
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 90

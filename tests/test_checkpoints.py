@@ -52,7 +52,7 @@ def test_atomic_writes_are_readable_by_others(tmp_path):
     import os
     import stat
 
-    from aigc.runs.protocol import _UMASK, atomic_write_bytes
+    from aigc.runs.files import _UMASK, atomic_write_bytes
 
     atomic_write_bytes(tmp_path / "status.json", b"{}")
     mode = stat.S_IMODE(os.stat(tmp_path / "status.json").st_mode)

@@ -12,7 +12,10 @@ import pytest
 from aigc.app import jobs
 from aigc.settings import SHIPPED_FILES
 from aigc.app.hosting import Policy
-from aigc.runs.protocol import RunPaths, TrainingLock, atomic_write_json, read_status
+from aigc.runs.files import atomic_write_json
+from aigc.runs.layout import RunPaths
+from aigc.runs.lifecycle import read_status
+from aigc.runs.lock import TrainingLock
 from helpers import stop_trainers
 
 FAST_TRAINER_ARGS = "--eval-samples 0 --checkpoint-seconds 5"

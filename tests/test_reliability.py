@@ -18,7 +18,10 @@ from pathlib import Path
 import pytest
 
 from aigc.engine.checkpoints import read_meta
-from aigc.runs.protocol import RunPaths, TrainingLock, read_json, read_metrics, read_status
+from aigc.runs.files import read_json, read_metrics
+from aigc.runs.layout import RunPaths
+from aigc.runs.lifecycle import read_status
+from aigc.runs.lock import TrainingLock
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
@@ -167,14 +170,14 @@ def test_kill_9_twenty_times_every_resume_works(tmp_path, synthetic_npz):
 FILL_SCRIPT = """
 import errno, sys
 from pathlib import Path
-import aigc.runs.protocol, aigc.engine.trainer
-real = aigc.runs.protocol.atomic_write_bytes
+import aigc.runs.files, aigc.engine.trainer
+real = aigc.runs.files.atomic_write_bytes
 state = Path(sys.argv[1]) / "ckpt" / "checkpoint"
 def full_disk(path, data):
     if state.exists():  # the disk fills up once the first checkpoint is on it
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
     return real(path, data)
-aigc.runs.protocol.atomic_write_bytes = aigc.engine.trainer.atomic_write_bytes = full_disk
+aigc.runs.files.atomic_write_bytes = aigc.engine.trainer.atomic_write_bytes = full_disk
 from aigc.__main__ import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -295,7 +298,7 @@ def test_two_starts_at_the_same_moment_make_exactly_one_job(tmp_path, synthetic_
 
 HOLD_SCRIPT = """
 import sys, time
-from aigc.runs.protocol import TrainingLock
+from aigc.runs.lock import TrainingLock
 assert TrainingLock(sys.argv[1]).acquire(sys.argv[1])
 print("held", flush=True)
 time.sleep(120)

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from aigc.engine.checkpoints import CheckpointError, load_generator, read_meta
-from aigc.runs.protocol import RunPaths, append_metrics, read_json, read_metrics, read_status
+from aigc.runs.files import append_metrics, read_json, read_metrics
+from aigc.runs.layout import RunPaths
+from aigc.runs.lifecycle import read_status
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))

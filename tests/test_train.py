@@ -9,9 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from aigc.runs import protocol as runs
+from aigc.runs import files as run_files, lifecycle
 from aigc.engine.spec import ModelConfig, TrainConfig
-from aigc.runs.protocol import RunPaths, read_json, read_metrics
+from aigc.runs.files import read_json, read_metrics
+from aigc.runs.layout import RunPaths
 
 from conftest import REPO
 
@@ -160,7 +161,7 @@ def test_graceful_stop(tmp_path, synthetic_npz, how):
     try:
         assert wait_for(lambda: (read_json(paths.status) or {}).get("step", 0) >= 20), "trainer never got going"
         if how == "stop_file":
-            runs.request_stop(paths)
+            lifecycle.request_stop(paths)
         else:
             process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
@@ -179,12 +180,12 @@ def test_status_and_metrics_valid_after_every_write(tmp_path, synthetic_npz, mon
     from aigc.engine import trainer as train
 
     seen = {"status": 0, "metrics": 0}
-    real_json, real_append = runs.atomic_write_json, runs.append_metrics
+    real_json, real_append = run_files.atomic_write_json, run_files.append_metrics
 
     def checked_json(path, payload):
         real_json(path, payload)
         if path.name == "status.json":
-            assert json.loads(path.read_text())["state"] in runs.STATES
+            assert json.loads(path.read_text())["state"] in lifecycle.STATES
             seen["status"] += 1
 
     def checked_append(path, record):

@@ -17,7 +17,10 @@ from pathlib import Path
 
 from aigc.app.hosting import Policy, clamp_epochs
 from aigc.engine.spec import PRESETS
-from aigc.runs.protocol import ACTIVE_STATES, RunPaths, TrainingLock, list_runs, read_json, read_status, request_stop
+from aigc.runs.files import read_json
+from aigc.runs.layout import RunPaths, list_runs
+from aigc.runs.lifecycle import ACTIVE_STATES, read_status, request_stop
+from aigc.runs.lock import TrainingLock
 from aigc.settings import EXTRA_ARGS_ENV, ROOT, THREADS_ENV, checkpoint_dir, env, runs_root, shipped_generator
 
 TRAINER_NICE = 10  # the page must stay responsive while the trainer computes

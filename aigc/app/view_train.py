@@ -9,7 +9,9 @@ import streamlit as st
 from aigc.app import hosting
 from aigc.app import jobs
 from aigc.engine.spec import PRESETS
-from aigc.runs.protocol import ACTIVE_STATES, RunPaths, read_metrics, read_status
+from aigc.runs.files import read_metrics
+from aigc.runs.layout import RunPaths
+from aigc.runs.lifecycle import ACTIVE_STATES, read_status
 from aigc.app.charts import loss_figure, missing_digits, probability_figure, quality_figure
 from aigc.app.common import guarded, png_bytes
 

@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from aigc.runs.protocol import RunPaths, append_metrics, atomic_write_json
+from aigc.runs.files import append_metrics, atomic_write_json
+from aigc.runs.layout import RunPaths
 
 
 class StopFlag:

@@ -16,7 +16,8 @@ import numpy as np
 
 from aigc.engine.spec import ModelConfig, TrainConfig, preset_defaults
 from aigc.engine.run_writer import RunWriter, StopFlag
-from aigc.runs.protocol import RunPaths, atomic_write_bytes, atomic_write_json, overwrite_json_in_place, read_json
+from aigc.runs.files import atomic_write_bytes, atomic_write_json, overwrite_json_in_place, read_json
+from aigc.runs.layout import RunPaths
 
 SAMPLE_SEED = 1234
 SAMPLE_COLUMNS = 10
@@ -27,7 +28,7 @@ def run(cfg: TrainConfig) -> str:
     cfg = dataclasses.replace(cfg)  # hyperparameters are resolved once the run's preset is known
     paths = RunPaths(Path(cfg.run_dir))
     previous = read_json(paths.status) or {}
-    writer = RunWriter(paths, dict(previous, state="starting", pid=os.getpid(), started_at=time.time(), error=None,
+    writer = RunWriter(paths, dict(previous, state="created", pid=os.getpid(), started_at=time.time(), error=None,
                                    warning=None))
     try:
         paths.root.mkdir(parents=True, exist_ok=True)
