@@ -1,13 +1,13 @@
 """Train view: start / stop / resume a background job and watch it live (polled from its run directory)."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import streamlit as st
 
 from aigc.app import hosting
 from aigc.app import jobs
+from aigc.app.access import authorised_ui
 from aigc.engine.spec import PRESETS
 from aigc.runs.files import read_metrics
 from aigc.runs.layout import RunPaths
@@ -18,12 +18,11 @@ from aigc.app.common import guarded, png_bytes
 POLL_S = 1.5  # how often the live view re-reads status.json / metrics.jsonl while a job runs
 START_CHOICES = {"Train more (shipped weights)": "shipped", "From scratch": "scratch"}
 DEFAULT_LR = 2e-4
-WRONG_PASSWORD_DELAY_S = 1.0
 
 
 def train_ui(policy: hosting.Policy) -> None:
     """The whole Train view: live job (polled fragment), Resume, and the new-job form."""
-    can_control = not policy.needs_password or _authorised_ui(policy)
+    can_control = not policy.needs_password or authorised_ui(policy)
     flash = st.session_state.pop("_train_flash", None)
     if flash:
         getattr(st, flash[0])(flash[1])
@@ -43,22 +42,6 @@ def train_ui(policy: hosting.Policy) -> None:
                      "to the run's planned number of epochs."):
             _after_launch(jobs.resume_job(job.paths, policy=policy))
     new_job_ui(policy)
-
-
-def _authorised_ui(policy: hosting.Policy) -> bool:
-    if st.session_state.get("_train_unlocked"):
-        return True
-    with st.form("train_password_form"):
-        typed = st.text_input("Training password", type="password", key="train_password")
-        submitted = st.form_submit_button("Unlock training")
-    if submitted:
-        if hosting.password_ok(typed, policy):
-            st.session_state["_train_unlocked"] = True
-            st.rerun()
-        time.sleep(WRONG_PASSWORD_DELAY_S)  # slows guessing down
-        st.error("Wrong password.")
-    st.caption("Training is password-protected on this server; anyone may watch the current job and generate.")
-    return False
 
 
 def _after_launch(result: jobs.StartResult) -> None:
