@@ -1,0 +1,90 @@
+"""How many CPUs this process may really use: its affinity mask and its cgroup's CPU quota.
+
+os.cpu_count() counts the host's cores; a container limited with `--cpus 2` on a 64-core host
+would start 63 trainer threads that the kernel then throttles. The quota lives in cgroup v2's
+cpu.max ("QUOTA PERIOD" or "max PERIOD") or cgroup v1's cpu.cfs_quota_us / cpu.cfs_period_us,
+in the process's own cgroup or any ancestor (the smallest wins).
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+
+
+def usable_cpus(*, cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int:
+    """CPUs this process may use: min(affinity, cgroup quota rounded up), at least 1."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        count = os.cpu_count() or 1
+    quota = cgroup_cpu_limit(cgroup_root=cgroup_root, proc_cgroup=proc_cgroup)
+    if quota is not None:
+        count = min(count, max(1, math.ceil(quota)))
+    return max(1, count)
+
+
+def trainer_threads(*, reserve: int = 1) -> int:
+    """Threads for a background trainer: usable CPUs less `reserve` left to the web server, at least 1."""
+    return max(1, usable_cpus() - reserve)
+
+
+def cgroup_cpu_limit(*, cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> float | None:
+    """The CPU quota in CPUs (2.5 = 250 ms per 100 ms) of this process's cgroups, None when unlimited."""
+    limits = []
+    for kind, relative in _own_cgroups(proc_cgroup):
+        base = cgroup_root if kind == "v2" else cgroup_root / kind
+        if kind == "v2" and not (cgroup_root / "cgroup.controllers").exists():
+            base = cgroup_root / "unified"  # hybrid hierarchy: v2 mounted beside the v1 controllers
+        for folder in _self_and_ancestors(base, relative):
+            limit = _v2_limit(folder) if kind == "v2" else _v1_limit(folder)
+            if limit is not None:
+                limits.append(limit)
+    return min(limits) if limits else None
+
+
+def _own_cgroups(proc_cgroup: Path) -> list[tuple[str, str]]:
+    """[('v2' | 'cpu' | 'cpu,cpuacct', '/relative/path')] from /proc/self/cgroup (empty when unreadable)."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return [("v2", "/")]
+    found = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _id, controllers, relative = parts
+        if controllers == "":
+            found.append(("v2", relative))
+        elif "cpu" in controllers.split(","):
+            found.append((controllers, relative))
+    return found
+
+
+def _self_and_ancestors(base: Path, relative: str) -> list[Path]:
+    """base/relative, then each parent folder up to base (a limit set higher up applies too)."""
+    parts = [p for p in relative.strip("/").split("/") if p and p != ".."]
+    return [base.joinpath(*parts[:index]) for index in range(len(parts), -1, -1)]
+
+
+def _v2_limit(folder: Path) -> float | None:
+    try:
+        quota, _, period = (folder / "cpu.max").read_text().strip().partition(" ")
+        if quota == "max":
+            return None
+        return int(quota) / int(period or "100000")
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _v1_limit(folder: Path) -> float | None:
+    try:
+        quota = int((folder / "cpu.cfs_quota_us").read_text().strip())
+        period = int((folder / "cpu.cfs_period_us").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None

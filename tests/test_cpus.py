@@ -1,0 +1,90 @@
+"""usable_cpus(): the affinity mask and the cgroup v2 / v1 CPU quota, read from fake cgroup files."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from aigc import cpus
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.fixture
+def many_cores(monkeypatch):
+    """Pretend the host has 64 cores, all in the affinity mask (os.cpu_count() would say the same)."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)))
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+
+
+def test_cgroup_v2_quota_limits_a_container_on_a_big_host(tmp_path, many_cores):
+    root, proc = tmp_path / "cg", tmp_path / "cgroup"
+    write(root / "cgroup.controllers", "cpu memory")
+    write(proc, "0::/\n")  # a container's cgroup namespace: its own cgroup is the root
+    write(root / "cpu.max", "200000 100000\n")  # docker run --cpus 2
+    assert cpus.usable_cpus(cgroup_root=root, proc_cgroup=proc) == 2
+    write(root / "cpu.max", "150000 100000\n")  # --cpus 1.5 -> 2 threads (rounded up)
+    assert cpus.usable_cpus(cgroup_root=root, proc_cgroup=proc) == 2
+    write(root / "cpu.max", "max 100000\n")  # no limit
+    assert cpus.usable_cpus(cgroup_root=root, proc_cgroup=proc) == 64
+
+
+def test_cgroup_v2_limit_on_an_ancestor_applies(tmp_path, many_cores):
+    root, proc = tmp_path / "cg", tmp_path / "cgroup"
+    write(root / "cgroup.controllers", "cpu")
+    write(proc, "0::/system.slice/app.service\n")
+    write(root / "system.slice" / "app.service" / "cpu.max", "max 100000")
+    write(root / "system.slice" / "cpu.max", "300000 100000")
+    assert cpus.usable_cpus(cgroup_root=root, proc_cgroup=proc) == 3
+
+
+def test_cgroup_v1_quota(tmp_path, many_cores):
+    root, proc = tmp_path / "cg", tmp_path / "cgroup"
+    write(proc, "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n")
+    write(root / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us", "400000\n")
+    write(root / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_period_us", "100000\n")
+    assert cpus.usable_cpus(cgroup_root=root, proc_cgroup=proc) == 4
+    write(root / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us", "-1\n")  # unlimited
+    assert cpus.usable_cpus(cgroup_root=root, proc_cgroup=proc) == 64
+
+
+def test_affinity_wins_when_smaller(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2})  # taskset -c 0-2
+    root, proc = tmp_path / "cg", tmp_path / "cgroup"
+    write(root / "cgroup.controllers", "cpu")
+    write(proc, "0::/\n")
+    write(root / "cpu.max", "800000 100000")
+    assert cpus.usable_cpus(cgroup_root=root, proc_cgroup=proc) == 3
+
+
+@pytest.mark.parametrize("content", ["garbage", "0 0", "", "12 abc"])
+def test_unreadable_or_odd_files_never_break_it(tmp_path, many_cores, content):
+    root, proc = tmp_path / "cg", tmp_path / "cgroup"
+    write(root / "cgroup.controllers", "cpu")
+    write(proc, "0::/\n")
+    write(root / "cpu.max", content)
+    assert cpus.usable_cpus(cgroup_root=root, proc_cgroup=proc) == 64
+    assert cpus.usable_cpus(cgroup_root=tmp_path / "missing", proc_cgroup=tmp_path / "missing") == 64
+
+
+def test_tiny_quota_is_still_one_cpu(tmp_path, many_cores):
+    root, proc = tmp_path / "cg", tmp_path / "cgroup"
+    write(root / "cgroup.controllers", "cpu")
+    write(proc, "0::/\n")
+    write(root / "cpu.max", "10000 100000")  # --cpus 0.1
+    assert cpus.usable_cpus(cgroup_root=root, proc_cgroup=proc) == 1
+
+
+def test_trainer_threads_leave_one_for_the_server(monkeypatch):
+    monkeypatch.setattr(cpus, "usable_cpus", lambda: 2)
+    assert cpus.trainer_threads() == 1
+    monkeypatch.setattr(cpus, "usable_cpus", lambda: 1)
+    assert cpus.trainer_threads() == 1
+
+
+def test_this_machine():
+    assert 1 <= cpus.usable_cpus() <= (os.cpu_count() or 1)
