@@ -8,9 +8,65 @@ from aigc.app.hosting import Policy, clamp_epochs, load_policy, parse_generate_p
 
 
 def test_default_policy_is_local_use():
-    policy = load_policy(env={})
+    policy = load_policy(env={}, address="localhost")
     assert policy.training == "on" and policy.training_visible and not policy.needs_password
     assert policy.max_epochs == hosting.DEFAULT_MAX_EPOCHS and policy.cooldown_s == 0 and not policy.notices
+    assert policy.loopback and not policy.hosted and policy.allows_server_paths and policy.shows_details
+    assert policy.keep_runs == 0
+
+
+@pytest.mark.parametrize("address", ["", "0.0.0.0", "::", "192.168.1.5", "example.org"])
+def test_a_server_reachable_by_others_is_safe_by_default(address):
+    """Issue 11: with no AIGC_TRAINING a public server let anyone train and probe server paths."""
+    policy = load_policy(env={}, address=address)
+    assert policy.training == "off" and not policy.training_visible
+    assert policy.hosted and not policy.allows_server_paths and not policy.shows_details
+
+
+@pytest.mark.parametrize("address", ["localhost", "127.0.0.1", "127.0.1.1", "::1", "[::1]"])
+def test_loopback_addresses(address):
+    assert hosting.is_loopback(address)
+
+
+def test_training_on_explicitly_on_a_public_server_is_still_hosted():
+    policy = load_policy(env={"AIGC_TRAINING": "on"}, address="0.0.0.0")
+    assert policy.training == "on" and policy.hosted and not policy.allows_server_paths
+    assert policy.cooldown_s == hosting.HOSTED_COOLDOWN_S > 0
+    assert policy.keep_runs == hosting.HOSTED_KEEP_RUNS > 0 and policy.min_free_mb == hosting.HOSTED_MIN_FREE_MB
+
+
+def test_password_mode_on_loopback_hides_details_too():
+    policy = load_policy(env={"AIGC_TRAINING": "password", "AIGC_TRAINING_PASSWORD": "x"}, address="127.0.0.1")
+    assert policy.hosted and not policy.allows_server_paths and policy.cooldown_s > 0 and policy.keep_runs > 0
+
+
+def test_retention_settings_from_env():
+    policy = load_policy(env={"AIGC_TRAINING": "off", "AIGC_KEEP_RUNS": "3", "AIGC_MIN_FREE_MB": "50"}, address="")
+    assert policy.keep_runs == 3 and policy.min_free_mb == 50
+    bad = load_policy(env={"AIGC_KEEP_RUNS": "-1"}, address="")
+    assert bad.keep_runs == hosting.HOSTED_KEEP_RUNS and "AIGC_KEEP_RUNS" in bad.notices[0]
+
+
+def test_server_address_comes_from_streamlit_config():
+    """The repository's .streamlit/config.toml binds localhost, so `streamlit run app.py` is local."""
+    import tomllib
+
+    from aigc.settings import ROOT
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert hosting.is_loopback(config["server"]["address"])
+
+
+@pytest.mark.parametrize("message, leaked", [
+    ("another training job is running (pid 4242, /srv/app/runs/run-20250101-000000)", ["4242", "/srv"]),
+    ("OSError: [Errno 28] No space left on device: '/srv/app/runs/run-1/ckpt/ckpt-3.index'", ["/srv", "runs/"]),
+    ("a training job is already running (run-1, pid 77); one job at a time", ["77"]),
+])
+def test_visitor_message_hides_paths_and_pids_when_hosted(message, leaked):
+    hosted = hosting.visitor_message(message, Policy(loopback=False))
+    assert not any(part in hosted for part in leaked), hosted
+    assert "\n" not in hosting.visitor_message("line one\nTraceback...", Policy(loopback=False))
+    assert hosting.visitor_message(message, Policy()) == message  # the local app shows everything
 
 
 def test_modes_from_env_and_secrets_win_over_env():
@@ -19,7 +75,7 @@ def test_modes_from_env_and_secrets_win_over_env():
     policy = load_policy(env={"AIGC_TRAINING": "on"},
                          secrets={"AIGC_TRAINING": "password", "AIGC_TRAINING_PASSWORD": "s3cret"})
     assert policy.needs_password and policy.password == "s3cret"
-    assert policy.cooldown_s == hosting.DEFAULT_COOLDOWN_S["password"]
+    assert policy.cooldown_s == hosting.HOSTED_COOLDOWN_S
 
 
 @pytest.mark.parametrize("env, notice", [
@@ -27,7 +83,7 @@ def test_modes_from_env_and_secrets_win_over_env():
     ({"AIGC_TRAINING": "password"}, "PASSWORD is empty"),
 ])
 def test_bad_mode_turns_training_off_with_a_notice(env, notice):
-    policy = load_policy(env=env)
+    policy = load_policy(env=env, address="localhost")
     assert policy.training == "off" and notice in policy.notices[0]
 
 

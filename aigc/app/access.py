@@ -1,16 +1,13 @@
-"""Who may control training on a hosted server: the password form and its guessing limits."""
+"""Who may control training on a hosted server: the password form and its server-wide guessing limit."""
 from __future__ import annotations
-
-import time
 
 import streamlit as st
 
 from aigc.app import hosting
+from aigc.app.limiter import PROCESS_LIMITER, PasswordLimiter
 
-WRONG_PASSWORD_DELAY_S = 1.0
 
-
-def authorised_ui(policy: hosting.Policy) -> bool:
+def authorised_ui(policy: hosting.Policy, *, limiter: PasswordLimiter = PROCESS_LIMITER) -> bool:
     """The password form in password mode; True once this session typed the right password."""
     if st.session_state.get("_train_unlocked"):
         return True
@@ -18,10 +15,11 @@ def authorised_ui(policy: hosting.Policy) -> bool:
         typed = st.text_input("Training password", type="password", key="train_password")
         submitted = st.form_submit_button("Unlock training")
     if submitted:
-        if hosting.password_ok(typed, policy):
+        # Counted across every session of this server: parallel sessions share one backoff and lockout.
+        ok, message = limiter.attempt(typed, policy)
+        if ok:
             st.session_state["_train_unlocked"] = True
             st.rerun()
-        time.sleep(WRONG_PASSWORD_DELAY_S)  # slows guessing down
-        st.error("Wrong password.")
+        st.error(message)
     st.caption("Training is password-protected on this server; anyone may watch the current job and generate.")
     return False

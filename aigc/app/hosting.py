@@ -6,15 +6,23 @@ from a mapping of secrets, so it is unit-tested without a server.
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import logging
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Mapping
 
+LOG = logging.getLogger("aigc.app.hosting")
 TRAINING_MODES = ("on", "off", "password")
 DEFAULT_MAX_EPOCHS = 100
 HARD_MAX_EPOCHS = 10_000  # the CLI's own ceiling
-DEFAULT_COOLDOWN_S = {"on": 0.0, "off": 0.0, "password": 60.0}
+HOSTED_COOLDOWN_S = 60.0  # between jobs, unless the app is local (loopback, training on)
+HOSTED_KEEP_RUNS = 10  # finished runs kept on a hosted server (each is 25-44 MB); 0 = keep all
+HOSTED_MIN_FREE_MB = 1024  # a job needs this much free disk under the runs root on a hosted server
+LOCAL_MIN_FREE_MB = 256
+LOOPBACK_NAMES = ("localhost", "localhost.")
 
 # Bounds of Generate inputs (widgets and URL query parameters alike).
 N_MIN, N_MAX, N_DEFAULT = 1, 100, 16
@@ -26,13 +34,16 @@ DIGITS = tuple(range(10))
 
 @dataclass(frozen=True)
 class Policy:
-    """What this deployment allows: training mode, per-job epoch cap, cooldown between jobs."""
+    """What this deployment allows: training mode, caps, cooldown, runs kept, and whether it is local."""
 
     training: str = "on"
     password: str = ""
     max_epochs: int = DEFAULT_MAX_EPOCHS
     cooldown_s: float = 0.0
     notices: tuple[str, ...] = ()
+    loopback: bool = True  # the server listens on localhost only (streamlit's server.address)
+    keep_runs: int = 0  # finished/stopped/failed runs kept; the oldest beyond it are pruned (0 = keep all)
+    min_free_mb: int = LOCAL_MIN_FREE_MB  # free disk a job needs before it starts
 
     @property
     def training_visible(self) -> bool:
@@ -42,18 +53,60 @@ class Policy:
     def needs_password(self) -> bool:
         return self.training == "password"
 
+    @property
+    def hosted(self) -> bool:
+        """True unless this is one person's local app (loopback and training on): then no paths, logs, pids."""
+        return not (self.loopback and self.training == "on")
 
-def load_policy(*, env: Mapping[str, str] | None = None, secrets: Mapping | None = None) -> Policy:
-    """The Policy from secrets (first) or the environment; bad values fall back safely with a notice."""
+    @property
+    def allows_server_paths(self) -> bool:
+        """True only for the local app: a visitor may name a file on the server (e.g. the MNIST .npz)."""
+        return not self.hosted
+
+    @property
+    def shows_details(self) -> bool:
+        """True only for the local app: server paths, tracebacks and train.log may be shown."""
+        return not self.hosted
+
+
+def is_loopback(address: str | None) -> bool:
+    """True for localhost / 127.x / ::1; False for '' (every interface), 0.0.0.0, :: and other hosts."""
+    text = (address or "").strip().strip("[]").lower()
+    if text in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
+def server_address() -> str:
+    """streamlit's server.address ('' when unset or Streamlit is not configured); read at call time."""
+    try:
+        import streamlit as st
+
+        return str(st.get_option("server.address") or "")
+    except Exception:  # noqa: BLE001  (no config: treat as every interface, the safe side)
+        return ""
+
+
+def load_policy(*, env: Mapping[str, str] | None = None, secrets: Mapping | None = None,
+                address: str | None = None) -> Policy:
+    """The Policy from secrets (first) or the environment; bad values fall back safely with a notice.
+
+    Unset AIGC_TRAINING means 'on' only when the server listens on loopback (address, default
+    streamlit's server.address), else 'off': a server reachable by others is safe by default.
+    """
     env = os.environ if env is None else env
     secrets = secrets or {}
+    loopback = is_loopback(server_address() if address is None else address)
 
     def setting(name: str) -> str:
         value = secrets.get(name)
         return str(value if value is not None else env.get(name, "")).strip()
 
     notices = []
-    mode = setting("AIGC_TRAINING").lower() or "on"
+    mode = setting("AIGC_TRAINING").lower() or ("on" if loopback else "off")
     password = setting("AIGC_TRAINING_PASSWORD")
     if mode not in TRAINING_MODES:
         notices.append(f"AIGC_TRAINING={mode!r} is not one of {', '.join(TRAINING_MODES)}; training is off.")
@@ -63,10 +116,15 @@ def load_policy(*, env: Mapping[str, str] | None = None, secrets: Mapping | None
         mode = "off"
     max_epochs = _number(setting("AIGC_MAX_EPOCHS"), DEFAULT_MAX_EPOCHS, 1, HARD_MAX_EPOCHS, int, notices,
                          "AIGC_MAX_EPOCHS")
-    cooldown = _number(setting("AIGC_COOLDOWN_S"), DEFAULT_COOLDOWN_S[mode], 0.0, 86_400.0, float, notices,
-                       "AIGC_COOLDOWN_S")
+    hosted = not (loopback and mode == "on")
+    cooldown = _number(setting("AIGC_COOLDOWN_S"), HOSTED_COOLDOWN_S if hosted else 0.0, 0.0, 86_400.0, float,
+                       notices, "AIGC_COOLDOWN_S")
+    keep_runs = _number(setting("AIGC_KEEP_RUNS"), HOSTED_KEEP_RUNS if hosted else 0, 0, 100_000, int, notices,
+                        "AIGC_KEEP_RUNS")
+    min_free_mb = _number(setting("AIGC_MIN_FREE_MB"), HOSTED_MIN_FREE_MB if hosted else LOCAL_MIN_FREE_MB, 0,
+                          10_000_000, int, notices, "AIGC_MIN_FREE_MB")
     return Policy(training=mode, password=password, max_epochs=max_epochs, cooldown_s=cooldown,
-                  notices=tuple(notices))
+                  notices=tuple(notices), loopback=loopback, keep_runs=keep_runs, min_free_mb=min_free_mb)
 
 
 def _number(text: str, default, low, high, kind, notices: list, name: str):
@@ -104,6 +162,21 @@ def password_ok(given: str | None, policy: Policy) -> bool:
     if not policy.password or not isinstance(given, str) or not given:
         return False
     return hmac.compare_digest(given.encode("utf-8"), policy.password.encode("utf-8"))
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(?:/[\w.@+-]+)+/?")
+_PIDS = [re.compile(pattern, re.IGNORECASE) for pattern in
+         (r"\s*\(pid\s*\d+\)", r"\bpid\s*\d+,\s*", r",\s*pid\s*\d+", r"\s*\bpid\s*\d+")]
+
+
+def visitor_message(message: str, policy: Policy, *, limit: int = 300) -> str:
+    """A message fit for this server's visitors: one line; hosted, also no absolute paths (basename kept) or pids."""
+    text = " ".join(str(message).split())
+    if policy.hosted:
+        text = _ABSOLUTE_PATH.sub(lambda match: match.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+        for pattern in _PIDS:
+            text = pattern.sub("", text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def clamp_epochs(epochs, policy: Policy) -> tuple[int | None, str | None]:
