@@ -6,10 +6,14 @@ import math
 import sys
 from pathlib import Path
 
-from aigc.engine.spec import PRESETS, TrainConfig
+from aigc import settings
+from aigc.engine.data import DataError, check_file
+from aigc.engine.run_plan import Invocation, make_plan, save_plan
+from aigc.engine.spec import MAX_EPOCHS, SpecError, add_spec_arguments, given_settings
+from aigc.runs.lock import TrainingLock
 
-MAX_EPOCHS = 10_000
 MAX_GENERATE = 10_000
+EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 1, 2, 3  # train's exit codes besides 0 (finished or stopped)
 
 
 def bounded_int(low: int, high: int):
@@ -70,84 +74,67 @@ def digit_arg(text: str):
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-dir", default="runs/default", help="run directory (created or resumed)")
-    parser.add_argument("--epochs", type=bounded_int(0, MAX_EPOCHS), default=1, help="epochs to add on top of the run's")
+    """train's flags: where and how long (this invocation), then one flag per run-spec setting."""
+    parser.add_argument("--run-dir", default="runs/default", help="run directory (created, or continued)")
+    parser.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=None,
+                        help="epochs to train: a new run's total, or epochs to add to an existing run (default 1)")
     parser.add_argument("--resume", action="store_true", help="continue to the run's recorded total epochs")
-    parser.add_argument("--preset", choices=PRESETS, default=None, help="model preset (default: dcgan)")
-    parser.add_argument("--batch-size", type=bounded_int(1, 65_536), default=128)
-    parser.add_argument("--lr-g", type=positive_float(1.0), default=None, help="generator learning rate")
-    parser.add_argument("--lr-d", type=positive_float(1.0), default=None, help="discriminator learning rate")
-    parser.add_argument("--ema-decay", type=float_between(0.0, 0.99999), default=None,
-                        help="EMA of generator weights (0 = off)")
-    parser.add_argument("--loss", choices=("bce", "hinge"), default=None)
-    parser.add_argument("--label-smoothing", type=float_between(0.0, 0.5), default=None)
-    parser.add_argument("--data", default=None, help="MNIST .npz (default: $AIGC_MNIST, else Keras)")
-    parser.add_argument("--init-from", default=None, help="start from these generator weights (e.g. checkpoints/generator.keras)")
     parser.add_argument("--max-steps", type=bounded_int(1, 10**9), default=None, help="stop this invocation after N steps")
-    parser.add_argument("--train-limit", type=bounded_int(0, 10**7), default=0, help="use only the first N images")
-    parser.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0)
-    parser.add_argument("--eval-samples", type=bounded_int(0, 100_000), default=2000, help="samples for per-epoch quality (0 = off)")
-    parser.add_argument("--log-every", type=bounded_int(1, 100_000), default=20, help="steps per metrics line")
-    parser.add_argument("--checkpoint-seconds", type=positive_float(86_400), default=60.0)
-    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto")
-    parser.add_argument("--threads", type=bounded_int(0, 1024), default=0, help="CPU threads for TensorFlow (0 = all)")
+    parser.add_argument("--threads", type=bounded_int(0, 1024), default=0,
+                        help="CPU threads for TensorFlow (0 = the CPUs this process may use)")
     parser.add_argument("--nice", type=bounded_int(0, 19), default=0, help="lower the trainer's CPU priority")
-    parser.add_argument("--jit", action="store_true", help="compile the train step with XLA")
-    parser.add_argument("--discriminator", choices=("projection", "concat"), default=None,
-                        help="dcgan discriminator's conditioning for a new run (default: projection)")
-    parser.add_argument("--spectral-norm", action="store_true", help="dcgan: spectral normalization in D (new run)")
-    parser.add_argument("--keep-every", type=bounded_int(0, MAX_EPOCHS), default=0,
-                        help="also keep generators/epoch_NNNN.keras every N epochs (0 = off)")
+    add_spec_arguments(parser)
 
 
 def train_main(args: argparse.Namespace) -> int:
-    from aigc.runs.lock import TrainingLock
-
+    """Take the runs root's lock, plan the run (no TensorFlow yet), then train; exit codes in EXIT_*."""
     run_dir = Path(args.run_dir)
-    problem = _train_input_problem(args, run_dir)
-    if problem:
-        return _fail(problem)
-    # Both locks are taken before TensorFlow is imported, so a second job is refused at once.
-    global_lock, run_lock = TrainingLock(run_dir.parent), TrainingLock(run_dir)
+    if args.resume and args.epochs is not None:
+        return _fail("--resume continues to the run's recorded total; drop --epochs (or drop --resume to add epochs)")
+    if run_dir.exists() and not run_dir.is_dir():
+        return _fail(f"--run-dir is a file, not a folder: {run_dir}")
+    lock = TrainingLock(settings.runs_root())
     try:
-        if not global_lock.acquire(run_dir):
-            holder = global_lock.holder() or {}
-            return _fail(f"another training job is running (pid {holder.get('pid')}, {holder.get('run_dir')})")
-        if not run_lock.acquire(run_dir):
-            global_lock.release()
-            return _fail(f"{run_dir} is being trained by another process")
+        if not lock.acquire(run_dir.resolve()):
+            holder = lock.holder() or {}
+            print(f"error: another training job is running ({Path(holder.get('run_dir') or '?').name}, "
+                  f"pid {holder.get('pid')}); one job at a time", file=sys.stderr)
+            return EXIT_BUSY
     except OSError as error:
-        global_lock.release()
-        return _fail(f"cannot write to {run_dir}: {error.strerror or error}")
+        return _fail(f"cannot take the training lock in {lock.path.parent}: {error.strerror or error}")
     try:
-        cfg = TrainConfig(run_dir=str(run_dir), epochs=args.epochs, preset=args.preset or "dcgan",
-                          batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, ema_decay=args.ema_decay,
-                          loss=args.loss, label_smoothing=args.label_smoothing, data=args.data,
-                          init_from=args.init_from, max_steps=args.max_steps, seed=args.seed,
-                          eval_samples=args.eval_samples, checkpoint_seconds=args.checkpoint_seconds, log_every=args.log_every,
-                          precision=args.precision, threads=args.threads, nice=args.nice, resume=args.resume,
-                          train_limit=args.train_limit,
-                          extra={"jit": args.jit, "keep_every": args.keep_every, "preset_defaulted": args.preset is None,
-                                 "discriminator": args.discriminator, "spectral_norm": args.spectral_norm or None})
+        invocation = Invocation(run_dir=run_dir, add_epochs=args.epochs, resume=args.resume,
+                                max_steps=args.max_steps, threads=args.threads, nice=args.nice)
+        try:
+            plan = make_plan(invocation, given_settings(args))
+            _check_inputs(plan.spec)
+        except SpecError as error:
+            return _fail(str(error))
+        if plan.done:
+            print(plan.done)
+            return 0
+        try:
+            save_plan(plan)
+        except OSError as error:
+            return _fail(f"cannot write to {run_dir}: {error.strerror or error}")
+        for note in plan.notes:
+            print(note, flush=True)
         from aigc.engine.trainer import main_guarded
 
-        return main_guarded(cfg)
+        return main_guarded(plan)
     finally:
-        run_lock.release()
-        global_lock.release()
+        lock.release()
 
 
-def _train_input_problem(args: argparse.Namespace, run_dir: Path) -> str | None:
-    """The first thing wrong with train's inputs that would otherwise surface only after TensorFlow loads."""
-    if args.epochs == 0 and not args.resume:
-        return "--epochs must be at least 1 (or use --resume to continue to the run's recorded total)"
-    if run_dir.exists() and not run_dir.is_dir():
-        return f"--run-dir is a file, not a folder: {run_dir}"
-    if args.init_from and not Path(args.init_from).is_file():
-        return f"--init-from: file not found: {args.init_from}"
-    if args.data and not Path(args.data).expanduser().is_file():
-        return f"--data: file not found: {args.data}"
-    return None
+def _check_inputs(spec) -> None:
+    """The files a spec names exist and are usable: checked before TensorFlow loads."""
+    if spec.init_from and not Path(spec.init_from).is_file():
+        raise SpecError(f"--init-from: file not found: {spec.init_from}")
+    if spec.data:
+        try:
+            check_file(spec.data)
+        except DataError as error:
+            raise SpecError(f"--data: {error}") from None
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:

@@ -26,14 +26,14 @@ TIMEOUT = 90
 @pytest.fixture(scope="module")
 def tiny_checkpoints(tmp_path_factory) -> Path:
     """Untrained dcgan + seed generators in the shipped layout."""
-    from aigc.engine.checkpoints import save_generator
+    from aigc.engine.checkpoints import save_model_file
     from aigc.engine.spec import ModelConfig
     from aigc.engine.models import build_generator
 
     folder = tmp_path_factory.mktemp("ckpt")
     for preset, name in (("dcgan", "generator.keras"), ("seed", "seed_generator.keras")):
         config = ModelConfig(preset=preset)
-        save_generator(build_generator(config), folder / name, config=config,
+        save_model_file(build_generator(config), folder / name, config=config,
                        card={"preset": preset, "epochs": 0, "fdd": 12.5})
     return folder
 

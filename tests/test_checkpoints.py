@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from aigc.engine.checkpoints import CheckpointError, load_generator, read_meta, save_generator, sibling_discriminator
+from aigc.engine.checkpoints import CheckpointError, load_generator, read_meta, save_model_file, sibling_discriminator
 from aigc.engine.spec import ModelConfig
 from aigc.engine.models import build_generator
 
@@ -12,7 +12,7 @@ def test_roundtrip_rebuilds_preset(tmp_path, preset):
     config = ModelConfig(preset=preset, latent_dim=32)
     model = build_generator(config)
     path = tmp_path / "generator.keras"
-    save_generator(model, path, config=config, card={"epochs": 3})
+    save_model_file(model, path, config=config, card={"epochs": 3})
     loaded, loaded_config, card = load_generator(path)
     assert loaded_config == config and card == {"epochs": 3}
     z = np.ones((2, 32), np.float32)
@@ -35,7 +35,7 @@ def test_missing_and_bad_files(tmp_path):
 def test_truncated_file_is_a_clear_error(tmp_path):
     config = ModelConfig(preset="seed", latent_dim=8)
     path = tmp_path / "generator.keras"
-    save_generator(build_generator(config), path, config=config)
+    save_model_file(build_generator(config), path, config=config)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(CheckpointError):
         load_generator(path)

@@ -19,13 +19,13 @@ SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-    from aigc.engine.spec import ModelConfig, TrainConfig
+    from aigc.engine.spec import ModelConfig, RunSpec
     from aigc.engine.data import make_dataset, synthetic_mnist
     from aigc.engine.gan import GAN, pick_strategy
 
     strategy = pick_strategy()
     arrays = synthetic_mnist(64, 8)
-    cfg = TrainConfig(batch_size=16).resolved()
+    cfg = RunSpec.resolve(batch_size=16)
     gan = GAN(ModelConfig(), lr_g=cfg.lr_g, lr_d=cfg.lr_d, beta_1=cfg.beta_1, ema_decay=cfg.ema_decay,
               loss=cfg.loss, label_smoothing=cfg.label_smoothing, global_batch=16, strategy=strategy)
     dataset = make_dataset(arrays["x_train"], arrays["y_train"], batch_size=16, epoch_seed=0)

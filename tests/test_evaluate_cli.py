@@ -6,7 +6,7 @@ import pytest
 
 from aigc.quality import metrics
 from aigc.__main__ import main
-from aigc.engine.checkpoints import save_generator
+from aigc.engine.checkpoints import save_model_file
 from aigc.engine.spec import ModelConfig
 from aigc.engine.models import build_generator
 
@@ -28,7 +28,7 @@ def seed_checkpoint(tmp_path_factory):
     """An untrained 'seed' generator file (unconditional, latent 16)."""
     config = ModelConfig(preset="seed", latent_dim=16)
     path = tmp_path_factory.mktemp("ckpt") / "generator.keras"
-    save_generator(build_generator(config), path, config=config, card={"epochs": 0})
+    save_model_file(build_generator(config), path, config=config, card={"epochs": 0})
     return path
 
 

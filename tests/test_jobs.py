@@ -23,13 +23,13 @@ FAST_TRAINER_ARGS = "--eval-samples 0 --checkpoint-seconds 5"
 
 def write_tiny_generators(folder: Path, presets=("dcgan", "seed")) -> None:
     """Untrained generators in the shipped file layout (stand-ins for checkpoints/)."""
-    from aigc.engine.checkpoints import save_generator
+    from aigc.engine.checkpoints import save_model_file
     from aigc.engine.spec import ModelConfig
     from aigc.engine.models import build_generator
 
     for preset in presets:
         config = ModelConfig(preset=preset)
-        save_generator(build_generator(config), folder / SHIPPED_FILES[preset], config=config,
+        save_model_file(build_generator(config), folder / SHIPPED_FILES[preset], config=config,
                        card={"preset": preset, "epochs": 0})
 
 

@@ -179,13 +179,13 @@ def test_500_generate_calls_grow_rss_by_less_than_50_mb(tmp_path):
     import numpy as np
     import psutil
 
-    from aigc.engine.checkpoints import save_generator
+    from aigc.engine.checkpoints import save_model_file
     from aigc.engine.spec import ModelConfig
     from aigc.engine.models import build_generator
     from aigc.engine.sampling import generate
 
     config = ModelConfig(base_filters=8)
-    save_generator(build_generator(config), tmp_path / "g.keras", config=config)
+    save_model_file(build_generator(config), tmp_path / "g.keras", config=config)
     generator, config, _card = load_generator(tmp_path / "g.keras")
     process = psutil.Process()
     rng = np.random.default_rng(0)

@@ -10,18 +10,25 @@ import numpy as np
 import pytest
 
 from aigc.runs import files as run_files, lifecycle
-from aigc.engine.spec import ModelConfig, TrainConfig
+from aigc.engine.spec import ModelConfig, SpecError
 from aigc.runs.files import read_json, read_metrics
 from aigc.runs.layout import RunPaths
 
 from conftest import REPO
 
 
-def tiny_config(run_dir, data, **overrides):
-    values = dict(run_dir=str(run_dir), epochs=1, batch_size=64, data=str(data), eval_samples=0, log_every=2,
-                  preset="dcgan", extra={"preset_defaulted": True})
-    values.update(overrides)
-    return TrainConfig(**values)
+def tiny_run(run_dir, data, *, epochs=1, resume=False, max_steps=None, **given):
+    """Plan and train a tiny run in this process, as `python -m aigc train` does (without the lock)."""
+    from aigc.engine.run_plan import Invocation, make_plan, save_plan
+    from aigc.engine.trainer import run
+    settings = dict(batch_size=64, data=str(data), eval_samples=0, log_every=2)
+    settings.update(given)
+    invocation = Invocation(run_dir, add_epochs=None if resume else epochs, resume=resume, max_steps=max_steps)
+    plan = make_plan(invocation, settings)
+    if plan.done:
+        return "nothing to do"
+    save_plan(plan)
+    return run(plan)
 
 
 @pytest.mark.parametrize("preset", ["dcgan", "seed"])
@@ -55,9 +62,7 @@ def test_hinge_loss_step_is_finite():
 
 def test_run_writes_the_run_directory(tmp_path, synthetic_npz):
     from aigc.engine.checkpoints import load_generator
-    from aigc.engine.trainer import run
-
-    state = run(tiny_config(tmp_path / "run", synthetic_npz, epochs=2))
+    state = tiny_run(tmp_path / "run", synthetic_npz, epochs=2)
     paths = RunPaths(tmp_path / "run")
     status = read_json(paths.status)
     assert state == "finished" and status["state"] == "finished"
@@ -80,11 +85,9 @@ def test_run_writes_the_run_directory(tmp_path, synthetic_npz):
 def test_resume_continues_counts_and_optimizer(tmp_path, synthetic_npz):
     import tensorflow as tf
 
-    from aigc.engine.trainer import run
-
     run_dir = tmp_path / "run"
-    assert run(tiny_config(run_dir, synthetic_npz, epochs=1)) == "finished"
-    assert run(tiny_config(run_dir, synthetic_npz, epochs=2)) == "finished"
+    assert tiny_run(run_dir, synthetic_npz, epochs=1) == "finished"
+    assert tiny_run(run_dir, synthetic_npz, epochs=2) == "finished"
     paths = RunPaths(run_dir)
     status = read_json(paths.status)
     assert status["epoch"] == 3 and status["total_epochs"] == 3 and status["step"] == 24
@@ -98,44 +101,35 @@ def test_resume_continues_counts_and_optimizer(tmp_path, synthetic_npz):
 
 
 def test_max_steps_stops_and_resume_finishes_the_epoch(tmp_path, synthetic_npz):
-    from aigc.engine.trainer import run
-
     run_dir = tmp_path / "run"
-    assert run(tiny_config(run_dir, synthetic_npz, epochs=1, max_steps=3)) == "stopped"
+    assert tiny_run(run_dir, synthetic_npz, epochs=1, max_steps=3) == "stopped"
     status = read_json(RunPaths(run_dir).status)
     assert status["state"] == "stopped" and status["step"] == 3 and status["epoch"] == 0
-    assert run(tiny_config(run_dir, synthetic_npz, epochs=0, resume=True)) == "finished"
+    assert tiny_run(run_dir, synthetic_npz, resume=True) == "finished"
     status = read_json(RunPaths(run_dir).status)
     assert status["epoch"] == 1 and status["step"] == 8, "the resumed epoch skips the 3 batches it already did"
 
 
 def test_preset_mismatch_on_resume_fails_clearly(tmp_path, synthetic_npz):
-    from aigc.engine.trainer import run
-
     run_dir = tmp_path / "run"
-    run(tiny_config(run_dir, synthetic_npz, preset="seed", max_steps=1))
-    state = run(tiny_config(run_dir, synthetic_npz, preset="dcgan", extra={}))
-    status = read_json(RunPaths(run_dir).status)
-    assert state == "failed" and "cannot continue as 'dcgan'" in status["error"]
+    tiny_run(run_dir, synthetic_npz, preset="seed", max_steps=1)
+    with pytest.raises(SpecError, match="architecture of an existing run cannot change"):
+        tiny_run(run_dir, synthetic_npz, preset="dcgan")
 
 
 def test_missing_data_fails_with_message(tmp_path):
-    from aigc.engine.trainer import run
-
-    state = run(tiny_config(tmp_path / "run", tmp_path / "missing.npz"))
+    state = tiny_run(tmp_path / "run", tmp_path / "missing.npz")
     status = read_json(RunPaths(tmp_path / "run").status)
     assert state == "failed" and "MNIST file not found" in status["error"]
 
 
 def test_init_from_copies_weights_without_writing_source(tmp_path, synthetic_npz):
     from aigc.engine.checkpoints import load_generator
-    from aigc.engine.trainer import run
-
     first = tmp_path / "first"
-    run(tiny_config(first, synthetic_npz, preset="seed", extra={}))
+    tiny_run(first, synthetic_npz, preset="seed")
     source = RunPaths(first).generator
     before = source.read_bytes()
-    state = run(tiny_config(tmp_path / "second", synthetic_npz, preset="dcgan", init_from=str(source), max_steps=1))
+    state = tiny_run(tmp_path / "second", synthetic_npz, init_from=str(source), max_steps=1)
     assert state == "stopped"
     assert source.read_bytes() == before, "the source weights must never be written"
     assert load_generator(RunPaths(tmp_path / "second").generator)[1].preset == "seed"
@@ -177,7 +171,6 @@ def test_graceful_stop(tmp_path, synthetic_npz, how):
 
 def test_status_and_metrics_valid_after_every_write(tmp_path, synthetic_npz, monkeypatch):
     from aigc.engine import run_writer
-    from aigc.engine import trainer as train
 
     seen = {"status": 0, "metrics": 0}
     real_json, real_append = run_files.atomic_write_json, run_files.append_metrics
@@ -195,7 +188,7 @@ def test_status_and_metrics_valid_after_every_write(tmp_path, synthetic_npz, mon
 
     monkeypatch.setattr(run_writer, "atomic_write_json", checked_json)
     monkeypatch.setattr(run_writer, "append_metrics", checked_append)
-    assert train.run(tiny_config(tmp_path / "run", synthetic_npz, epochs=1)) == "finished"
+    assert tiny_run(tmp_path / "run", synthetic_npz, epochs=1) == "finished"
     assert seen["status"] >= 4 and seen["metrics"] >= 4
 
 
@@ -215,15 +208,13 @@ def test_ema_warms_up_instead_of_holding_the_random_start():
 
 
 def test_resume_without_preset_keeps_the_runs_preset_and_hyperparameters(tmp_path, synthetic_npz):
-    from aigc.engine.trainer import run
-
     run_dir = tmp_path / "run"
-    assert run(tiny_config(run_dir, synthetic_npz, preset="seed", extra={}, lr_d=1e-4, max_steps=2)) == "stopped"
+    assert tiny_run(run_dir, synthetic_npz, preset="seed", lr_d=1e-4, max_steps=2) == "stopped"
     # Resuming as the CLI does without --preset: the dcgan defaults (EMA on) must not leak in.
-    assert run(tiny_config(run_dir, synthetic_npz, epochs=0, resume=True)) == "finished"
+    assert tiny_run(run_dir, synthetic_npz, resume=True) == "finished"
     config = read_json(RunPaths(run_dir).config)
     assert config["model_config"]["preset"] == "seed"
-    assert config["hyperparameters"]["ema_decay"] == 0.0 and config["hyperparameters"]["lr_d"] == 1e-4
+    assert config["spec"]["ema_decay"] == 0.0 and config["spec"]["lr_d"] == 1e-4
 
 
 def test_log_lines_appear_once_when_stdout_is_train_log(tmp_path, synthetic_npz):

@@ -145,10 +145,10 @@ def default_gan(*, batch: int, precision: str = "float32", jit: bool = False, se
     """aigc.engine.gan.GAN with the dcgan preset's default hyperparameters, built under `precision`."""
     import keras
 
-    from aigc.engine.spec import ModelConfig, TrainConfig
     from aigc.engine.gan import GAN
+    from aigc.engine.spec import ModelConfig, RunSpec
 
-    cfg = TrainConfig(preset="dcgan", batch_size=batch).resolved()
+    cfg = RunSpec.resolve(preset="dcgan", batch_size=batch)
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(precision)
     try:
@@ -289,11 +289,11 @@ def time_to_quality(x, y, *, budget_s: float, interval_s: float, eval_n: int, sy
     The tutorial may get a longer budget (`reference_budget_s`): it then trains on alone after the others stop.
     """
     from aigc.quality import metrics
-    from aigc.engine.spec import ModelConfig, TrainConfig
+    from aigc.engine.spec import ModelConfig, RunSpec
 
     if synthetic or not metrics.evaluator_available():
         return {"skipped": "needs real MNIST and the shipped evaluator (python -m aigc eval --train-evaluator)"}
-    default_batch = TrainConfig().batch_size
+    default_batch = RunSpec.resolve().batch_size
     gan, run_default = default_runner(x, y, batch=default_batch)
     reference, run_reference = reference_runner(x, batch=256)
     contenders = {  # name: (run, batch, [(generator, config, label)])

@@ -18,8 +18,8 @@ class CheckpointError(Exception):
     """A generator file that is missing or unusable; str(error) is the whole message."""
 
 
-def save_generator(model, path: str | os.PathLike, *, config: ModelConfig, card: dict | None = None) -> None:
-    """Save model + config + card to path atomically (temporary file in the folder, then os.replace)."""
+def save_model_file(model, path: str | os.PathLike, *, config: ModelConfig, card: dict | None = None) -> None:
+    """Save a generator or discriminator with its config and card to path atomically (temporary file, then os.replace)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.stem}.{os.getpid()}.tmp.keras"

@@ -75,6 +75,44 @@ def _load_npz(path: Path) -> dict:
         raise DataError(f"{path} is not a readable .npz file (truncated or another format): {error}") from None
 
 
+def check_file(path: str | os.PathLike) -> None:
+    """Validate an MNIST .npz as the loader would, reading only array headers and labels; DataError when not."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"MNIST file not found: {path.name}")
+    if path.is_dir():
+        raise DataError(f"the MNIST path is a folder, not an .npz file: {path.name}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            arrays = {key: _header_only(archive, key, path.name) if key.startswith("x_") else
+                      _read_member(archive, key, path.name) for key in EXPECTED}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        raise DataError(f"{path.name} is not a readable .npz file (truncated or another format): "
+                        f"{type(error).__name__}") from None
+    validate(arrays, path.name)
+
+
+def _read_member(archive: zipfile.ZipFile, key: str, name: str) -> np.ndarray:
+    try:
+        with archive.open(f"{key}.npy") as handle:
+            return np.lib.format.read_array(handle, allow_pickle=False)
+    except KeyError:
+        raise DataError(f"{name} is missing key {key}; expected {', '.join(EXPECTED)}") from None
+
+
+def _header_only(archive: zipfile.ZipFile, key: str, name: str) -> np.ndarray:
+    """A zero-stride stand-in with the member's shape and dtype (the pixels are not read)."""
+    try:
+        with archive.open(f"{key}.npy") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, _fortran, dtype = read_header(handle)
+    except KeyError:
+        raise DataError(f"{name} is missing key {key}; expected {', '.join(EXPECTED)}") from None
+    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=shape, strides=(0,) * len(shape))
+
+
 def validate(arrays: dict, source: str) -> None:
     """Raise DataError naming the first thing that is not MNIST-shaped."""
     for key, shape in EXPECTED.items():

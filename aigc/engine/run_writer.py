@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aigc.runs.files import append_metrics, atomic_write_json
 from aigc.runs.layout import RunPaths
+from aigc.runs.lifecycle import ACTIVE_STATES, STATES, check_transition
 
 
 class StopFlag:
@@ -32,9 +33,10 @@ class StopFlag:
 class RunWriter:
     """Owns status.json, metrics.jsonl, train.log and TensorBoard events of one run."""
 
-    def __init__(self, paths: RunPaths, status: dict):
+    def __init__(self, paths: RunPaths, status: dict, *, state: str | None = None):
+        # The caller holds the lock, so a previous 'running' (or other active) state was interrupted.
         self.paths = paths
-        self.status = status
+        self.status = dict(status, state="failed" if state in ACTIVE_STATES or state not in (None, *STATES) else state)
         self._tb = None
 
     def log(self, message: str) -> None:
@@ -45,6 +47,9 @@ class RunWriter:
                 handle.write(line + "\n")
 
     def update(self, **fields) -> None:
+        """Merge fields into status.json (atomically); a state change must be one the lifecycle allows."""
+        if "state" in fields:
+            check_transition(self.status.get("state"), fields["state"])
         self.status.update(fields, updated_at=time.time())
         atomic_write_json(self.paths.status, self.status)
 

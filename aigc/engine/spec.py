@@ -1,18 +1,32 @@
-"""Dataclasses holding every default: ModelConfig travels inside each checkpoint."""
+"""The run spec: every setting of a training run, resolved once from one table of defaults and limits.
+
+A RunSpec is immutable, validated with messages for people, and saved whole in the run's
+config.json when the run is created; resume reads it back. The trainer's command line is
+generated from the same table (add_spec_arguments / spec_to_args / given_settings), so the
+page and the CLI cannot disagree. No TensorFlow here: the page imports this module.
+"""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
 PRESETS = ("dcgan", "seed")
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28, 1)
+MAX_EPOCHS = 10_000
+MODEL_SETTINGS = ("preset", "discriminator", "spectral_norm")  # fixed once a run exists
+
+
+class SpecError(ValueError):
+    """A setting that cannot be used; str(error) is a whole sentence for a person."""
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of one GAN; enough to rebuild both networks."""
+    """Architecture of one GAN; enough to rebuild both networks (travels inside every checkpoint)."""
 
     preset: str = "dcgan"
     latent_dim: int = 100
@@ -22,9 +36,10 @@ class ModelConfig:
     spectral_norm: bool = False  # dcgan only: spectral normalization on the discriminator's layers
 
     def __post_init__(self):
-        assert self.preset in PRESETS, f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}"
-        assert self.latent_dim > 0, "latent_dim must be positive"
-        assert self.discriminator in ("projection", "concat"), f"unknown discriminator {self.discriminator!r}"
+        SETTINGS["preset"].check(self.preset)
+        SETTINGS["discriminator"].check(self.discriminator)
+        if not isinstance(self.latent_dim, int) or self.latent_dim <= 0:
+            raise SpecError(f"latent_dim must be a positive whole number, got {self.latent_dim!r}")
 
     @property
     def conditional(self) -> bool:
@@ -40,45 +55,210 @@ class ModelConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def preset_defaults(preset: str) -> dict:
-    """Training defaults that differ per preset (the seed preset keeps the document's recipe)."""
-    if preset == "seed":
-        return dict(lr_g=2e-4, lr_d=2e-4, beta_1=0.5, ema_decay=0.0, loss="bce", label_smoothing=0.0)
-    return dict(lr_g=2e-4, lr_d=2e-4, beta_1=0.5, ema_decay=0.999, loss="bce", label_smoothing=0.0)
+@dataclass(frozen=True)
+class Setting:
+    """One row of the table: type, default (per preset when a dict), limits, and the help line."""
+
+    name: str
+    kind: type
+    default: object
+    help: str
+    low: float | None = None
+    high: float | None = None
+    above_low: bool = False  # the low limit itself is excluded
+    choices: tuple = ()
+    optional: bool = False  # None is a valid value (a path not given)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def default_for(self, preset: str):
+        return self.default[preset] if isinstance(self.default, dict) else self.default
+
+    def allowed(self) -> str:
+        """The allowed values in words."""
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        if self.kind is bool:
+            return "true or false"
+        if self.kind is str:
+            return "a non-empty text"
+        word = "a whole number" if self.kind is int else "a number"
+        low = f"above {self.low:g}" if self.above_low else f"at least {self.low:g}"
+        return f"{word} {low} and at most {self.high:g}" if self.low is not None else word
+
+    def check(self, value):
+        """value converted to this setting's type; SpecError naming the setting when it is not allowed."""
+        if value is None and self.optional:
+            return None
+        if not self._accepts(value):
+            raise SpecError(f"{self.flag}: must be {self.allowed()}, got {value!r}")
+        return self.kind(value)
+
+    def _accepts(self, value) -> bool:
+        if self.kind is bool:
+            return isinstance(value, bool)
+        if self.kind is str:
+            return isinstance(value, str) and bool(value) and (not self.choices or value in self.choices)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        if self.kind is int and not float(value).is_integer():
+            return False
+        above = self.low is None or value > self.low or (value == self.low and not self.above_low)
+        return above and (self.high is None or value <= self.high)
+
+    def parse(self, text: str):
+        """The value typed on a command line, checked."""
+        if self.kind in (int, float):
+            try:
+                number = float(text) if self.kind is float else int(text)
+            except ValueError:
+                raise SpecError(f"{self.flag}: must be {self.allowed()}, got {text!r}") from None
+            return self.check(number)
+        return self.check(text)
+
+    def to_text(self, value) -> str:
+        return repr(float(value)) if self.kind is float else str(value)
 
 
-@dataclass
-class TrainConfig:
-    """Hyperparameters of one training invocation (the CLI fills these)."""
+SETTINGS = {s.name: s for s in (
+    Setting("preset", str, "dcgan", "model preset (fixed once the run exists)", choices=PRESETS),
+    Setting("discriminator", str, "projection", "dcgan discriminator's conditioning (fixed once the run exists)",
+            choices=("projection", "concat")),
+    Setting("spectral_norm", bool, False, "dcgan: spectral normalization in D (fixed once the run exists)"),
+    Setting("epochs", int, 1, "total epochs the run trains to", 1, MAX_EPOCHS),
+    Setting("batch_size", int, 128, "images per step (changing it on resume restarts the current epoch)", 1, 65_536),
+    Setting("lr_g", float, 2e-4, "generator learning rate", 0.0, 1.0, above_low=True),
+    Setting("lr_d", float, 2e-4, "discriminator learning rate", 0.0, 1.0, above_low=True),
+    Setting("beta_1", float, 0.5, "Adam beta_1 of both optimizers", 0.0, 0.999),
+    Setting("loss", str, "bce", "adversarial loss", choices=("bce", "hinge")),
+    Setting("ema_decay", float, {"dcgan": 0.999, "seed": 0.0}, "EMA of generator weights (0 = off)", 0.0, 0.99999),
+    Setting("label_smoothing", float, 0.0, "one-sided label smoothing of real targets", 0.0, 0.5),
+    Setting("precision", str, "auto", "auto = mixed_bfloat16 on a GPU, else float32",
+            choices=("auto", "float32", "mixed_bfloat16")),
+    Setting("jit", bool, False, "compile the train step with XLA"),
+    Setting("data", str, None, "MNIST .npz (default: $AIGC_MNIST, else Keras)", optional=True),
+    Setting("init_from", str, None, "start from these weights, e.g. checkpoints/generator.keras", optional=True),
+    Setting("seed", int, 0, "random seed (weights, shuffling, noise)", 0, 2**31 - 1),
+    Setting("train_limit", int, 0, "use only the first N training images (0 = all)", 0, 10**7),
+    Setting("eval_samples", int, 2000, "samples for per-epoch quality (0 = off)", 0, 100_000),
+    Setting("log_every", int, 20, "steps per metrics line", 1, 100_000),
+    Setting("checkpoint_seconds", float, 60.0, "seconds between checkpoints inside an epoch", 0.0, 86_400.0,
+            above_low=True),
+    Setting("keep_every", int, 0, "also keep generators/epoch_NNNN.keras every N epochs (0 = off)", 0, MAX_EPOCHS),
+)}
 
-    run_dir: str = "runs/default"
-    epochs: int = 1
-    preset: str = "dcgan"
-    batch_size: int = 128
-    lr_g: float | None = None
-    lr_d: float | None = None
-    beta_1: float | None = None
-    ema_decay: float | None = None
-    loss: str | None = None
-    label_smoothing: float | None = None
-    data: str | None = None
-    init_from: str | None = None
-    max_steps: int | None = None
-    seed: int = 0
-    log_every: int = 20
-    checkpoint_seconds: float = 60.0
-    eval_samples: int = 2000
-    precision: str = "auto"  # auto | float32 | mixed_bfloat16
-    threads: int = 0  # 0 = TensorFlow's default
-    nice: int = 0
-    resume: bool = False
-    train_limit: int = 0  # use only the first N training images (0 = all)
-    extra: dict = field(default_factory=dict)
 
-    def resolved(self) -> "TrainConfig":
-        """Fill unset hyperparameters from the preset's defaults."""
-        out = dataclasses.replace(self)
-        for key, value in preset_defaults(self.preset).items():
-            if getattr(out, key) is None:
-                setattr(out, key, value)
-        return out
+@dataclass(frozen=True)
+class RunSpec:
+    """Every setting of one training run (see SETTINGS for meaning and limits); build it with resolve()."""
+
+    preset: str
+    discriminator: str
+    spectral_norm: bool
+    epochs: int
+    batch_size: int
+    lr_g: float
+    lr_d: float
+    beta_1: float
+    loss: str
+    ema_decay: float
+    label_smoothing: float
+    precision: str
+    jit: bool
+    data: str | None
+    init_from: str | None
+    seed: int
+    train_limit: int
+    eval_samples: int
+    log_every: int
+    checkpoint_seconds: float
+    keep_every: int
+    model_extra: dict = field(default_factory=dict)  # ModelConfig fields the CLI does not set (latent_dim...)
+
+    def __post_init__(self):
+        for name, setting in SETTINGS.items():
+            object.__setattr__(self, name, setting.check(getattr(self, name)))
+        if self.preset == "seed" and (self.discriminator != "projection" or self.spectral_norm):
+            raise SpecError("the seed preset is the original document's GAN: --discriminator and --spectral-norm "
+                            "apply to dcgan only")
+        self.model  # noqa: B018  (validates model_extra)
+
+    @classmethod
+    def resolve(cls, **given) -> "RunSpec":
+        """A spec from the given settings, every other one from the table's default for the preset."""
+        unknown = set(given) - set(SETTINGS) - {"model_extra"}
+        if unknown:
+            raise SpecError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        preset = given.get("preset") or SETTINGS["preset"].default
+        SETTINGS["preset"].check(preset)
+        values = {name: s.default_for(preset) for name, s in SETTINGS.items()}
+        values.update({k: v for k, v in given.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def model(self) -> ModelConfig:
+        """The architecture this spec trains."""
+        return ModelConfig(preset=self.preset, discriminator=self.discriminator, spectral_norm=self.spectral_norm,
+                           **self.model_extra)
+
+    def replace(self, **changes) -> "RunSpec":
+        """A copy with some settings changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunSpec":
+        """The spec saved in a config.json (missing settings from the table, unknown keys ignored)."""
+        known = set(SETTINGS) | {"model_extra"}
+        return cls.resolve(**{k: v for k, v in data.items() if k in known})
+
+    def changes(self, other: "RunSpec") -> dict:
+        """{name: (mine, other's)} for every setting that differs."""
+        return {name: (getattr(self, name), getattr(other, name)) for name in SETTINGS
+                if getattr(self, name) != getattr(other, name)}
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; each defaults to None so that what was given can be told apart."""
+    for setting in SETTINGS.values():
+        if setting.name == "epochs":
+            continue  # the CLI's --epochs means epochs to add: see aigc.cli
+        if setting.kind is bool:
+            parser.add_argument(setting.flag, action=argparse.BooleanOptionalAction, default=None, help=setting.help)
+        else:
+            parser.add_argument(setting.flag, type=_argparse_type(setting), default=None, help=setting.help,
+                                choices=setting.choices or None, metavar=None if setting.choices else "VALUE")
+
+
+def _argparse_type(setting: Setting):
+    def parse(text: str):
+        try:
+            return setting.parse(text)
+        except SpecError as error:
+            raise argparse.ArgumentTypeError(str(error).split(": ", 1)[1]) from None
+    parse.__name__ = setting.name  # argparse names the type in its messages
+    return parse
+
+
+def given_settings(args: argparse.Namespace) -> dict:
+    """{name: value} of the settings given on the command line (epochs excluded)."""
+    return {name: getattr(args, name) for name in SETTINGS
+            if name != "epochs" and getattr(args, name, None) is not None}
+
+
+def spec_to_args(spec: RunSpec) -> list[str]:
+    """The trainer's flags that create a run with exactly this spec (the inverse of the CLI's parsing)."""
+    args = ["--epochs", str(spec.epochs)]
+    for name, setting in SETTINGS.items():
+        value = getattr(spec, name)
+        if name == "epochs" or value is None:
+            continue
+        if setting.kind is bool:
+            args.append(setting.flag if value else "--no-" + setting.flag[2:])
+        else:
+            args += [setting.flag, setting.to_text(value)]
+    return args

@@ -32,13 +32,13 @@ def shipped_or_tiny_checkpoints(folder: Path) -> Path:
     """The repository's checkpoints/ when its generator exists (read-only for the app), else tiny stand-ins."""
     if (REPO / "checkpoints" / "generator.keras").is_file():
         return REPO / "checkpoints"
-    from aigc.engine.checkpoints import save_generator
+    from aigc.engine.checkpoints import save_model_file
     from aigc.engine.spec import ModelConfig
     from aigc.engine.models import build_generator
 
     folder.mkdir(parents=True, exist_ok=True)
     config = ModelConfig(preset="dcgan")
-    save_generator(build_generator(config), folder / "generator.keras", config=config, card={"epochs": 0})
+    save_model_file(build_generator(config), folder / "generator.keras", config=config, card={"epochs": 0})
     return folder
 
 
