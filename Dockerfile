@@ -1,9 +1,14 @@
 # AIGC digits: the Streamlit dashboard with the shipped generator baked in.
 #   docker build -t aigc-digits .
-#   docker run --rm -p 8501:8501 aigc-digits            # then open http://localhost:8501
+#   docker run --rm -p 8501:8501 --stop-timeout 60 aigc-digits    # then open http://localhost:8501
 # CPU only. Runs need no network: the weights and the evaluator come from checkpoints/.
-ARG PYTHON_VERSION=3.11
-FROM python:${PYTHON_VERSION}-slim
+# A public demo by default: training is off (AIGC_TRAINING, below); see docs/hosting.md for the modes.
+
+# The base image is pinned by digest, so a rebuild gets the same bytes. To update it, pick the new
+# tag and read its digest (the multi-arch index), then replace both below and rebuild:
+#   docker buildx imagetools inspect python:3.11-slim-bookworm      (the "Digest:" line)
+#   or: docker pull python:3.11-slim-bookworm && docker inspect --format '{{index .RepoDigests 0}}' python:3.11-slim-bookworm
+FROM python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -11,7 +16,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     STREAMLIT_SERVER_PORT=8501 \
-    STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
+    STREAMLIT_BROWSER_GATHER_USAGE_STATS=false \
+    AIGC_TRAINING=off \
+    AIGC_STOP_GRACE_S=50
 
 WORKDIR /app
 
@@ -45,7 +52,12 @@ EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/_stcore/health' % os.environ.get('STREAMLIT_SERVER_PORT', '8501'), timeout=4)" || exit 1
 
-CMD ["streamlit", "run", "app.py", \
+# PID 1 is a small supervisor: on `docker stop` (SIGTERM) it stops a running training job gracefully
+# (checkpoint, state 'stopped') before the server; give it time with `docker run --stop-timeout 60`
+# (Docker's default is 10 s, then SIGKILL). AIGC_STOP_GRACE_S is the trainer's share of that time.
+STOPSIGNAL SIGTERM
+CMD ["python", "-m", "aigc.app.supervisor", \
+     "streamlit", "run", "app.py", \
      "--server.headless", "true", \
      "--server.address", "0.0.0.0", \
      "--server.fileWatcherType", "none"]

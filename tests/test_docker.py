@@ -46,12 +46,44 @@ def exec_or_shell(text: str) -> list[str]:
     return json.loads(text) if text.startswith("[") else shlex.split(text)
 
 
-def test_base_image_is_slim_python():
+def test_base_image_is_slim_python_pinned_by_digest():
+    """Issue 11: the base image was a moving tag; a rebuild could bring other bytes."""
     froms = args_of("FROM")
     assert len(froms) == 1, "one stage is enough"
-    defaults = dict(arg.split("=", 1) for arg in args_of("ARG") if "=" in arg)
-    image = re.sub(r"\$\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)), froms[0].split()[0])
-    assert re.fullmatch(r"python:3\.\d+(\.\d+)?-slim(-\w+)?", image), image
+    image = froms[0].split()[0]
+    assert "$" not in image, "no build argument may change a pinned base"
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?@sha256:[0-9a-f]{64}", image), image
+    text = DOCKERFILE.read_text()
+    assert "imagetools inspect" in text or "RepoDigests" in text, "say how to update the digest"
+
+
+def env_of_image() -> dict[str, str]:
+    pairs = {}
+    for rest in args_of("ENV"):
+        for item in shlex.split(rest):
+            key, _, value = item.partition("=")
+            pairs[key] = value
+    return pairs
+
+
+def test_image_is_a_safe_public_demo_by_default():
+    """Issue 11: the image shipped without AIGC_TRAINING, so any visitor could train."""
+    assert env_of_image().get("AIGC_TRAINING") == "off"
+    from aigc.app.hosting import load_policy
+
+    policy = load_policy(env=env_of_image(), address="0.0.0.0")
+    assert not policy.training_visible and policy.hosted and not policy.allows_server_paths
+
+
+def test_container_stop_is_forwarded_to_the_trainer():
+    """Issue 11: nothing forwarded docker stop's SIGTERM to the trainer (its own session): it was SIGKILLed."""
+    argv = exec_or_shell(args_of("CMD")[0])
+    assert argv[:3] == ["python", "-m", "aigc.app.supervisor"], argv
+    assert args_of("STOPSIGNAL") in ([], ["SIGTERM"])
+    assert "--stop-timeout" in DOCKERFILE.read_text(), "document docker run --stop-timeout"
+    grace = float(env_of_image().get("AIGC_STOP_GRACE_S", "50"))
+    assert 0 < grace < 60, "the trainer's share must fit in the documented --stop-timeout 60"
+    assert (ROOT / "aigc" / "app" / "supervisor.py").is_file()
 
 
 def test_tensorflow_cpu_on_x86_64_with_pins_from_requirements():
@@ -113,7 +145,7 @@ def test_port_and_healthcheck():
 def test_streamlit_command():
     cmds = args_of("CMD")
     assert len(cmds) == 1 and not args_of("ENTRYPOINT")
-    argv = exec_or_shell(cmds[0])
+    argv = exec_or_shell(cmds[0])[3:]  # after `python -m aigc.app.supervisor`
     assert argv[:3] == ["streamlit", "run", "app.py"]
     options = dict(zip(argv[3::2], argv[4::2]))
     assert options.get("--server.headless") == "true"
