@@ -10,7 +10,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from aigc import settings
 from aigc.app import jobs
+from aigc.app.process_cache import ProcessCache
 from aigc.engine.checkpoints import CheckpointError, load_generator
 
 LOG = logging.getLogger("aigc.app")
@@ -29,16 +31,17 @@ class Served:
     warning: str | None = None
 
 
-@st.cache_resource(max_entries=6, show_spinner="Loading the generator...")
-def _load_cached(path: str, mtime_ns: int):
-    """Load a generator once per (path, mtime): a retrained file is picked up, an unchanged one is reused."""
-    del mtime_ns  # part of the cache key only
-    return load_generator(path)
+# Process-level, not st.cache_resource: a visitor's clear-cache message must not force reloads for everyone.
+GENERATORS = ProcessCache(max_entries=6)
 
 
 def load_served(path: Path):
-    """(model, config, card) for a generator file, cached by path and modification time."""
-    return _load_cached(str(path), path.stat().st_mtime_ns)
+    """(model, config, card) for a generator file, loaded once per process per (path, mtime)."""
+    key = (str(path), path.stat().st_mtime_ns)  # a retrained file is picked up, an unchanged one reused
+    if key in GENERATORS:
+        return GENERATORS.get_or_make(key, lambda: load_generator(key[0]))
+    with st.spinner("Loading the generator..."):
+        return GENERATORS.get_or_make(key, lambda: load_generator(key[0]))
 
 
 def generator_sidebar_ui() -> Served | None:
@@ -79,7 +82,7 @@ def _served_with_fallback(chosen, choices) -> Served | None:
 
 def _redact(message: str) -> str:
     """Strip the server's absolute folders from a message shown to visitors."""
-    for folder in (str(jobs.runs_root()), str(jobs.checkpoint_dir()), os.getcwd()):
+    for folder in (str(settings.runs_root()), str(settings.checkpoint_dir()), os.getcwd()):
         message = message.replace(folder + os.sep, "").replace(folder, "")
     return message
 
