@@ -13,12 +13,15 @@ from aigc import settings
 from aigc.app import hosting
 from aigc.engine.sampling import generate, gif_bytes, grid, interpolate
 from aigc.app.common import Served, display_scale, load_served, png_bytes
+from aigc.app.process_cache import ProcessCache
 
 DIGIT_OPTIONS = ["Any"] + [str(d) for d in hosting.DIGITS]
 QUERY_KEYS = ("digit", "n", "seed")
 EVALUATOR_TABLE_MAX = 100
 NEAREST_MAX = 10  # generated images compared with the training set per click
 NEAREST_CHUNK = 10_000
+GRID_CACHE_MB = 64  # rendered grids shared by every session: a viral link is computed once
+GRIDS = ProcessCache(max_entries=1024, max_bytes=GRID_CACHE_MB * 2**20, size_of=lambda v: v[0].nbytes + len(v[1]))
 
 
 def _init_from_query() -> None:
@@ -73,14 +76,11 @@ def generate_ui(served: Served) -> np.ndarray:
     with controls:
         values = controls_ui(conditional=conditional)
     start = time.perf_counter()
-    images, labels = generate(served.model, values["n"], values["digit"], seed=values["seed"],
-                              truncation=values["truncation"], config=served.config)
+    images, picture_png, columns = rendered_grid(served, values)
     elapsed_ms = (time.perf_counter() - start) * 1000
-    columns = min(10, math.ceil(math.sqrt(len(images))))
-    picture = grid(images, columns, scale=display_scale(columns=columns))
     with picture_area:
         what = "any digit" if values["digit"] is None else f"digit {values['digit']}"
-        st.image(png_bytes(picture), caption=f"{len(images)} x {what} - seed {values['seed']} - "
+        st.image(picture_png, caption=f"{len(images)} x {what} - seed {values['seed']} - "
                  f"scale {values['truncation']:.2f} - {served.label} - {elapsed_ms:.0f} ms", output_format="PNG")
         # A callable is only run when the button is clicked: no 4x PNG on every rerun.
         st.download_button("Download PNG", lambda: png_bytes(grid(images, columns, scale=4)), mime="image/png",
@@ -90,6 +90,27 @@ def generate_ui(served: Served) -> np.ndarray:
         nearest_ui(images)
     _write_query(values)
     return images
+
+
+def rendered_grid(served: Served, values: dict) -> tuple[np.ndarray, bytes, int]:
+    """(images (n, 28, 28) float32 in [0, 1], read-only; grid PNG; columns), once per server per request.
+
+    A grid depends only on (generator file, digit, n, seed, scale): every session shares it.
+    """
+    columns = min(10, math.ceil(math.sqrt(values["n"])))
+    scale = display_scale(columns=columns)
+    key = (str(served.path), served.path.stat().st_mtime_ns, values["digit"], values["n"], values["seed"],
+           round(float(values["truncation"]), 6), scale)
+
+    def make():
+        images, _labels = generate(served.model, values["n"], values["digit"], seed=values["seed"],
+                                   truncation=values["truncation"], config=served.config)
+        images = np.asarray(images, dtype=np.float32)
+        images.setflags(write=False)  # shared between sessions
+        return images, png_bytes(grid(images, columns, scale=scale))
+
+    images, picture_png = GRIDS.get_or_make(key, make)
+    return images, picture_png, columns
 
 
 def _write_query(values: dict) -> None:
@@ -106,7 +127,7 @@ def evaluator_ui(images: np.ndarray, *, requested: int | None, columns: int) -> 
     try:
         from aigc.quality import metrics
 
-        if not (metrics.evaluator_available() and hasattr(metrics, "classify")):
+        if not metrics.evaluator_available():
             return
         predicted, confidence = metrics.classify(images)
     except Exception as error:  # noqa: BLE001  (quality readouts are optional)

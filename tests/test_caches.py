@@ -1,0 +1,130 @@
+"""Caches a visitor cannot empty (generator per process) and grids shared across sessions, bounded in memory."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from aigc.app import common, view_generate
+from aigc.app.process_cache import ProcessCache
+
+
+def clear_cache_message() -> None:
+    """What Streamlit does for a websocket clear_cache BackMsg (AppSession._handle_clear_cache_request)."""
+    from streamlit.runtime import caching
+
+    caching.cache_data.clear()
+    caching.cache_resource.clear()
+
+
+def test_lru_bound_by_entries_and_bytes():
+    cache = ProcessCache(max_entries=3, max_bytes=100, size_of=len)
+    for key in "abc":
+        cache.get_or_make(key, lambda key=key: key * 10)
+    cache.get_or_make("a", lambda: "never")  # a is now the most recent
+    cache.get_or_make("d", lambda: "d" * 10)
+    assert "b" not in cache and {"a", "c", "d"} <= {k for k in "abcd" if k in cache}
+    cache.get_or_make("big", lambda: "x" * 95)  # pushes the others out to stay within 100 bytes
+    assert cache.bytes <= 100 and "big" in cache and len(cache) == 1
+    assert cache.get_or_make("huge", lambda: "y" * 500) == "y" * 500 and "huge" not in cache
+
+
+def test_concurrent_callers_compute_once():
+    cache, calls = ProcessCache(max_entries=4), []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.2)
+        return "grid"
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get_or_make("k", slow))) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == ["grid"] * 10 and len(calls) == 1
+
+
+def test_a_failed_make_is_not_cached_and_waiters_retry():
+    cache = ProcessCache(max_entries=2)
+    with pytest.raises(ValueError):
+        cache.get_or_make("k", lambda: (_ for _ in ()).throw(ValueError("bad file")))
+    assert cache.get_or_make("k", lambda: 5) == 5
+
+
+def test_generator_survives_a_clear_cache_message(tmp_path, monkeypatch):
+    """Issue 11: any visitor's clear-cache message emptied st.cache_resource: the generator reloaded for everyone."""
+    loads = []
+    monkeypatch.setattr(common, "load_generator", lambda path: loads.append(path) or ("model", "config", {}))
+    monkeypatch.setattr(common, "GENERATORS", ProcessCache(max_entries=6))
+    path = tmp_path / "generator.keras"
+    path.write_bytes(b"weights")
+    assert common.load_served(path) == ("model", "config", {})
+    clear_cache_message()
+    common.load_served(path)
+    assert len(loads) == 1
+    path.write_bytes(b"retrained weights")  # a new mtime is a new key: a retrained file is picked up
+    stamp = time.time() + 5
+    os.utime(path, (stamp, stamp))
+    common.load_served(path)
+    assert len(loads) == 2
+
+
+def test_evaluator_survives_a_clear_cache_message(monkeypatch):
+    """The evaluator is cached per (path, mtime) by the quality module itself (process-level, not st.cache)."""
+    from aigc.quality import metrics
+
+    if not metrics.evaluator_available():
+        pytest.skip("no shipped evaluator")
+    first = metrics.load_evaluator()
+    clear_cache_message()
+    assert metrics.load_evaluator() is first
+
+
+def fake_served(tmp_path: Path):
+    path = tmp_path / "generator.keras"
+    path.write_bytes(b"weights")
+    return SimpleNamespace(path=path, model=object(), config=SimpleNamespace(conditional=True))
+
+
+def test_grids_are_computed_once_across_sessions(tmp_path, monkeypatch):
+    """Issue 11: a shared link made every visitor run the generator for the same grid."""
+    calls = []
+
+    def fake_generate(model, n, digit, *, seed, truncation, config):
+        calls.append((n, digit, seed))
+        rng = np.random.default_rng(seed)
+        return rng.random((n, 28, 28), dtype=np.float32), np.zeros(n, np.int32)
+
+    monkeypatch.setattr(view_generate, "generate", fake_generate)
+    monkeypatch.setattr(view_generate, "GRIDS", ProcessCache(max_entries=100, max_bytes=2**20,
+                                                             size_of=lambda v: v[0].nbytes + len(v[1])))
+    served = fake_served(tmp_path)
+    values = {"digit": 7, "n": 16, "seed": 3, "truncation": 1.0}
+    first = view_generate.rendered_grid(served, values)
+    clear_cache_message()
+    second = view_generate.rendered_grid(served, dict(values))  # another session, same link
+    assert len(calls) == 1 and first[1] == second[1] and first[2] == second[2] == 4
+    assert first[1].startswith(b"\x89PNG")
+    with pytest.raises(ValueError):
+        first[0][0, 0, 0] = 1.0  # the shared images are read-only
+    view_generate.rendered_grid(served, dict(values, seed=4))
+    assert len(calls) == 2
+
+
+def test_grid_cache_stays_within_its_budget(tmp_path, monkeypatch):
+    monkeypatch.setattr(view_generate, "generate", lambda model, n, digit, *, seed, truncation, config: (
+        np.full((n, 28, 28), seed % 7 / 7, np.float32), np.zeros(n, np.int32)))
+    budget = 2 * 2**20
+    monkeypatch.setattr(view_generate, "GRIDS", ProcessCache(max_entries=1000, max_bytes=budget,
+                                                             size_of=lambda v: v[0].nbytes + len(v[1])))
+    served = fake_served(tmp_path)
+    for seed in range(60):  # 60 x 100 images x 3 KB = 19 MB unbounded
+        view_generate.rendered_grid(served, {"digit": None, "n": 100, "seed": seed, "truncation": 1.0})
+    assert view_generate.GRIDS.bytes <= budget and 0 < len(view_generate.GRIDS) < 60
