@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aigc import settings
 from aigc.app import jobs
 from aigc.settings import SHIPPED_FILES
 from aigc.app.hosting import Policy
+from aigc.engine.spec import SpecError
 from aigc.runs.files import atomic_write_json
 from aigc.runs.layout import RunPaths
 from aigc.runs.lifecycle import read_status
@@ -69,9 +71,9 @@ def wait_for_step(paths: RunPaths, timeout: float = 120) -> None:
 
 
 def test_paths_follow_environment(env):
-    assert jobs.runs_root() == env["runs"].resolve()
-    assert jobs.checkpoint_dir() == env["ckpt"].resolve()
-    assert jobs.shipped_generator("seed").name == "seed_generator.keras"
+    assert settings.runs_root() == env["runs"].resolve()
+    assert settings.checkpoint_dir() == env["ckpt"].resolve()
+    assert settings.shipped_generator("seed").parent == env["ckpt"].resolve()
     assert jobs.data_source()[0]
 
 
@@ -92,20 +94,28 @@ def test_generator_choices(env):
     assert jobs.generator_choices()[-1].path == run.generator
 
 
-def test_validate_request(env):
-    policy = Policy(max_epochs=5)
-    assert "between 1 and 5" in jobs.validate_request(jobs.JobRequest(epochs=6), policy)
-    assert "between 1 and 5" in jobs.validate_request(jobs.JobRequest(epochs=-1), policy)
-    assert "batch size" in jobs.validate_request(jobs.JobRequest(batch_size=7), policy)
-    assert "learning rate" in jobs.validate_request(jobs.JobRequest(lr_g=float("nan")), policy)
-    assert "no shipped dcgan" in jobs.validate_request(jobs.JobRequest(init="shipped"), policy)
-    assert jobs.validate_request(jobs.JobRequest(init="scratch"), policy) is None
+@pytest.mark.parametrize("request_, message", [
+    (jobs.JobRequest(epochs=6), "between 1 and 5"),
+    (jobs.JobRequest(epochs=-1), "between 1 and 5"),
+    (jobs.JobRequest(batch_size=7), "batch size"),
+    (jobs.JobRequest(lr_g=float("nan")), "learning rate"),
+    (jobs.JobRequest(init="shipped"), "no shipped dcgan"),
+])
+def test_request_spec_refuses_with_a_reason(env, request_, message):
+    with pytest.raises(SpecError, match=message):
+        jobs.request_spec(request_, Policy(max_epochs=5))
 
 
-def test_trainer_args_are_nice_and_thread_limited(env, monkeypatch):
+def test_request_spec_of_a_valid_request(env):
+    spec = jobs.request_spec(jobs.JobRequest(init="scratch", epochs=3, batch_size=64, lr_g=1e-3), Policy(max_epochs=5))
+    assert (spec.epochs, spec.batch_size, spec.lr_g, spec.lr_d, spec.init_from) == (3, 64, 1e-3, 2e-4, None)
+
+
+def test_trainer_command_is_nice_and_thread_limited(env, monkeypatch):
+    write_tiny_generators(env["ckpt"], presets=("dcgan",))
     monkeypatch.setenv("AIGC_TRAIN_THREADS", "1")
-    args = jobs.trainer_args(jobs.JobRequest(epochs=2, init="shipped"), run_dir=Path("/r/x"))
-    joined = " ".join(args)
+    spec = jobs.request_spec(jobs.JobRequest(epochs=2, init="shipped"), Policy())
+    joined = " ".join(jobs.trainer_command(spec, run_dir=Path("/r/x")))
     assert "--nice 10" in joined and "--threads 1" in joined and "--epochs 2" in joined
     assert "--init-from" in joined and joined.endswith(FAST_TRAINER_ARGS)
 
@@ -157,7 +167,8 @@ def test_two_simultaneous_starts_make_exactly_one_job(env):
     for thread in threads:
         thread.join()
     assert sorted(r.ok for r in results) == [False, True], [r.message for r in results]
-    assert "running" in [r for r in results if not r.ok][0].message
+    loser = [r for r in results if not r.ok][0].message
+    assert "already running" in loser or "started first" in loser, loser
     runs = [p for p in env["runs"].iterdir() if p.is_dir()]
     assert len(runs) == 1  # the refused one left no empty run folder
 
@@ -168,5 +179,5 @@ def test_tiny_job_from_shipped_weights_finishes(env):
     assert result.ok, result.message
     status = wait_for_state(result.paths, ("finished",))
     assert status["epoch"] == 1 and result.paths.generator.is_file()
-    assert json.loads(result.paths.config.read_text())["init_from"].endswith("generator.keras")
+    assert json.loads(result.paths.config.read_text())["spec"]["init_from"].endswith("generator.keras")
     assert jobs.generator_choices()[-1].kind == "run"

@@ -1,11 +1,13 @@
-"""Background training jobs for the app: launch `python -m aigc train`, stop, resume, find runs.
+"""Background training jobs for the app: a run spec from the page, launch, stop, resume, list and delete runs.
 
-No Streamlit and no TensorFlow here. The trainer runs in its own process session and the app
-only reads its run directory (see DESIGN.md); the trainer's own lock guarantees one job.
+No Streamlit and no TensorFlow here. The trainer is `python -m aigc train` in its own process
+session; the app only reads its run directory. The trainer's lock is the only proof that a
+job runs, so Start and Resume report the process that really holds it, or that they lost.
 """
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -15,17 +17,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from aigc import settings
+from aigc.app import retention
 from aigc.app.hosting import Policy, clamp_epochs
-from aigc.engine.spec import PRESETS
+from aigc.cpus import trainer_threads
+from aigc.engine.spec import PRESETS, RunSpec, SpecError, spec_to_args
 from aigc.runs.files import read_json
 from aigc.runs.layout import RunPaths, list_runs
-from aigc.runs.lifecycle import ACTIVE_STATES, read_status, request_stop
+from aigc.runs.lifecycle import (ACTIVE_STATES, RESUMABLE_STATES, delete_run, holds_lock, read_status,
+                                 request_stop)
 from aigc.runs.lock import TrainingLock
-from aigc.settings import EXTRA_ARGS_ENV, ROOT, THREADS_ENV, checkpoint_dir, env, runs_root, shipped_generator
 
 TRAINER_NICE = 10  # the page must stay responsive while the trainer computes
-START_WAIT_S = 8.0
+START_WAIT_S = 20.0  # the trainer takes the lock before importing TensorFlow: this is python's start-up
 BATCH_SIZES = (16, 32, 64, 128, 256)
+MAX_PAGE_LR = 0.1
+EXIT_BUSY = 3  # `python -m aigc train` lost the lock to another job (aigc.cli)
 
 
 @dataclass(frozen=True)
@@ -42,11 +49,11 @@ def generator_choices(*, root: Path | None = None) -> list[GeneratorChoice]:
     choices = []
     for preset, label, kind in (("dcgan", "Shipped (dcgan, conditional)", "shipped"),
                                 ("seed", "Seed preset (unconditional)", "seed")):
-        if shipped_generator(preset).is_file():
-            choices.append(GeneratorChoice(label, shipped_generator(preset), kind))
-    for paths in list_runs(root or runs_root()):
+        if settings.shipped_generator(preset).is_file():
+            choices.append(GeneratorChoice(label, settings.shipped_generator(preset), kind))
+    for paths in list_runs(root or settings.runs_root()):
         if paths.generator.is_file():
-            choices.append(GeneratorChoice(f"Newest trained run ({paths.root.name})", paths.generator, "run"))
+            choices.append(GeneratorChoice(f"Newest trained run ({paths.name})", paths.generator, "run"))
             break
     return choices
 
@@ -62,22 +69,24 @@ class Job:
 
     @property
     def name(self) -> str:
-        return self.paths.root.name if self.paths else "(unknown)"
+        return self.paths.name if self.paths else "(unknown)"
+
+    @property
+    def state(self) -> str | None:
+        return (self.status or {}).get("state") or ("created" if self.active else None)
 
 
 def current_job(*, root: Path | None = None) -> Job:
-    """The running job (from the lock holder) or else the newest run; paths None when there is none."""
-    root = root or runs_root()
+    """The job holding the lock, else the newest run (paths None when there is none); only reads."""
+    root = root or settings.runs_root()
     holder = TrainingLock(root).holder()
-    if holder is not None:
-        run_dir = holder.get("run_dir")
-        paths = RunPaths(Path(run_dir)) if run_dir else None
-        return Job(paths, read_status(paths) if paths else None, True, holder)
+    if holder is not None and holder.get("run_dir"):
+        paths = RunPaths(Path(holder["run_dir"]))
+        return Job(paths, read_status(paths, holder=holder), True, holder)
     runs = list_runs(root)
     if not runs:
-        return Job(None, None, False, None)
-    status = read_status(runs[0])
-    return Job(runs[0], status, bool(status and status.get("state") in ACTIVE_STATES), None)
+        return Job(None, None, holder is not None, holder)
+    return Job(runs[0], read_status(runs[0], holder=holder), holder is not None, holder)
 
 
 @dataclass(frozen=True)
@@ -100,88 +109,119 @@ class StartResult:
     paths: RunPaths | None = None
 
 
-def validate_request(request: JobRequest, policy: Policy) -> str | None:
-    """A message saying what is wrong with the request, or None when it may run."""
+def request_spec(request: JobRequest, policy: Policy) -> RunSpec:
+    """The run spec of a page request, within this server's limits; SpecError with a sentence when not."""
     epochs, problem = clamp_epochs(request.epochs, policy)
     if problem:
-        return problem
+        raise SpecError(problem)
     if request.preset not in PRESETS:
-        return f"unknown preset {request.preset!r}; choose one of {', '.join(PRESETS)}"
+        raise SpecError(f"unknown preset {request.preset!r}; choose one of {', '.join(PRESETS)}")
     if request.batch_size not in BATCH_SIZES:
-        return f"batch size must be one of {', '.join(map(str, BATCH_SIZES))}"
+        raise SpecError(f"batch size must be one of {', '.join(map(str, BATCH_SIZES))}")
     for name, rate in (("generator", request.lr_g), ("discriminator", request.lr_d)):
-        if rate is not None and not (0 < rate <= 0.1):
-            return f"the {name} learning rate must be in (0, 0.1], got {rate}"
+        if rate is not None and not (isinstance(rate, (int, float)) and 0 < rate <= MAX_PAGE_LR):
+            raise SpecError(f"the {name} learning rate must be in (0, {MAX_PAGE_LR}], got {rate!r}")
     if request.init not in ("shipped", "scratch"):
-        return "start must be 'shipped' (train more) or 'scratch'"
-    if request.init == "shipped" and not shipped_generator(request.preset).is_file():
-        return f"no shipped {request.preset} weights to train more from; choose 'from scratch'"
-    return None
-
-
-def trainer_args(request: JobRequest, *, run_dir: Path) -> list[str]:
-    """CLI arguments of `python -m aigc train` for a new job."""
-    args = ["--run-dir", str(run_dir), "--epochs", str(int(request.epochs)), "--preset", request.preset,
-            "--batch-size", str(request.batch_size)]
-    if request.init == "shipped":
-        args += ["--init-from", str(shipped_generator(request.preset))]
-    if request.lr_g is not None:
-        args += ["--lr-g", repr(float(request.lr_g))]
-    if request.lr_d is not None:
-        args += ["--lr-d", repr(float(request.lr_d))]
+        raise SpecError("start must be 'shipped' (train more) or 'scratch'")
+    init_from = settings.shipped_generator(request.preset) if request.init == "shipped" else None
+    if init_from is not None and not init_from.is_file():
+        raise SpecError(f"no shipped {request.preset} weights to train more from; choose 'from scratch'")
     if request.data:
-        args += ["--data", str(request.data)]
-    return args + _runtime_args()
+        check_data_file(request.data)
+    return RunSpec.resolve(preset=request.preset, epochs=epochs, batch_size=request.batch_size, lr_g=request.lr_g,
+                           lr_d=request.lr_d, init_from=str(init_from) if init_from else None, data=request.data)
+
+
+def check_data_file(path: str) -> None:
+    """The loader's own checks (keys, shapes, dtypes, label range) on an MNIST .npz; SpecError when it fails."""
+    from aigc.engine.data import DataError, check_file
+
+    if Path(path).suffix.lower() != ".npz":
+        raise SpecError(f"the MNIST file must be an .npz, got {Path(path).name!r}")
+    try:
+        check_file(path)
+    except DataError as error:
+        raise SpecError(str(error)) from None
+
+
+def trainer_command(spec: RunSpec, *, run_dir: Path) -> list[str]:
+    """The full command line that creates and trains a run with exactly this spec."""
+    return [sys.executable, "-m", "aigc", "train", "--run-dir", str(run_dir), *spec_to_args(spec), *_runtime_args()]
 
 
 def _runtime_args() -> list[str]:
-    threads = env(THREADS_ENV) or str(max(1, (os.cpu_count() or 2) - 1))
-    return ["--nice", str(TRAINER_NICE), "--threads", threads] + shlex.split(env(EXTRA_ARGS_ENV))
+    threads = settings.env(settings.THREADS_ENV) or str(trainer_threads(reserve=1))
+    return ["--nice", str(TRAINER_NICE), "--threads", threads] + shlex.split(settings.env(settings.EXTRA_ARGS_ENV))
 
 
 def start_job(request: JobRequest, *, policy: Policy, root: Path | None = None) -> StartResult:
-    """Launch a new job unless one runs, the cooldown holds, or the request is invalid."""
-    root = root or runs_root()
-    problem = validate_request(request, policy) or _busy(root, policy)
+    """Launch a new job unless the request is invalid, a job runs, the cooldown holds or the disk is full."""
+    root = root or settings.runs_root()
+    try:
+        spec = request_spec(request, policy)
+    except SpecError as error:
+        return StartResult(False, str(error))
+    problem = _busy(root, policy) or retention.make_room(root, policy)
     if problem:
         return StartResult(False, problem)
-    paths = RunPaths(_new_run_dir(root))
-    result = _launch(trainer_args(request, run_dir=paths.root), paths, started="started")
+    try:
+        paths = RunPaths(_new_run_dir(root))
+    except OSError as error:
+        return StartResult(False, f"cannot create a run folder: {error.strerror or error}")
+    result = _launch(trainer_command(spec, run_dir=paths.root), paths, started="started")
     if not result.ok and not paths.status.exists():
         shutil.rmtree(paths.root, ignore_errors=True)  # the trainer refused at once: leave no empty run behind
-        return StartResult(False, result.message)
     return result
 
 
 def resume_job(paths: RunPaths, *, policy: Policy, root: Path | None = None) -> StartResult:
     """Continue a stopped or failed run from its latest checkpoint to its recorded total epochs."""
-    root = root or runs_root()
+    root = root or settings.runs_root()
     status = read_status(paths) or {}
-    if status.get("state") in ACTIVE_STATES:
-        return StartResult(False, f"{paths.root.name} is still running")
-    problem = _busy(root, policy)
+    state = status.get("state")
+    if state in ACTIVE_STATES:
+        return StartResult(False, f"{paths.name} is still running")
+    if state == "finished":
+        return StartResult(False, f"{paths.name} already finished all {status.get('total_epochs')} epochs; "
+                                  "nothing to resume")
+    if state not in RESUMABLE_STATES:
+        return StartResult(False, f"{paths.name} cannot be resumed")
+    problem = _busy(root, policy) or retention.make_room(root, policy, resuming=paths)
     if problem:
         return StartResult(False, problem)
-    args = ["--run-dir", str(paths.root), "--resume"]
-    if status.get("batch_size"):
-        args += ["--batch-size", str(int(status["batch_size"]))]
-    data = ((read_json(paths.config) or {}).get("data") or "keras")
-    if data != "keras":
-        args += ["--data", str(data)]
-    return _launch(args + _runtime_args(), paths, started="resumed")
+    command = [sys.executable, "-m", "aigc", "train", "--run-dir", str(paths.root), "--resume", *_runtime_args()]
+    return _launch(command, paths, started="resumed")
 
 
 def stop_job(paths: RunPaths) -> str:
     """Ask the trainer to stop after its current step; it checkpoints and ends as 'stopped'."""
     request_stop(paths)
-    return f"asked {paths.root.name} to stop; it finishes the current step and saves a checkpoint"
+    return f"stopping {paths.name}: it finishes the current step and saves a checkpoint"
+
+
+def delete_job(paths: RunPaths, *, root: Path | None = None) -> str | None:
+    """Delete a run that is not training (None), or say why not."""
+    root = root or settings.runs_root()
+    if not _inside(paths.root, root):
+        return f"{paths.name} is not under the runs folder"
+    try:
+        return delete_run(paths, lock=TrainingLock(root))
+    except OSError as error:
+        return f"could not delete {paths.name}: {error.strerror or error}"
+
+
+def _inside(folder: Path, root: Path) -> bool:
+    try:
+        return folder.resolve().is_relative_to(root.resolve()) and folder.resolve() != root.resolve()
+    except OSError:
+        return False
 
 
 def _busy(root: Path, policy: Policy) -> str | None:
     holder = TrainingLock(root).holder()
     if holder is not None:
         name = Path(holder.get("run_dir") or "?").name
-        return f"a training job is already running ({name}, pid {holder.get('pid')}); one job at a time"
+        return f"a training job is already running ({name}); one job at a time"
     wait = cooldown_remaining(root=root, policy=policy)
     if wait > 0:
         return f"please wait {wait:.0f} s before the next job (cooldown between jobs on this server)"
@@ -211,41 +251,43 @@ def _new_run_dir(root: Path) -> Path:
             return candidate
         except FileExistsError:
             continue
-    raise RuntimeError(f"could not create a run folder under {root}")
+    raise OSError(f"could not create a run folder under {root.name}")
 
 
-def _launch(args: list[str], paths: RunPaths, *, started: str) -> StartResult:
-    """Popen the trainer in its own session, output to train.log; wait until it writes status.json."""
-    paths.root.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"), PYTHONUNBUFFERED="1")
-    before = paths.status.stat().st_mtime_ns if paths.status.exists() else None
+def _launch(command: list[str], paths: RunPaths, *, started: str) -> StartResult:
+    """Popen the trainer in its own session (output to train.log); report who really holds the lock."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=settings.env("TF_CPP_MIN_LOG_LEVEL", "2"), PYTHONUNBUFFERED="1")
     with open(paths.log, "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "aigc", "train", *args], cwd=ROOT, env=env,
-                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(command, cwd=settings.ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     # Reap the child when it exits so it never lingers as a zombie (no Streamlit call here).
     threading.Thread(target=process.wait, name=f"reap-{process.pid}", daemon=True).start()
+    lock = TrainingLock(settings.runs_root())
     deadline = time.time() + START_WAIT_S
     while time.time() < deadline:
-        if paths.status.exists() and paths.status.stat().st_mtime_ns != before:
-            return StartResult(True, f"{started} {paths.root.name} (pid {process.pid})", paths)
-        if process.poll() is not None:
-            return StartResult(False, _launch_failure(paths), paths)
-        time.sleep(0.1)
-    return StartResult(True, f"{started} {paths.root.name} (pid {process.pid}); the trainer is starting", paths)
+        holder = lock.holder()
+        if holder and holder.get("pid") == process.pid and holds_lock(holder, paths):
+            return StartResult(True, f"{started} {paths.name} (pid {process.pid})", paths)
+        code = process.poll()
+        if code is not None:
+            return StartResult(False, _launch_failure(paths, code, holder), paths)
+        time.sleep(0.05)
+    return StartResult(True, f"{started} {paths.name} (pid {process.pid}); the trainer is starting", paths)
 
 
-def _launch_failure(paths: RunPaths) -> str:
-    last = tail_log(paths, lines=3).strip().splitlines()
-    reason = last[-1] if last else "the trainer exited at once"
-    return reason.removeprefix("error: ")
+def _launch_failure(paths: RunPaths, code: int, holder: dict | None) -> str:
+    if code == EXIT_BUSY:
+        name = Path((holder or {}).get("run_dir") or "?").name
+        return f"another job started first ({name}); one job at a time"
+    errors = [line for line in tail_log(paths, lines=40).splitlines() if line.startswith("error: ")]
+    return errors[-1].removeprefix("error: ") if errors else "the trainer exited at once"
 
 
 def tail_log(paths: RunPaths, *, lines: int = 20) -> str:
     """The last lines of the run's train.log ('' when missing)."""
     try:
         with open(paths.log, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
+            handle.seek(0, 2)
             handle.seek(max(0, handle.tell() - 16_384))
             text = handle.read().decode("utf-8", errors="replace")
     except OSError:
@@ -253,16 +295,43 @@ def tail_log(paths: RunPaths, *, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def log_for_download(paths: RunPaths) -> bytes:
+    """The whole train.log with the server's folders made relative (local mode's download)."""
+    try:
+        text = paths.log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return b""
+    for folder, name in ((paths.root, "."), (settings.runs_root(), "runs"), (settings.ROOT, "."),
+                         (Path.home(), "~")):
+        text = re.sub(re.escape(str(folder)) + r"/?", name + "/" if name != "." else "", text)
+    return text.encode()
+
+
+def run_rows(*, root: Path | None = None) -> list[dict]:
+    """One row per run for the runs list: name, preset, epochs, state, last quality, size on disk."""
+    root = root or settings.runs_root()
+    holder = TrainingLock(root).holder()
+    rows = []
+    for paths in list_runs(root):
+        status = read_status(paths, holder=holder) or {}
+        last = status.get("last_epoch") or {}
+        rows.append({"run": paths.name, "preset": status.get("preset") or "?",
+                     "epochs": f"{status.get('epoch') or 0}/{status.get('total_epochs') or '?'}",
+                     "state": status.get("state") or "?", "FDD": last.get("fdd"),
+                     "class accuracy": last.get("class_accuracy"), "MB": round(paths.size_bytes() / 2**20, 1),
+                     "running": holds_lock(holder, paths)})
+    return rows
+
+
 def data_source() -> tuple[bool, str]:
     """(available, where): MNIST via $AIGC_MNIST or Keras' cache; checked without importing Keras."""
-    from aigc.engine.data import ENV_VAR, HOW_TO_PROVIDE
+    from aigc.engine.data import HOW_TO_PROVIDE
 
-    explicit = os.environ.get(ENV_VAR)
-    if explicit:
-        path = Path(explicit).expanduser()
-        return (True, f"${ENV_VAR} ({path.name})") if path.is_file() else (False, f"${ENV_VAR} points to a "
-                                                                                 f"missing file. {HOW_TO_PROVIDE}")
-    keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
-    if (keras_home / "datasets" / "mnist.npz").is_file():
+    explicit = settings.mnist_env_path()
+    if explicit is not None:
+        if explicit.is_file():
+            return True, f"${settings.MNIST_ENV} ({explicit.name})"
+        return False, f"${settings.MNIST_ENV} points to a missing file. {HOW_TO_PROVIDE}"
+    if settings.keras_mnist_cache().is_file():
         return True, "Keras' MNIST cache"
     return False, f"MNIST is not available. {HOW_TO_PROVIDE}"

@@ -1,0 +1,91 @@
+"""One training job at a time under a runs root: an open-file-description lock held for the trainer's life.
+
+The kernel drops the lock when the holding process dies, so there is never a stale lock to
+recover, and the lock is the only proof that a job runs (a pid is information: pids are
+reused). Probing uses F_OFD_GETLK, which tests without taking the lock, so watchers never
+make a real acquisition fail, and it needs only read access (a read-only runs folder works).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import struct
+import time
+from pathlib import Path
+
+from aigc.runs.files import read_json
+
+LOCK_NAME = ".train.lock"
+_FLOCK = "hhqqi4x"  # struct flock on Linux x86-64 and arm64: type, whence, start, len, pid (+ padding)
+
+
+def _whole_file(kind: int) -> bytes:
+    return struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0)
+
+
+class LockBusy(Exception):
+    """Another process holds the training lock; .holder says who (may be {} while it starts)."""
+
+    def __init__(self, holder: dict):
+        super().__init__("another training job is running")
+        self.holder = holder
+
+
+class TrainingLock:
+    """The lock file at the runs root; acquire() takes it for a run, holder() only looks."""
+
+    def __init__(self, runs_root: Path):
+        self.path = Path(runs_root) / LOCK_NAME
+        self._fd = None
+
+    def acquire(self, run_dir: Path | None = None) -> bool:
+        """Take the lock without waiting; False when another live process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _whole_file(fcntl.F_WRLCK))
+        except OSError:
+            os.close(fd)
+            return False
+        payload = json.dumps({"pid": os.getpid(), "run_dir": str(run_dir or ""), "since": time.time()})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, payload.encode(), 0)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        """Give the lock back (closing the file releases it; the kernel does the same at exit)."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+    def is_held(self) -> bool:
+        """True while some process holds the lock; never takes it, works on a read-only folder."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False  # no lock file: nobody has ever trained here
+        try:
+            answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _whole_file(fcntl.F_WRLCK))
+        finally:
+            os.close(fd)
+        return struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK
+
+    def holder(self) -> dict | None:
+        """{'pid', 'run_dir', 'since'} of the live holder, or None when nobody trains."""
+        if not self.is_held():
+            return None
+        # The holder writes its record right after locking: a reader may see it empty for an instant.
+        return read_json(self.path) or {"pid": None, "run_dir": "", "since": None}
+
+    def __enter__(self):
+        if not self.acquire():
+            raise LockBusy(self.holder() or {})
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
