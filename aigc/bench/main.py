@@ -49,9 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=bounded_int(0, 1024), default=0, help="TensorFlow intra-op threads (0 = default)")
     parser.add_argument("--checkpoint", default=None, help="generator for latency (default: shipped, else fresh)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON ('-' = stdout)")
+    parser.add_argument("--crowd", type=bounded_int(1, 500), default=None, metavar="N",
+                        help="only the crowd bench: N concurrent sessions on `streamlit run app.py` (hosted, loopback)")
+    parser.add_argument("--clicks", type=bounded_int(1, 1000), default=5, help="--crowd: New seed presses per session")
+    parser.add_argument("--think", type=positive_float(600), default=2.0, help="--crowd: mean think time (s)")
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.crowd:
+        return crowd_main(args)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
@@ -92,6 +98,18 @@ def main(args: argparse.Namespace) -> int:
     print(render(results))
     if args.json:
         text = json.dumps(results, indent=1, default=float)
+        sys.stdout.write(text + "\n") if args.json == "-" else open(args.json, "w").write(text + "\n")
+    return 0
+
+
+def crowd_main(args: argparse.Namespace) -> int:
+    """--crowd N: the crowd benchmark alone (it starts its own server); prints the figures, optionally JSON."""
+    from aigc.bench.crowd import crowd, render as render_crowd
+
+    result = crowd(sessions=args.crowd, clicks=args.clicks, think_s=args.think)
+    print(render_crowd(result))
+    if args.json:
+        text = json.dumps(result, indent=1, default=float)
         sys.stdout.write(text + "\n") if args.json == "-" else open(args.json, "w").write(text + "\n")
     return 0
 
