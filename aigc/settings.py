@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository (or the image's /app)
@@ -51,3 +52,11 @@ def keras_mnist_cache() -> Path:
 def chromium() -> str:
     """The Chromium binary for browser tests and benchmarks."""
     return env(CHROMIUM_ENV) or DEFAULT_CHROMIUM
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(?:~|/)(?:/?[\w.@+-]+)+/?")
+
+
+def without_paths(text: str) -> str:
+    """text with every absolute (or ~) path cut to its last component: what a page may show of a server path."""
+    return _ABSOLUTE_PATH.sub(lambda match: match.group(0).rstrip("/").rsplit("/", 1)[-1], str(text))

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from aigc.engine.checkpoints import SHIPPED_GENERATOR
 from aigc.runs.files import atomic_write_json
 from aigc.runs.layout import RunPaths
+from aigc.engine.spec import RunSpec
 from aigc.runs.lock import TrainingLock
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -169,12 +170,13 @@ def write_fake_run(root: Path, *, state: str, error: str | None = None, pid: int
                 "d_real": 0.6, "d_fake": 0.4} for s in range(2, 21, 2)]
     records += [{"kind": "epoch", "step": 10 * e, "epoch": e, "g_loss": 1.1, "d_loss": 1.2, "d_real": 0.6,
                  "d_fake": 0.4, "fdd": 30.0 / e, "digit_score": 5.0 + e, "class_accuracy": 0.5 + 0.1 * e,
-                 "missing_digits": [] if e == 1 else [4]} for e in (1, 2)]
+                 "collapsed_digits": [] if e == 1 else [4]} for e in (1, 2)]
     run.metrics.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"partial')
     run.samples.mkdir(parents=True)
     for epoch in (1, 2):
         Image.fromarray(np.full((30, 30), 40 * epoch, np.uint8)).save(run.sample_path(epoch))
     run.log.write_text("line 1\nValueError: boom in the trainer\n")
+    atomic_write_json(run.config, {"spec": RunSpec.resolve(epochs=4).to_dict()})
     return run
 
 
@@ -185,22 +187,43 @@ def test_train_view_shows_the_finished_run(app_env):
     assert "State: **finished**" in texts(app, "markdown")
     assert "new generator is ready" in " ".join(texts(app, "success"))
     assert len(app.get("plotly_chart")) == 3  # losses, D outputs, quality per epoch
-    assert "no 4" in " ".join(texts(app, "warning"))  # the collapse warning
+    assert "found 4 absent or rare" in " ".join(texts(app, "warning"))  # the collapse warning
     assert app.select_slider[0].value == 2  # the newest epoch's grid first
     assert "AIGC_MNIST" in " ".join(texts(app, "warning"))  # says how to provide the data
+    assert not any(b.label.startswith("Resume") for b in app.button), "a finished run has nothing to resume"
 
 
-def test_train_view_shows_a_failed_run_with_its_log(app_env):
-    write_fake_run(app_env, state="failed", error="ValueError: boom")
+def test_a_failed_run_shows_one_line_without_traceback_or_server_path(app_env):
+    secret = str(app_env.parent / "secret" / "mnist.npz")
+    run = write_fake_run(app_env, state="failed", error=f"DataError: {secret} is missing key(s) y_train")
+    run.log.write_text(f"Traceback (most recent call last):\n  File \"{secret}\", line 1\nCUDA noise\n")
     app = run_app(view="train")
     assert not app.exception
-    assert "The trainer failed: ValueError: boom" in texts(app, "error")[0]
-    assert "boom in the trainer" in app.code[0].value
-    assert any(b.label.startswith("Resume") for b in app.button) is False  # no checkpoint: nothing to resume
+    page = " ".join(texts(app, "error") + texts(app, "markdown") + texts(app, "warning") + texts(app, "info"))
+    assert "The trainer failed: DataError: mnist.npz is missing key(s) y_train" in texts(app, "error")[0]
+    assert "Traceback" not in page and str(app_env.parent) not in page and not app.code
+    assert any(b.label == "Resume run-fake" for b in app.button)  # Resume where Stop was
 
 
-def test_second_start_says_a_job_is_running(app_env):
-    write_fake_run(app_env, state="running", pid=os.getpid())  # alive: this test process
+def test_a_skipped_damaged_checkpoint_is_shown(app_env):
+    run = write_fake_run(app_env, state="stopped")
+    status = json.loads(run.status.read_text())
+    atomic_write_json(run.status, dict(status, warning="skipped damaged checkpoint(s) (ckpt-40: DataLossError)"))
+    app = run_app(view="train")
+    assert "skipped damaged checkpoint(s) (ckpt-40" in " ".join(texts(app, "warning"))
+
+
+def test_a_stale_running_status_whose_pid_lives_reads_as_interrupted(app_env):
+    """status.json says running with this test's own pid (alive), but nobody holds the lock."""
+    write_fake_run(app_env, state="running", pid=os.getpid())
+    app = run_app(view="train")
+    assert "State: **failed**" in texts(app, "markdown")
+    assert "ended without saying why" in texts(app, "error")[0]
+    assert any(b.label == "Resume run-fake" for b in app.button) and not any(b.label == "Stop" for b in app.button)
+
+
+def test_start_is_disabled_with_the_reason_while_a_job_runs(app_env):
+    write_fake_run(app_env, state="running", pid=os.getpid())
     lock = TrainingLock(app_env)
     assert lock.acquire(app_env / "run-fake")
     try:
@@ -209,10 +232,51 @@ def test_second_start_says_a_job_is_running(app_env):
         assert "State: **running**" in texts(app, "markdown")
         assert any(b.label == "Stop" for b in app.button)
         start = [b for b in app.button if b.label == "Start training"][0]
-        start.click().run()
-        assert "already running (run-fake" in " ".join(texts(app, "error"))
+        assert start.disabled
+        assert "A job is running" in " ".join(texts(app, "caption"))
+        [b for b in app.button if b.label == "Stop"][0].click().run()
+        assert "State: **stopping**" in texts(app, "markdown")
+        assert "Stopping..." in " ".join(texts(app, "warning"))
+        assert not any(b.label == "Stop" for b in app.button)
     finally:
         lock.release()
+
+
+def test_a_bad_mnist_file_is_refused_before_any_run_folder(app_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIGC_MNIST", str(tmp_path / "absent.npz"))
+    bad = tmp_path / "wrong_keys.npz"
+    np.savez(bad, images=np.zeros((4, 28, 28), np.uint8))
+    app = run_app(view="train")
+    app.text_input(key="job_data").input(str(bad))
+    app.radio(key="job_init").set_value("From scratch")
+    [b for b in app.button if b.label == "Start training"][0].click().run()
+    errors = " ".join(texts(app, "error"))
+    assert "wrong_keys.npz is missing key x_train" in errors and str(tmp_path) not in errors
+    assert not app_env.exists() or not [p for p in app_env.iterdir() if p.is_dir()]
+
+
+def test_runs_list_shows_and_deletes_runs_that_are_not_training(app_env):
+    write_fake_run(app_env, state="stopped")
+    app = run_app(view="train")
+    table = app.dataframe[0].value
+    assert list(table["run"]) == ["run-fake"] and list(table["state"]) == ["stopped"]
+    app.selectbox(key="delete_choice").set_value("run-fake")
+    app.button(key="delete_button").click().run()
+    assert not (app_env / "run-fake").exists()
+    assert "Deleted run-fake." in texts(app, "success")
+
+
+@pytest.mark.parametrize("status, expected", [
+    ({"state": "finished", "epoch": 2, "total_epochs": 2, "steps_per_epoch": 468, "step_in_epoch": 0}, "Epoch 2/2"),
+    ({"state": "stopped", "epoch": 1, "total_epochs": 2, "steps_per_epoch": 468, "step_in_epoch": 5,
+      "img_per_s": 900.0, "eta_s": 30}, "Epoch 2/2 - step 5/468"),
+    ({"state": "running", "epoch": 0, "current_epoch": 1, "total_epochs": 2, "steps_per_epoch": 10,
+      "step_in_epoch": 3, "img_per_s": 812.4, "eta_s": 63}, "Epoch 1/2 - step 3/10 - ETA 1 min 3 s - 812 img/s"),
+])
+def test_progress_text_says_only_what_is_true_in_each_state(status, expected):
+    from aigc.app.view_train import progress_text
+
+    assert progress_text(status) == expected
 
 
 def test_training_off_hides_the_view(app_env, monkeypatch):

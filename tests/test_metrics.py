@@ -54,8 +54,8 @@ def test_frechet_distance_survives_singular_covariances():
 def test_non_finite_features_give_no_fdd():
     mu, sigma = np.zeros(4), np.eye(4)
     assert np.isnan(metrics.frechet_distance(mu * np.nan, sigma, mu, sigma))
-    result = dict(fdd=float("nan"), digit_score=float("nan"), class_accuracy=None, missing_digits=[], collapse=False)
-    assert metrics.summary(result) == dict(fdd=None, digit_score=None, class_accuracy=None, missing_digits=[],
+    result = dict(fdd=float("nan"), digit_score=float("nan"), class_accuracy=None, collapsed_digits=[], collapse=False)
+    assert metrics.summary(result) == dict(fdd=None, digit_score=None, class_accuracy=None, collapsed_digits=[],
                                            collapse=False)
 
 
@@ -99,7 +99,7 @@ def test_constant_images_score_badly(real):
     result = metrics.evaluate_images(constant)
     assert result["fdd"] > 10 * result["ladder"]["blur_0.7"]
     assert result["digit_score"] < 1.5
-    assert result["collapse"] and len(result["missing_digits"]) >= 9
+    assert result["collapse"] and len(result["collapsed_digits"]) >= 9
 
 
 @needs_evaluator
@@ -109,10 +109,10 @@ def test_one_digit_generator_trips_the_collapse_warning(real):
     result = metrics.evaluate_generator(fake_generator(one, conditional=False), ModelConfig(preset="seed", latent_dim=8),
                                         n=200, batch_size=64)
     assert result["collapse"] and result["collapse_warning"]
-    assert 1 not in result["missing_digits"] and len(result["missing_digits"]) >= 8
+    assert 1 not in result["collapsed_digits"] and len(result["collapsed_digits"]) >= 8
     assert result["class_accuracy"] is None
     summary = metrics.summary(result)
-    assert set(summary) == {"fdd", "digit_score", "class_accuracy", "missing_digits", "collapse"}
+    assert set(summary) == {"fdd", "digit_score", "class_accuracy", "collapsed_digits", "collapse"}
     assert summary["collapse"] is True and summary["class_accuracy"] is None
 
 

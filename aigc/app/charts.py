@@ -94,11 +94,11 @@ def quality_figure(records: list[dict]) -> go.Figure | None:
     return figure
 
 
-def missing_digits(records: list[dict]) -> list[int] | None:
-    """Digits the evaluator never saw in the newest epoch's samples (mode collapse), None when unknown."""
+def collapsed_digits(records: list[dict]) -> list[int] | None:
+    """Digits absent or rare in the newest epoch's samples (mode collapse), None when unknown."""
     _steps, epochs = split_records(records)
     for record in reversed(epochs):
-        value = record.get("missing_digits")
+        value = record.get("collapsed_digits", record.get("missing_digits"))  # runs logged before the rename
         if isinstance(value, list):
             return [int(v) for v in value if isinstance(v, (int, float))]
     return None

@@ -315,12 +315,24 @@ def run_rows(*, root: Path | None = None) -> list[dict]:
     for paths in list_runs(root):
         status = read_status(paths, holder=holder) or {}
         last = status.get("last_epoch") or {}
-        rows.append({"run": paths.name, "preset": status.get("preset") or "?",
+        rows.append({"run": _run_name(paths, root), "preset": status.get("preset") or "?",
                      "epochs": f"{status.get('epoch') or 0}/{status.get('total_epochs') or '?'}",
                      "state": status.get("state") or "?", "FDD": last.get("fdd"),
                      "class accuracy": last.get("class_accuracy"), "MB": round(paths.size_bytes() / 2**20, 1),
                      "running": holds_lock(holder, paths)})
     return rows
+
+
+def _run_name(paths: RunPaths, root: Path) -> str:
+    try:
+        return str(paths.root.relative_to(root))
+    except ValueError:
+        return paths.name
+
+
+def run_folder(name: str, *, root: Path | None = None) -> Path:
+    """The folder of a run named as in run_rows (a path relative to the runs root)."""
+    return (root or settings.runs_root()) / name
 
 
 def data_source() -> tuple[bool, str]:

@@ -1,106 +1,132 @@
-"""Train view: start / stop / resume a background job and watch it live (polled from its run directory)."""
+"""Train view: start / stop / resume a background job, watch it live, list and delete runs.
+
+The job is `python -m aigc train` in its own process (aigc.app.jobs); this view only reads its
+run directory. Messages pass through _public: one line, no server path, and no pid for visitors.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import streamlit as st
 
-from aigc.app import hosting
-from aigc.app import jobs
+from aigc.app import hosting, jobs
 from aigc.app.access import authorised_ui
-from aigc.engine.spec import PRESETS
-from aigc.runs.files import read_metrics
+from aigc.app.charts import collapsed_digits, loss_figure, probability_figure, quality_figure
+from aigc.app.common import guarded
+from aigc.engine.spec import PRESETS, SETTINGS
+from aigc.runs.files import png_bytes, read_metrics
 from aigc.runs.layout import RunPaths
-from aigc.runs.lifecycle import ACTIVE_STATES, read_status
-from aigc.app.charts import loss_figure, missing_digits, probability_figure, quality_figure
-from aigc.app.common import guarded, png_bytes
+from aigc.runs.lifecycle import RESUMABLE_STATES
+from aigc.settings import without_paths
 
 POLL_S = 1.5  # how often the live view re-reads status.json / metrics.jsonl while a job runs
 START_CHOICES = {"Train more (shipped weights)": "shipped", "From scratch": "scratch"}
-DEFAULT_LR = 2e-4
+DEFAULT_LR = SETTINGS["lr_g"].default
+STATE_NOTES = {
+    "created": ("info", "Starting: the trainer is loading TensorFlow and the data."),
+    "running": ("info", "Training in the background. You can leave this page; the job keeps running."),
+    "stopping": ("warning", "Stopping... the trainer finishes its current step and saves a checkpoint."),
+    "stopped": ("warning", "Stopped. Its checkpoint is saved; Resume continues from there."),
+    "finished": ("success", "Finished. The new generator is ready: pick 'Newest trained run' under Generator in "
+                            "the sidebar, then open Generate."),
+}
 
 
 def train_ui(policy: hosting.Policy) -> None:
-    """The whole Train view: live job (polled fragment), Resume, and the new-job form."""
+    """The whole Train view: live job (polled fragment) with its controls, the new-job form, the runs list."""
     can_control = not policy.needs_password or authorised_ui(policy)
     flash = st.session_state.pop("_train_flash", None)
     if flash:
         getattr(st, flash[0])(flash[1])
     job = jobs.current_job()
-    if job.paths is None and not job.active:
+    if job.paths is None:
         st.info("No training run yet. Start one below: it runs in the background, and this page shows "
                 "its progress live (other tabs and visitors see the same job).")
     else:
         # run_every is decided on each full run: poll only while a job runs.
         live = st.fragment(run_every=POLL_S if job.active else None)(live_ui)
-        live(run_dir=str(job.paths.root) if job.paths else "", was_active=job.active, can_control=can_control)
-    if not can_control:
-        return
-    if not job.active and job.paths and (job.status or {}).get("state") in ("stopped", "failed") \
-            and job.paths.ckpt.is_dir():
-        if st.button(f"Resume {job.name}", key="resume_button", help="Continue from the latest checkpoint "
-                     "to the run's planned number of epochs."):
-            _after_launch(jobs.resume_job(job.paths, policy=policy))
-    new_job_ui(policy)
+        live(run_dir=str(job.paths.root), was_active=job.active, can_control=can_control, policy=policy)
+    if can_control:
+        new_job_ui(policy, busy=job.active)
+    runs_ui(policy, can_control=can_control)
 
 
-def _after_launch(result: jobs.StartResult) -> None:
+def _public(message: str, policy: hosting.Policy) -> str:
+    """One line without server paths (any mode), and without pids when hosted."""
+    return hosting.visitor_message(without_paths(message), policy)
+
+
+def _say(policy: hosting.Policy, kind: str, message: str) -> None:
+    getattr(st, kind)(_public(message, policy))
+
+
+def _after_launch(result: jobs.StartResult, policy: hosting.Policy) -> None:
+    message = _public(result.message, policy)
     if result.ok:
-        st.session_state["_train_flash"] = ("success", result.message[:1].upper() + result.message[1:])
+        st.session_state["_train_flash"] = ("success", message[:1].upper() + message[1:])
         st.rerun()  # a full run decides to poll now that a job runs
-    st.error(f"Not started: {result.message}")
+    if jobs.current_job().active:  # lost a race: redraw with the job that won
+        st.session_state["_train_flash"] = ("error", f"Not started: {message}")
+        st.rerun()
+    st.error(f"Not started: {message}")
 
 
-def live_ui(*, run_dir: str, was_active: bool, can_control: bool) -> None:
-    """Progress, Stop, charts and sample grids of one run; re-run every POLL_S seconds while it trains."""
+def live_ui(*, run_dir: str, was_active: bool, can_control: bool, policy: hosting.Policy) -> None:
+    """Progress, Stop / Resume, charts and sample grids of one run; re-run every POLL_S seconds while it trains."""
     # Polled reruns bypass the app's panel guard, so this fragment guards itself.
-    guarded(_live_body, run_dir=run_dir, was_active=was_active, can_control=can_control, name="live training")
+    guarded(_live_body, run_dir=run_dir, was_active=was_active, can_control=can_control, policy=policy,
+            name="live training")
 
 
-def _live_body(*, run_dir: str, was_active: bool, can_control: bool) -> None:
+def _live_body(*, run_dir: str, was_active: bool, can_control: bool, policy: hosting.Policy) -> None:
     now = jobs.current_job()
     if now.active != was_active or (now.paths and str(now.paths.root) != run_dir):
         st.rerun()  # the job started or ended since the full run: redraw the whole page
     paths = RunPaths(Path(run_dir))
-    status = read_status(paths) or {}
-    st.subheader(f"Run {paths.root.name}")
+    status = now.status or {}
+    st.subheader(f"Run {paths.name}")
     progress_ui(status, active=now.active)
-    if now.active and can_control:
-        if st.button("Stop", key="stop_button", type="primary", help="Graceful: it finishes the current step, "
-                     "saves a checkpoint and ends as 'stopped'; Resume continues from there."):
-            st.toast(jobs.stop_job(paths))
-    if status.get("state") == "failed":
-        st.error(f"The trainer failed: {status.get('error') or 'no reason recorded'}")
-        log = jobs.tail_log(paths, lines=20)
-        if log:
-            st.code(log, language=None)
-    records = read_metrics(paths.metrics)
-    charts_ui(records)
+    controls_ui(paths, status, active=now.active, can_control=can_control, policy=policy)
+    charts_ui(read_metrics(paths.metrics))
     samples_ui(paths)
 
 
 def progress_ui(status: dict, *, active: bool) -> None:
-    """State, a progress bar with epoch, step, ETA and img/s, and what to do next."""
-    state = status.get("state") or ("starting" if active else "unknown")
-    total, per_epoch = int(status.get("total_epochs") or 0), int(status.get("steps_per_epoch") or 0)
-    done, in_epoch = int(status.get("epoch") or 0), int(status.get("step_in_epoch") or 0)
-    fraction = (done * per_epoch + in_epoch) / (total * per_epoch) if total and per_epoch else 0.0
-    parts = [f"Epoch {min(status.get('current_epoch') or done, total) if total else '-'}/{total or '-'}"]
-    if per_epoch:
-        parts.append(f"step {in_epoch}/{per_epoch}")
-    if active and status.get("eta_s") is not None:
-        parts.append(f"ETA {format_seconds(status['eta_s'])}")
-    if status.get("img_per_s"):
-        parts.append(f"{status['img_per_s']:.0f} img/s")
+    """State, a progress bar with epoch, step, ETA and img/s (only what is true in this state)."""
+    state = status.get("state") or ("created" if active else "unknown")
     st.markdown(f"State: **{state}**")
-    st.progress(min(max(fraction, 0.0), 1.0), text=" - ".join(parts))
-    if state == "finished":
-        st.success("Finished. The new generator is ready: pick 'Newest trained run' under Generator in the "
-                   "sidebar, then open Generate.")
-    elif state == "stopped":
-        st.warning("Stopped. Its checkpoint is saved; Resume continues from there.")
-    elif state in ACTIVE_STATES or active:
-        st.info("Training in the background. You can leave this page; the job keeps running.")
+    st.progress(_fraction(status), text=progress_text(status))
+    kind, note = STATE_NOTES.get(state, (None, None))
+    if note:
+        getattr(st, kind)(note)
+
+
+def _fraction(status: dict) -> float:
+    total, per_epoch = int(status.get("total_epochs") or 0), int(status.get("steps_per_epoch") or 0)
+    if status.get("state") == "finished":
+        return 1.0
+    if not total or not per_epoch:
+        return 0.0
+    done = int(status.get("epoch") or 0) * per_epoch + int(status.get("step_in_epoch") or 0)
+    return min(max(done / (total * per_epoch), 0.0), 1.0)
+
+
+def progress_text(status: dict) -> str:
+    """'Epoch 2/5 - step 10/468 - ETA 1 min 3 s - 812 img/s' while training; 'Epoch 5/5' once finished."""
+    state, total = status.get("state"), int(status.get("total_epochs") or 0)
+    done, per_epoch = int(status.get("epoch") or 0), int(status.get("steps_per_epoch") or 0)
+    if state == "finished" or not total:
+        return f"Epoch {done}/{total or '-'}"
+    current = min(int(status.get("current_epoch") or done + 1), total)
+    parts = [f"Epoch {current}/{total}"]
+    if per_epoch:
+        parts.append(f"step {int(status.get('step_in_epoch') or 0)}/{per_epoch}")
+    if state == "running":
+        if status.get("eta_s") is not None:
+            parts.append(f"ETA {format_seconds(status['eta_s'])}")
+        if status.get("img_per_s"):
+            parts.append(f"{status['img_per_s']:.0f} img/s")
+    return " - ".join(parts)
 
 
 def format_seconds(seconds) -> str:
@@ -111,6 +137,29 @@ def format_seconds(seconds) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def controls_ui(paths: RunPaths, status: dict, *, active: bool, can_control: bool, policy: hosting.Policy) -> None:
+    """Stop while it runs, Resume in the same place once it stopped or failed; the reason of a failure."""
+    state = status.get("state")
+    if status.get("warning"):
+        _say(policy, "warning", f"Note: {status['warning']}")
+    if state == "failed":
+        _say(policy, "error", f"The trainer failed: {status.get('error') or 'no reason recorded'}")
+    if not can_control:
+        return
+    if active and state in ("created", "running"):
+        if st.button("Stop", key="stop_button", type="primary", help="Graceful: it finishes the current step, "
+                     "saves a checkpoint and ends as 'stopped'; Resume continues from there."):
+            jobs.stop_job(paths)
+            st.rerun()  # show "Stopping..." at once, in place of Stop
+    elif not active and state in RESUMABLE_STATES and paths.config.is_file():
+        if st.button(f"Resume {paths.name}", key="resume_button", type="primary", help="Continue from the latest "
+                     "checkpoint to the run's planned number of epochs."):
+            _after_launch(jobs.resume_job(paths, policy=policy), policy)
+    if policy.shows_details and paths.log.is_file():
+        st.download_button("Download train.log", jobs.log_for_download(paths), file_name=f"{paths.name}.log",
+                           key="log_download", mime="text/plain")
 
 
 def charts_ui(records: list[dict]) -> None:
@@ -124,10 +173,10 @@ def charts_ui(records: list[dict]) -> None:
     quality = quality_figure(records)
     if quality is not None:
         st.plotly_chart(quality, key="chart_quality", width="stretch")
-    missing = missing_digits(records)
-    if missing:
-        st.warning(f"Mode collapse warning: the evaluator found no {', '.join(map(str, missing))} in the last "
-                   "epoch's samples.")
+    collapsed = collapsed_digits(records)
+    if collapsed:
+        st.warning(f"Mode collapse warning: the evaluator found {', '.join(map(str, collapsed))} absent or rare "
+                   "in the last epoch's samples.")
 
 
 def samples_ui(paths: RunPaths) -> None:
@@ -149,13 +198,13 @@ def samples_ui(paths: RunPaths) -> None:
         st.caption(f"Sample grid of epoch {chosen} unreadable ({type(error).__name__}).")
 
 
-def new_job_ui(policy: hosting.Policy) -> None:
-    """The new-job form; Start launches `python -m aigc train` in its own process."""
+def new_job_ui(policy: hosting.Policy, *, busy: bool) -> None:
+    """The new-job form; Start is disabled, with the reason, while a job runs."""
     available, where = jobs.data_source()
     st.subheader("Train more epochs")
-    data_path = None
     if not available:
-        st.warning(where)
+        st.warning(_public(where, policy))
+    data_path = None
     with st.form("new_job_form"):
         left, middle, right = st.columns(3)
         epochs = left.number_input("Epochs to add", 1, policy.max_epochs, min(5, policy.max_epochs), step=1,
@@ -164,29 +213,39 @@ def new_job_ui(policy: hosting.Policy) -> None:
         preset = right.selectbox("Preset", PRESETS, key="job_preset")
         start_from = st.radio("Start from", list(START_CHOICES), horizontal=True, key="job_init")
         with st.expander("Learning rates"):
-            lr_g = st.number_input("Generator", 1e-6, 0.1, DEFAULT_LR, format="%.6f", key="job_lr_g")
-            lr_d = st.number_input("Discriminator", 1e-6, 0.1, DEFAULT_LR, format="%.6f", key="job_lr_d")
-        if not available and policy.training == "on":
+            lr_g = st.number_input("Generator", 1e-6, jobs.MAX_PAGE_LR, DEFAULT_LR, format="%.6f", key="job_lr_g")
+            lr_d = st.number_input("Discriminator", 1e-6, jobs.MAX_PAGE_LR, DEFAULT_LR, format="%.6f", key="job_lr_d")
+        if not available and policy.allows_server_paths:
             data_path = st.text_input("MNIST .npz on this server", key="job_data",
                                       placeholder="/path/to/mnist.npz (Keras layout)")
-        submitted = st.form_submit_button("Start training", type="primary")
-    st.caption(f"Data: {where if available else 'not found'} - at most {policy.max_epochs} epochs per job, "
-               "one job at a time on this server.")
-    if submitted:
-        problem = _check_data_path(data_path) if data_path else None
-        if problem:
-            st.error(problem)
-            return
+        submitted = st.form_submit_button("Start training", type="primary", disabled=busy)
+    if busy:
+        st.caption("A job is running: one job at a time on this server. Stop it, or wait until it ends.")
+    st.caption(f"Data: {where if available else 'not found'} - at most {policy.max_epochs} epochs per job.")
+    if submitted and not busy:
         request = jobs.JobRequest(epochs=int(epochs), batch_size=int(batch), preset=preset,
-                                  init=START_CHOICES[start_from], lr_g=float(lr_g), lr_d=float(lr_d),
-                                  data=str(Path(data_path).expanduser()) if data_path else None)
-        _after_launch(jobs.start_job(request, policy=policy))
+                                  init=START_CHOICES.get(start_from, "scratch"), lr_g=float(lr_g), lr_d=float(lr_d),
+                                  data=str(Path(data_path.strip()).expanduser()) if data_path else None)
+        _after_launch(jobs.start_job(request, policy=policy), policy)
 
 
-def _check_data_path(text: str) -> str | None:
-    path = Path(text.strip()).expanduser()
-    if path.suffix.lower() != ".npz":
-        return f"The MNIST file must be an .npz, got {path.name!r}."
-    if not path.is_file():
-        return f"No such file on the server: {path.name!r}."
-    return None
+def runs_ui(policy: hosting.Policy, *, can_control: bool) -> None:
+    """Every run with its state, last quality and size on disk; delete the ones that are not training."""
+    rows = jobs.run_rows()
+    if not rows:
+        return
+    with st.expander(f"Runs ({len(rows)})"):
+        st.dataframe([{k: v for k, v in row.items() if k != "running"} for row in rows], hide_index=True,
+                     key="runs_table", width="stretch")
+        deletable = [row["run"] for row in rows if not row["running"]]
+        if not can_control or not deletable:
+            return
+        left, right = st.columns([3, 1])
+        name = left.selectbox("Run to delete", deletable, key="delete_choice")
+        if right.button("Delete run", key="delete_button") and name in deletable:
+            problem = jobs.delete_job(RunPaths(jobs.run_folder(name)))
+            if problem:
+                _say(policy, "error", problem)
+            else:
+                st.session_state["_train_flash"] = ("success", f"Deleted {name}.")
+                st.rerun()

@@ -408,7 +408,7 @@ def _render_quality(q: dict) -> str:
     if "skipped" in q:
         return f"\n## Time to quality: skipped ({q['skipped']})"
     rows = [[label, p["train_s"], p["epochs"], p.get("fdd", "-"), p.get("digit_score", "-"),
-             p.get("class_accuracy", "-") if label != "reference" else "n/a", p.get("missing_digits", "-")]
+             p.get("class_accuracy", "-") if label != "reference" else "n/a", p.get("collapsed_digits", "-")]
             for label, points in q["curves"].items() for p in points]
     reference_s = q.get("reference_budget_s", q["budget_s"])
     budgets = f"same training-time budget {q['budget_s']:.0f} s each" if reference_s == q["budget_s"] else \

@@ -233,8 +233,8 @@ def evaluate_features(features, probs, requested_labels=None, *, evaluator: Eval
     else:
         expected = np.full(NUM_CLASSES, n / NUM_CLASSES)
     absent, rare, warning = collapse_check(histogram, expected)
-    # missing_digits = every collapsed bar (absent or rare); absent_digits = never produced at all.
-    result.update(missing_digits=sorted(absent + rare), absent_digits=absent, rare_digits=rare,
+    # collapsed_digits = every collapsed bar (absent or rare); absent_digits = never produced at all.
+    result.update(collapsed_digits=sorted(absent + rare), absent_digits=absent, rare_digits=rare,
                   collapse=warning is not None, collapse_warning=warning)
     return result
 
@@ -269,10 +269,10 @@ def evaluate_generator(generator, config, *, n: int = 10000, seed: int = 0, batc
 
 
 def summary(result: dict) -> dict:
-    """Flat JSON-able scalars for metrics.jsonl: fdd, digit_score, class_accuracy, missing_digits, collapse."""
+    """Flat JSON-able scalars for metrics.jsonl: fdd, digit_score, class_accuracy, collapsed_digits, collapse."""
     return dict(fdd=_finite(result["fdd"], 4), digit_score=_finite(result["digit_score"], 4),
                 class_accuracy=_finite(result["class_accuracy"], 5),
-                missing_digits=[int(d) for d in result["missing_digits"]], collapse=bool(result["collapse"]))
+                collapsed_digits=[int(d) for d in result["collapsed_digits"]], collapse=bool(result["collapse"]))
 
 
 def _finite(value, digits: int) -> float | None:
