@@ -15,7 +15,7 @@ from aigc.app.common import (freeze_startup_heap, generator_sidebar_ui, guarded,
                              no_generator_ui)
 
 TITLE = "AIGC digits"
-VIEWS = {"generate": "Generate", "train": "Train", "model": "Model"}
+VIEWS = {"generate": "Generate", "write": "Write a number", "draw": "Draw a digit", "train": "Train", "model": "Model"}
 
 
 def pick_view(policy: hosting.Policy) -> str:
@@ -49,6 +49,14 @@ def main() -> None:
         guarded(train_ui, policy, name="Train")
     elif served is None:
         no_generator_ui()
+    elif view == "write":
+        from aigc.app.view_write import write_ui
+
+        guarded(write_ui, served, name="Write a number")
+    elif view == "draw":
+        from aigc.app.view_draw import draw_ui
+
+        guarded(draw_ui, served, name="Draw a digit")
     elif view == "model":
         from aigc.app.view_model import model_ui
 

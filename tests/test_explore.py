@@ -229,3 +229,29 @@ def test_labeled_grid_frames_doubtful_tiles_in_red():
     tile_w = picture.shape[1] // 3
     red = np.all(picture == DOUBT_RGB, axis=-1)
     assert red[:, tile_w:2 * tile_w].sum() > 100 and red[:, :tile_w].sum() == 0
+
+
+def test_write_params_round_trip_and_refuse_forged_values():
+    from aigc.explore.params import parse_write_params, write_query
+
+    values, notices = parse_write_params({"text": "31415", "rows": "5", "seed": "9", "scale": "0.75", "slant": "1.23"})
+    assert notices == [] and values["text"] == "31415" and values["rows"] == 5 and values["slant"] == 1.2
+    assert parse_write_params(write_query(values)) == (values, [])
+    forged = {"text": "<script>" * 50, "rows": "99", "seed": "-1", "scale": "nan", "ink": "inf", "width": "1e9"}
+    values, notices = parse_write_params(forged)
+    assert values["text"] == "2026" and values["rows"] == 3 and values["seed"] == 0 and values["scale"] == 1.0
+    assert values["ink"] == 0.0 and values["width"] == 0.0 and len(notices) == 6
+    assert all(len(notice) < 140 for notice in notices)
+
+
+@needs_shipped
+def test_write_number_reads_as_typed_in_one_hand_per_row(shipped):
+    from aigc.explore.layout import write_number
+    from aigc.explore.reading import read_images
+
+    images, page = write_number(shipped, "2026", rows=2, seed=1)
+    assert images.shape == (2, 4, 28, 28) and page.ndim == 2 and page.shape[1] < 4 * 28 + 20
+    assert (read_images(images.reshape(-1, 28, 28)).labels == [2, 0, 2, 6] * 2).mean() >= 7 / 8
+    assert np.array_equal(images[:, 0], images[:, 2])  # same hand, same digit -> the same image
+    pinned, _ = write_number(shipped, "2026", rows=2, seed=1, first_style=np.zeros(100, np.float32))
+    assert np.array_equal(pinned[1], images[1]) and not np.array_equal(pinned[0], images[0])

@@ -51,5 +51,10 @@ def tile_texts(reading: Reading) -> list[str]:
     texts = []
     for label, confidence, ood, doubt in zip(reading.labels, reading.confidence, reading.ood, reading.doubt):
         mark = "!" if ood else "?" if doubt else ""
-        texts.append(f"{label} {min(confidence, 0.99):.0%}{mark}")
+        texts.append(f"{label} {percent(confidence)}{mark}")
     return texts
+
+
+def percent(confidence: float) -> str:
+    """A confidence in [0, 1] as '87%', never '100%' (a calibrated model is never certain): '>99%'."""
+    return ">99%" if confidence >= 0.995 else f"{confidence:.0%}"

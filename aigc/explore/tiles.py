@@ -6,7 +6,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from aigc.engine.sampling import to_uint8
 
-CAPTION_PX = 14  # caption strip height per tile, before upscaling... in display pixels
+CAPTION_PX = 16  # caption strip height under each tile, in output pixels
+FONT_PX = 13
 PAD = 4
 DOUBT_RGB = (230, 57, 70)
 OK_RGB = (160, 160, 160)
@@ -25,7 +26,7 @@ def labeled_grid(images: np.ndarray, texts: list[str], flags: np.ndarray, *, nco
     cell_w, cell_h = tile + 2 * PAD, tile + CAPTION_PX + 2 * PAD
     canvas = Image.new("RGB", (ncol * cell_w, nrow * cell_h), (14, 17, 23))
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=FONT_PX)
     for index, (image, text, flag) in enumerate(zip(images, texts, flags)):
         row, col = divmod(index, ncol)
         left, top = col * cell_w + PAD, row * cell_h + PAD

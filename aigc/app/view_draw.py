@@ -1,0 +1,113 @@
+"""Draw a digit: read it as MNIST would, invert it into the generator, show it in the GAN's hand for all ten digits."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from aigc.app.common import Served, load_served
+from aigc.app.explore_ui import copy_link_ui, labeled_png, picture_png, reading_caption, sync_query
+from aigc.engine.sampling import latents, run_generator, slerp
+from aigc.explore.preprocess import DrawingError, decode_png, mnist_style
+from aigc.explore.reading import percent, read_images
+
+CANVAS_PX = 280  # the canvas is fixed server-side; a forged larger image is refused by decode_png
+STROKE_PX = 24
+AUTO = "Its reading"
+INVERT_AS = [AUTO] + [str(d) for d in range(10)]
+FRAMES = 8
+PINNED_KEY = "_pinned_style"
+
+
+def canvas_ui():
+    """The drawing canvas (streamlit-drawable-canvas): white ink on black; its result, or None when not installed."""
+    try:
+        from streamlit_drawable_canvas import st_canvas
+    except ImportError:
+        st.info("The drawing canvas needs `pip install -r requirements.txt` (streamlit-drawable-canvas).")
+        return None
+
+    return st_canvas(stroke_width=STROKE_PX, stroke_color="#FFFFFF", background_color="#000000", height=CANVAS_PX,
+                     width=CANVAS_PX, drawing_mode="freedraw", return_image_data=True, key="draw_canvas")
+
+
+def drawing_pixels(result) -> np.ndarray | None:
+    """The canvas as (H, W, 4) uint8, or None before anything is drawn (forged data raises DrawingError)."""
+    if result is None or not (result.json_data or {}).get("objects"):
+        return None
+    data = result.image_bytes
+    return None if data is None else decode_png(data)
+
+
+@st.cache_data(max_entries=64, show_spinner="Searching the generator for your digit...")
+def _inverted(path: str, mtime_ns: int, target: bytes, label: int) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(z (D,), image (28, 28), pixel MSE, seconds) of one inversion, cached per generator, drawing and label."""
+    del mtime_ns
+    from aigc.explore.invert import invert
+    from aigc.quality import metrics
+
+    model, _config, _card = load_served(Path(path))
+    result = invert(model, metrics.load_evaluator().model, np.frombuffer(target, np.float32).reshape(28, 28), label)
+    return result.z, result.image, result.pixel_error, result.seconds
+
+
+def draw_ui(served: Served) -> None:
+    """The Draw-a-digit view."""
+    from aigc.quality import metrics
+
+    if not served.config.conditional:
+        st.info("Draw a digit needs a class-conditional generator; this one draws any digit.")
+        return
+    if not metrics.evaluator_available():
+        st.info("Draw a digit needs the shipped evaluator (checkpoints/evaluator.keras) to read and invert drawings.")
+        return
+    left, right = st.columns([1, 2.2], gap="large")
+    with left:
+        st.markdown("**Draw one digit** (mouse or finger), large and centered or not: it is cropped and "
+                    "centered as MNIST digits were.")
+        result = canvas_ui()
+        invert_as = st.selectbox("Invert as", INVERT_AS, key="draw_as",
+                                 help="Search the latent for the evaluator's reading, or for a digit you choose.")
+        partner = st.number_input("Random partner seed", 0, 2**31 - 1, value=1, step=1, key="draw_partner")
+    with right:
+        try:
+            pixels = drawing_pixels(result)
+            if pixels is None:
+                st.info("Draw a digit on the canvas; its MNIST version, its reading and the GAN's version appear here.")
+                return
+            digit = mnist_style(pixels)
+        except DrawingError as error:
+            st.info(str(error))
+            return
+        _results_ui(served, digit, invert_as, int(np.clip(partner, 0, 2**31 - 1)))
+    sync_query({"view": "draw"}, ())
+
+
+def _results_ui(served: Served, digit: np.ndarray, invert_as: str, partner: int) -> None:
+    reading = read_images(digit[None])
+    read, confidence = int(reading.labels[0]), float(reading.confidence[0])
+    label = read if invert_as not in INVERT_AS[1:] else int(invert_as)
+    z, image, error, seconds = _inverted(str(served.path), served.path.stat().st_mtime_ns,
+                                         digit.astype(np.float32).tobytes(), label)
+    flag = " - looks unlike MNIST digits" if reading.ood[0] else " - unsure" if reading.doubt[0] else ""
+    st.markdown(f"**The evaluator reads a {read}** ({percent(confidence)} calibrated confidence{flag}).")
+    a, b = st.columns(2)
+    a.image(picture_png(digit, scale=6), caption="your drawing, MNIST-style (28x28)", output_format="PNG")
+    b.image(picture_png(image, scale=6), caption=f"the GAN's {label} (pixel MSE {error:.3f}, {seconds:.2f} s)",
+            output_format="PNG")
+    st.markdown("**Your handwriting for all ten digits**")
+    ten = run_generator(served.model, np.repeat(z[None], 10, axis=0), np.arange(10, dtype=np.int32))
+    tiles, ten_reading = labeled_png(ten, np.arange(10), ncol=5, scale=3)
+    st.image(tiles, output_format="PNG", caption=reading_caption(ten_reading, np.arange(10)))
+    st.markdown(f"**From your {label} to a random one** (partner seed {partner})")
+    other = latents(1, len(z), seed=partner)[0]
+    path = np.stack([slerp(z, other, t) for t in np.linspace(0, 1, FRAMES)]).astype(np.float32)
+    frames = run_generator(served.model, path, np.full(FRAMES, label, np.int32))
+    st.image(picture_png(np.concatenate(list(frames), axis=1), scale=3), output_format="PNG",
+             caption="slerp in the latent space, same digit label")
+    if st.button("Pin this hand for Write a number", key="draw_pin"):
+        st.session_state[PINNED_KEY] = [float(v) for v in z]
+        st.success("Pinned: Write a number now writes row 1 in this hand.")
+    with st.expander("Share"):
+        copy_link_ui({"view": "draw"}, label="Link to this view (a drawing stays in your browser)")

@@ -1,0 +1,130 @@
+"""Write a number: the typed digits in one hand per row (one latent per row), style sliders, a shareable link."""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from aigc.app.common import Served, load_served
+from aigc.app.explore_ui import (copy_link_ui, directions_of, labeled_png, picture_png, preview_strip, reading_caption,
+                                 sliders_ui, sync_query)
+from aigc.explore import directions as dirs
+from aigc.explore.layout import ROWS_MAX, ROWS_MIN, parse_number, style_latents, write_number
+from aigc.explore.params import SCALE_MAX, SCALE_MIN, SEED_MAX, TEXT_MAX_CHARS, parse_write_params, write_query
+
+OWNED_KEYS = ("text", "rows", "seed", "scale") + dirs.NAMES
+PAGE_SCALE = 4
+PINNED_KEY = "_pinned_style"  # a latent (D,) pinned from Draw (or a Generate tile): row 1's style
+
+
+def _init_from_query() -> None:
+    """Seed the widgets from the URL once per session (forged values -> defaults with a notice)."""
+    if st.session_state.get("_write_init"):
+        return
+    values, notices = parse_write_params({key: st.query_params.get(key) for key in OWNED_KEYS
+                                          if st.query_params.get(key) is not None})
+    st.session_state.update(write_text=values["text"], write_rows=values["rows"], write_seed=values["seed"],
+                            write_scale=values["scale"], _write_init=True, _write_notices=notices,
+                            **{f"write_{name}": values[name] for name in dirs.NAMES})
+
+
+def _new_styles() -> None:
+    st.session_state.write_seed = secrets.randbelow(SEED_MAX + 1)
+
+
+def controls_ui() -> dict | None:
+    """The Write-a-number form; returns bounded values, or None (with one line) when the text is not a number."""
+    with st.form("write_form", border=True):
+        text = st.text_input("Number", key="write_text", max_chars=TEXT_MAX_CHARS,
+                             help="Digits only, up to 16; each row writes them in one hand.")
+        rows = st.slider("Rows (one hand each)", ROWS_MIN, ROWS_MAX, key="write_rows")
+        seed = st.number_input("Seed", 0, SEED_MAX, step=1, key="write_seed")
+        scale = st.slider("Latent scale", SCALE_MIN, SCALE_MAX, step=0.05, key="write_scale")
+        left, right = st.columns(2)
+        left.form_submit_button("Write", type="primary", width="stretch")
+        right.form_submit_button("New hands", on_click=_new_styles, width="stretch")
+    digits, problem = parse_number(text)
+    if problem:
+        st.warning(problem)
+        return None
+    return {"text": digits, "rows": int(np.clip(rows, ROWS_MIN, ROWS_MAX)), "seed": int(np.clip(seed, 0, SEED_MAX)),
+            "scale": float(np.clip(scale, SCALE_MIN, SCALE_MAX))}
+
+
+def _pinned(served: Served) -> np.ndarray | None:
+    """The pinned latent when it fits this generator and the visitor keeps it on."""
+    pinned = st.session_state.get(PINNED_KEY)
+    if pinned is None or len(pinned) != int(served.model.inputs[0].shape[-1]):
+        return None
+    if not st.checkbox("Row 1 in my pinned hand", value=True, key="write_use_pinned",
+                       help="A hand pinned in Draw a digit (or from a Generate tile)."):
+        return None
+    return np.asarray(pinned, np.float32)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _written(path: str, mtime_ns: int, text: str, rows: int, seed: int, scale: float, shift: tuple,
+             pinned: tuple | None) -> tuple[np.ndarray, np.ndarray]:
+    """(digits (rows, n, 28, 28), page (H, W)) in [0, 1], cached per generator file and settings."""
+    del mtime_ns
+    model, _config, _card = load_served(Path(path))
+    return write_number(model, text, rows=rows, seed=seed, truncation=scale, shift=np.array(shift, np.float32),
+                        first_style=None if pinned is None else np.array(pinned, np.float32))
+
+
+def write_ui(served: Served) -> None:
+    """The Write-a-number view."""
+    if not served.config.conditional:
+        st.info("Write a number needs a class-conditional generator; this one draws any digit.")
+        return
+    _init_from_query()
+    for notice in st.session_state.pop("_write_notices", []):
+        st.warning(f"Link parameter ignored: {notice}")
+    controls, area = st.columns([1, 2.2], gap="large")
+    with controls:
+        values = controls_ui()
+        with st.expander("Style sliders", expanded=True):
+            sliders = sliders_ui("write", {})
+        pinned = _pinned(served)
+    if values is None:
+        return
+    values.update(sliders)
+    shift = dirs.shift(directions_of(served), sliders)
+    images, page = _written(str(served.path), served.path.stat().st_mtime_ns, values["text"], values["rows"],
+                            values["seed"], values["scale"], tuple(float(v) for v in shift),
+                            None if pinned is None else tuple(float(v) for v in pinned))
+    with area:
+        _page_ui(page, images, values)
+    with controls:
+        _previews_ui(served, values, pinned)
+    query = {"view": "write", **write_query(values)}
+    sync_query(query, OWNED_KEYS)
+    with area:
+        copy_link_ui(query)
+
+
+def _page_ui(page: np.ndarray, images: np.ndarray, values: dict) -> None:
+    rows, count = images.shape[:2]
+    st.image(picture_png(page, scale=PAGE_SCALE), output_format="PNG",
+             caption=f"'{values['text']}' in {rows} hand{'s' if rows > 1 else ''} - seed {values['seed']} - "
+                     f"scale {values['scale']:.2f}")
+    st.download_button("Download PNG", lambda: picture_png(page, scale=PAGE_SCALE), mime="image/png",
+                       file_name=f"number_{values['text']}_seed{values['seed']}.png", key="write_download")
+    requested = np.tile(np.array([int(c) for c in values["text"]]), rows)
+    tiles, reading = labeled_png(images.reshape(-1, 28, 28), requested, ncol=count, scale=3)
+    st.caption(reading_caption(reading, requested))
+    with st.expander("Each digit as the evaluator reads it", expanded=bool(reading is not None and reading.doubt.any())):
+        st.image(tiles, output_format="PNG")
+
+
+def _previews_ui(served: Served, values: dict, pinned: np.ndarray | None) -> None:
+    """A small strip per slider: the first typed digit, row 1's hand, at -2 ... +2 along the direction."""
+    z = pinned if pinned is not None else style_latents(1, int(served.model.inputs[0].shape[-1]),
+                                                          seed=values["seed"], truncation=values["scale"])[0]
+    digit = int(values["text"][0])
+    for name in dirs.NAMES:
+        strip = preview_strip(served, name, z, digit)
+        st.image(picture_png(np.concatenate(list(strip), axis=1), scale=2), output_format="PNG",
+                 caption=f"{dirs.LABELS[name]}: -2 ... +2")

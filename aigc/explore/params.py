@@ -1,0 +1,85 @@
+"""Link parameters of the Explore views: every URL value is forged input, parsed into bounded values with notices."""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+from aigc.explore.directions import NAMES, SLIDER_MAX, SLIDER_MIN
+from aigc.explore.layout import ROWS_MAX, ROWS_MIN, parse_number
+
+TEXT_MAX_CHARS = 64  # raw text looked at, before the 16-digit rule
+SEED_MAX = 2**31 - 1
+SCALE_MIN, SCALE_MAX = 0.1, 2.0
+WRITE_DEFAULTS = {"text": "2026", "rows": 3, "seed": 0, "scale": 1.0, **{name: 0.0 for name in NAMES}}
+
+
+def _short(raw) -> str:
+    text = str(raw)
+    return repr(text[:12] + ("..." if len(text) > 12 else ""))
+
+
+def bounded_number(raw, low: float, high: float, *, whole: bool, step: float = 0.0) -> float | int | None:
+    """raw (str) -> a finite number in [low, high] (int when whole, rounded to step when > 0), or None."""
+    text = str(raw).strip()[:24]
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value) or not low <= value <= high:
+        return None
+    return round(round(value / step) * step, 6) if step and not whole else value
+
+
+def parse_slider_params(params: Mapping[str, str], notices: list) -> dict:
+    """{name: value in [SLIDER_MIN, SLIDER_MAX] rounded to 0.1} for the style directions present in params."""
+    values = {}
+    for name in NAMES:
+        if params.get(name) is None:
+            continue
+        value = bounded_number(params[name], SLIDER_MIN, SLIDER_MAX, whole=False, step=0.1)
+        if value is None:
+            notices.append(f"{name}={_short(params[name])} is not a number between {SLIDER_MIN} and {SLIDER_MAX}; using 0.")
+        else:
+            values[name] = value
+    return values
+
+
+def parse_scale(params: Mapping[str, str], notices: list, default: float = 1.0) -> float:
+    """The latent scale (truncation) in [0.1, 2.0], rounded to 0.05; default with a notice when bad."""
+    if params.get("scale") is None:
+        return default
+    value = bounded_number(params["scale"], SCALE_MIN, SCALE_MAX, whole=False, step=0.05)
+    if value is None:
+        notices.append(f"scale={_short(params['scale'])} is not between {SCALE_MIN} and {SCALE_MAX}; using {default}.")
+        return default
+    return value
+
+
+def parse_write_params(params: Mapping[str, str]) -> tuple[dict, list[str]]:
+    """URL text, rows, seed, scale and sliders -> (bounded values, notices); missing keys take WRITE_DEFAULTS."""
+    values, notices = dict(WRITE_DEFAULTS), []
+    if params.get("text") is not None:
+        digits, problem = parse_number(str(params["text"])[:TEXT_MAX_CHARS])
+        if problem:
+            notices.append(f"text={_short(params['text'])}: {problem}")
+        else:
+            values["text"] = digits
+    for name, low, high in (("rows", ROWS_MIN, ROWS_MAX), ("seed", 0, SEED_MAX)):
+        if params.get(name) is not None:
+            parsed = bounded_number(params[name], low, high, whole=True)
+            if parsed is None:
+                notices.append(f"{name}={_short(params[name])} is not a whole number between {low} and {high}; "
+                               f"using {values[name]}.")
+            else:
+                values[name] = parsed
+    values["scale"] = parse_scale(params, notices)
+    values.update(parse_slider_params(params, notices))
+    return values, notices
+
+
+def write_query(values: Mapping) -> dict[str, str]:
+    """The URL parameters that reproduce a Write-a-number page (sliders only when moved)."""
+    query = {"text": str(values["text"]), "rows": str(int(values["rows"])), "seed": str(int(values["seed"])),
+             "scale": f"{float(values['scale']):g}"}
+    query.update({name: f"{float(values[name]):g}" for name in NAMES if float(values.get(name, 0.0)) != 0.0})
+    return query
