@@ -1,4 +1,4 @@
-"""Helpers shared by several test files (plain functions, not fixtures)."""
+"""Helpers shared by several test files (plain functions, not fixtures): wait, train a tiny run, save weights."""
 from __future__ import annotations
 
 import os
@@ -7,6 +7,46 @@ import time
 from pathlib import Path
 
 from aigc.runs.lock import TrainingLock
+
+
+def wait_until(predicate, *, timeout: float = 120, every: float = 0.2, what: str = "the condition"):
+    """Poll predicate() until it returns something truthy (returned), or fail after timeout seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def tiny_run(run_dir, data, *, epochs=1, resume=False, max_steps=None, **given) -> str:
+    """Plan and train a tiny run in this process as `python -m aigc train` does (without the lock); its final state."""
+    from aigc.engine.run_plan import Invocation, make_plan, save_plan
+    from aigc.engine.trainer import run
+
+    settings = dict(batch_size=64, data=str(data), eval_samples=0, log_every=2)
+    settings.update(given)
+    invocation = Invocation(Path(run_dir), add_epochs=None if resume else epochs, resume=resume, max_steps=max_steps)
+    plan = make_plan(invocation, settings)
+    if plan.done:
+        return "nothing to do"
+    save_plan(plan)
+    return run(plan)
+
+
+def save_untrained_generator(path: Path, *, preset: str = "dcgan", seed: int = 0, card: dict | None = None, **model):
+    """An untrained generator saved as the app and trainer expect (config and card inside); returns path."""
+    import keras
+
+    from aigc.engine.checkpoints import save_model_file
+    from aigc.engine.models import build_generator
+    from aigc.engine.spec import ModelConfig
+
+    keras.utils.set_random_seed(seed)
+    config = ModelConfig(preset=preset, **model)
+    save_model_file(build_generator(config), path, config=config, card=card or {"preset": preset, "epochs": 0})
+    return Path(path)
 
 
 def stop_trainers(runs: Path, timeout: float = 30) -> None:

@@ -15,20 +15,7 @@ from aigc.runs.files import read_json, read_metrics
 from aigc.runs.layout import RunPaths
 
 from conftest import REPO
-
-
-def tiny_run(run_dir, data, *, epochs=1, resume=False, max_steps=None, **given):
-    """Plan and train a tiny run in this process, as `python -m aigc train` does (without the lock)."""
-    from aigc.engine.run_plan import Invocation, make_plan, save_plan
-    from aigc.engine.trainer import run
-    settings = dict(batch_size=64, data=str(data), eval_samples=0, log_every=2)
-    settings.update(given)
-    invocation = Invocation(run_dir, add_epochs=None if resume else epochs, resume=resume, max_steps=max_steps)
-    plan = make_plan(invocation, settings)
-    if plan.done:
-        return "nothing to do"
-    save_plan(plan)
-    return run(plan)
+from helpers import tiny_run
 
 
 @pytest.mark.parametrize("preset", ["dcgan", "seed"])
