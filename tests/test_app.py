@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from aigc.engine.checkpoints import SHIPPED_GENERATOR
 from aigc.runs.files import atomic_write_json
 from aigc.runs.layout import RunPaths
+from aigc.app.limiter import PROCESS_LIMITER
 from aigc.engine.spec import RunSpec
 from aigc.runs.lock import TrainingLock
 
@@ -44,8 +45,10 @@ def app_env(tmp_path, monkeypatch, tiny_checkpoints):
     monkeypatch.setenv("AIGC_CHECKPOINT_DIR", str(tiny_checkpoints))
     monkeypatch.setenv("AIGC_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("AIGC_MNIST", str(tmp_path / "no-mnist.npz"))
-    for name in ("AIGC_TRAINING", "AIGC_TRAINING_PASSWORD", "AIGC_MAX_EPOCHS", "AIGC_COOLDOWN_S"):
+    for name in ("AIGC_TRAINING", "AIGC_TRAINING_PASSWORD", "AIGC_MAX_EPOCHS", "AIGC_COOLDOWN_S", "AIGC_KEEP_RUNS",
+                 "AIGC_MIN_FREE_MB"):
         monkeypatch.delenv(name, raising=False)
+    PROCESS_LIMITER.reset()
     st.cache_resource.clear()
     st.cache_data.clear()
     yield tmp_path / "runs"

@@ -127,14 +127,18 @@ def test_stop_a_longer_job_seen_from_a_second_page(page, server, browser):
     open_view(second, server, "train")
     second.get_by_role("heading", name=run_name).wait_for(timeout=LOAD_S)
     markdown(second, "State: running").wait_for(timeout=JOB_S)
-    # A second Start, from the other page, is refused and names the running job.
-    second.get_by_role("button", name="Start training").click()
-    second.get_by_text(re.compile(r"already running")).wait_for(timeout=30_000)
+    # The other page cannot start a second job: Start is disabled, with the reason beside it.
+    assert second.get_by_role("button", name="Start training").is_disabled()
+    second.get_by_text("A job is running: one job at a time").wait_for(timeout=LOAD_S)
     page.get_by_role("button", name="Stop").click()
+    page.get_by_text(re.compile(r"Stopping\.\.\.")).first.wait_for(timeout=LOAD_S)  # from the click on
     markdown(page, "State: stopped").wait_for(timeout=JOB_S)
     markdown(second, "State: stopped").wait_for(timeout=JOB_S)  # the other page noticed on its own
-    # The Resume button is drawn in the same rerun as the state, but maybe a moment later.
-    page.get_by_role("button", name=re.compile("^Resume")).wait_for(timeout=LOAD_S)
+    # Resume takes Stop's place, and says which process really trains.
+    page.get_by_role("button", name=re.compile("^Resume")).click(timeout=LOAD_S)
+    page.get_by_text(re.compile(r"^Resumed run-.*\(pid \d+\)")).wait_for(timeout=JOB_S)
+    page.get_by_role("button", name="Stop").click(timeout=JOB_S)
+    markdown(page, "State: stopped").wait_for(timeout=JOB_S)
     second.context.close()
 
 
