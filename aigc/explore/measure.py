@@ -108,7 +108,6 @@ def write(args) -> None:
     """Share of typed digits read as typed, and style consistency of evaluator features (same row vs across rows)."""
     generator = _generator()
     digits = "0123456789"
-    styles = style_latents(8, generator.inputs[0].shape[-1], seed=0)
     rows = []
     for seed in range(args.n // 80):
         styles = style_latents(8, generator.inputs[0].shape[-1], seed=seed)
@@ -120,22 +119,30 @@ def write(args) -> None:
     features, _logits = features_and_logits(images.reshape(-1, 28, 28))
     features = features.reshape(n_styles, 10, -1)
     residual = features - features.mean(axis=0, keepdims=True)  # remove what each digit shares across styles
-    same, across = _style_distances(residual)
-    print(f"| digits | read as typed | doubted | same-style distance | cross-style distance | ratio |\n|---|---|---|---|---|---|\n"
+    same, across, matched = _style_distances(residual)
+    props = dirs.properties(images.reshape(-1, 28, 28)).reshape(n_styles, 10, -1)
+    props = props - props.mean(axis=0, keepdims=True)
+    explained = 1 - props.var(axis=1).mean(axis=0) / props.reshape(-1, props.shape[-1]).var(axis=0)
+    print(f"| digits | read as typed | doubted | same-style distance | cross-style distance | ratio | "
+          f"nearest other digit is the same style | style's share of ink / slant / width variance |\n"
+          f"|---|---|---|---|---|---|---|---|\n"
           f"| {len(labels)} ({n_styles} styles x 0-9) | {(reading.labels == labels).mean():.2%} | {reading.doubt.mean():.1%} "
-          f"| {same:.2f} | {across:.2f} | {same / across:.2f} |")
+          f"| {same:.2f} | {across:.2f} | {same / across:.2f} | {matched:.1%} (chance {1 / n_styles:.1%}) | "
+          + " / ".join(f"{e:.0%}" for e in explained) + " |")
 
 
-def _style_distances(residual: np.ndarray) -> tuple[float, float]:
-    """Mean distance between residual features (styles, 10, D) of different digits: same style vs different styles."""
+def _style_distances(residual: np.ndarray) -> tuple[float, float, float]:
+    """Residual features (styles, 10, D), pairs of different digits: mean distance same style, across styles, and
+    how often a digit's nearest other-digit neighbour among all styles is its own style."""
     n_styles = len(residual)
-    same, across = [], []
+    same, across, matched = [], [], []
     for a in range(10):
         for b in range(a + 1, 10):
             d = np.linalg.norm(residual[:, a, None] - residual[None, :, b], axis=-1)  # (styles, styles)
             same.append(np.diag(d).mean())
             across.append(d[~np.eye(n_styles, dtype=bool)].mean())
-    return float(np.mean(same)), float(np.mean(across))
+            matched.append((d.argmin(axis=1) == np.arange(n_styles)).mean())
+    return float(np.mean(same)), float(np.mean(across)), float(np.mean(matched))
 
 
 def inversion(args) -> None:
