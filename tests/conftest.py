@@ -29,7 +29,3 @@ def run_cli(*args: str, timeout: float = 180, env: dict | None = None) -> subpro
     return subprocess.run([sys.executable, "-m", "aigc", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env=full_env)
 
-
-@pytest.fixture
-def cli():
-    return run_cli

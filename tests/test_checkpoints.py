@@ -1,4 +1,6 @@
 """Generator files carry their ModelConfig: loading rebuilds the right preset."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -48,12 +50,15 @@ def test_sibling_discriminator(tmp_path):
     assert sibling_discriminator(generator) == tmp_path / "seed_discriminator.keras"
 
 
-def test_atomic_writes_are_readable_by_others(tmp_path):
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_atomic_writes_get_the_usual_mode_not_mkstemps_0600(tmp_path, umask, mode):
+    """A container's other user must read what the trainer writes: the mode follows the umask like open() does."""
     import os
     import stat
+    import subprocess
+    import sys
 
-    from aigc.runs.files import _UMASK, atomic_write_bytes
-
-    atomic_write_bytes(tmp_path / "status.json", b"{}")
-    mode = stat.S_IMODE(os.stat(tmp_path / "status.json").st_mode)
-    assert mode == 0o666 & ~_UMASK, "a container user must be able to read files the trainer writes"
+    script = (f"import os; os.umask({umask}); from pathlib import Path; from aigc.runs.files import atomic_write_bytes; "
+              f"atomic_write_bytes(Path({str(tmp_path / 'status.json')!r}), b'{{}}')")
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).resolve().parent.parent)
+    assert stat.S_IMODE(os.stat(tmp_path / "status.json").st_mode) == mode

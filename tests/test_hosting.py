@@ -141,5 +141,24 @@ def test_bounded_generate_inputs_clamps_everything():
     assert hosting.bounded_generate_inputs(n="x", seed=None, truncation=9, steps=99)["truncation"] == hosting.TRUNCATION_MAX
 
 
-def test_missing_secrets_file_is_not_an_error():
-    assert hosting.streamlit_secrets() == {} or isinstance(hosting.streamlit_secrets(), dict)
+@pytest.mark.parametrize("content, expected", [
+    (None, {}),  # no secrets file is not an error
+    ('AIGC_TRAINING = "password"\nAIGC_TRAINING_PASSWORD = "pw"\nOTHER = "x"\n',
+     {"AIGC_TRAINING": "password", "AIGC_TRAINING_PASSWORD": "pw"}),
+    ("this is [not toml", {}),  # a broken file must not take the page down
+])
+def test_streamlit_secrets_keeps_only_aigc_keys(tmp_path, monkeypatch, content, expected):
+    import streamlit as st
+    from streamlit import config
+    from streamlit.runtime.secrets import Secrets
+
+    path = tmp_path / "secrets.toml"
+    if content is not None:
+        path.write_text(content)
+    previous = config.get_option("secrets.files")
+    config.set_option("secrets.files", [str(path)])
+    monkeypatch.setattr(st, "secrets", Secrets())
+    try:
+        assert hosting.streamlit_secrets() == expected
+    finally:
+        config.set_option("secrets.files", previous)

@@ -22,8 +22,6 @@ STATS_PATH = SHIPPED_DIR / "evaluator_stats.npz"
 NUM_CLASSES = 10
 RARE_SHARE = 0.25  # a digit seen less than 25% as often as expected counts as collapsed
 LADDER_NAMES = ("floor", "noise_0.1", "shift_1px", "blur_0.7")
-LADDER_LABELS = {"floor": "MNIST train vs test (floor)", "noise_0.1": "+ Gaussian noise sigma 0.1",
-                 "shift_1px": "shifted by one pixel", "blur_0.7": "Gaussian blur sigma 0.7"}
 EPS = 1e-12
 
 
@@ -270,11 +268,11 @@ def evaluate_generator(generator, config, *, n: int = 10000, seed: int = 0, batc
 
 def summary(result: dict) -> dict:
     """Flat JSON-able scalars for metrics.jsonl: fdd, digit_score, class_accuracy, collapsed_digits, collapse."""
-    return dict(fdd=_finite(result["fdd"], 4), digit_score=_finite(result["digit_score"], 4),
-                class_accuracy=_finite(result["class_accuracy"], 5),
+    return dict(fdd=_rounded_or_none(result["fdd"], 4), digit_score=_rounded_or_none(result["digit_score"], 4),
+                class_accuracy=_rounded_or_none(result["class_accuracy"], 5),
                 collapsed_digits=[int(d) for d in result["collapsed_digits"]], collapse=bool(result["collapse"]))
 
 
-def _finite(value, digits: int) -> float | None:
+def _rounded_or_none(value, digits: int) -> float | None:
     """Rounded float, or None for None / NaN / inf (strict JSON has no NaN)."""
     return round(float(value), digits) if value is not None and np.isfinite(value) else None
