@@ -1,9 +1,7 @@
-"""Shared fixtures: tiny synthetic MNIST, repo paths, a CLI runner. No test needs ../shared."""
+"""Shared fixtures: tiny synthetic MNIST and repo paths. No test needs the full MNIST file."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +21,4 @@ def synthetic_npz(tmp_path_factory) -> Path:
     return path
 
 
-def run_cli(*args: str, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m aigc ARGS` from the repo root and capture its output."""
-    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "aigc", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
 

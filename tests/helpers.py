@@ -3,21 +3,36 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from aigc.runs.lock import TrainingLock
 
+REPO = Path(__file__).resolve().parent.parent
+AIGC = [sys.executable, "-m", "aigc"]  # the command line, as users type it
 
-def wait_until(predicate, *, timeout: float = 120, every: float = 0.2, what: str = "the condition"):
-    """Poll predicate() until it returns something truthy (returned), or fail after timeout seconds."""
+
+def run_cli(*args: str, timeout: float = 180, env: dict | None = None, cwd: Path | None = None):
+    """Run `python -m aigc ARGS` (from the repo root unless cwd) and capture its output."""
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO), **(env or {}))
+    return subprocess.run([*AIGC, *args], cwd=cwd or REPO, capture_output=True, text=True, timeout=timeout,
+                          env=full_env)
+
+
+def wait_until(predicate, *, timeout: float = 120, every: float = 0.2, what: str = "the condition",
+               process: subprocess.Popen | None = None, details=lambda: ""):
+    """Poll predicate() until it returns something truthy (returned); fail after timeout, or if process exits first."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = predicate()
         if value:
             return value
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process exited ({process.returncode}) before {what}\n{details()}")
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{details()}")
 
 
 def tiny_run(run_dir, data, *, epochs=1, resume=False, max_steps=None, **given) -> str:

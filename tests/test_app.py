@@ -20,6 +20,7 @@ from aigc.runs.layout import RunPaths
 from aigc.app.limiter import PROCESS_LIMITER
 from aigc.engine.spec import RunSpec
 from aigc.runs.lock import TrainingLock
+from helpers import save_untrained_generator
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TIMEOUT = 90
@@ -28,15 +29,9 @@ TIMEOUT = 90
 @pytest.fixture(scope="module")
 def tiny_checkpoints(tmp_path_factory) -> Path:
     """Untrained dcgan + seed generators in the shipped layout."""
-    from aigc.engine.checkpoints import save_model_file
-    from aigc.engine.spec import ModelConfig
-    from aigc.engine.models import build_generator
-
     folder = tmp_path_factory.mktemp("ckpt")
     for preset, name in (("dcgan", "generator.keras"), ("seed", "seed_generator.keras")):
-        config = ModelConfig(preset=preset)
-        save_model_file(build_generator(config), folder / name, config=config,
-                       card={"preset": preset, "epochs": 0, "fdd": 12.5})
+        save_untrained_generator(folder / name, preset=preset, card={"preset": preset, "epochs": 0, "fdd": 12.5})
     return folder
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from aigc.bench import main as bench
 from aigc.bench import flops as bench_flops
 from aigc.bench import reference
+from aigc.bench import report as bench_report
 from aigc.engine.data import synthetic_mnist
 
 
@@ -135,4 +136,4 @@ def test_reference_budget_lets_the_tutorial_train_on_alone(monkeypatch):
     assert len(curves["default (EMA, served)"]) == 2 and len(curves["reference"]) == 6
     assert curves["reference"][-1]["train_s"] >= 0.3 - 1e-6 > curves["default (raw generator)"][-1]["train_s"]
     assert result["reference_budget_s"] == 0.3 and result["default_matches_reference_at_s"]["reference_best_fdd"] == 100
-    assert "the reference" in bench._render_quality(result)  # the unequal budgets are said
+    assert "the reference" in bench_report.render_quality(result)  # the unequal budgets are said

@@ -3,20 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import run_cli
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "aigc", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def error_lines(result: subprocess.CompletedProcess) -> list[str]:

@@ -6,9 +6,7 @@ import pytest
 
 from aigc.quality import metrics
 from aigc.__main__ import main
-from aigc.engine.checkpoints import save_model_file
-from aigc.engine.spec import ModelConfig
-from aigc.engine.models import build_generator
+from helpers import save_untrained_generator
 
 needs_evaluator = pytest.mark.skipif(not metrics.evaluator_available(), reason="shipped evaluator missing")
 
@@ -26,10 +24,7 @@ def run(capsys, *argv):
 @pytest.fixture(scope="module")
 def seed_checkpoint(tmp_path_factory):
     """An untrained 'seed' generator file (unconditional, latent 16)."""
-    config = ModelConfig(preset="seed", latent_dim=16)
-    path = tmp_path_factory.mktemp("ckpt") / "generator.keras"
-    save_model_file(build_generator(config), path, config=config, card={"epochs": 0})
-    return path
+    return save_untrained_generator(tmp_path_factory.mktemp("ckpt") / "generator.keras", preset="seed", latent_dim=16)
 
 
 def test_missing_checkpoint_is_one_line(capsys, tmp_path):

@@ -18,21 +18,15 @@ from aigc.runs.files import atomic_write_json
 from aigc.runs.layout import RunPaths
 from aigc.runs.lifecycle import read_status
 from aigc.runs.lock import TrainingLock
-from helpers import stop_trainers
+from helpers import save_untrained_generator, stop_trainers, wait_until
 
 FAST_TRAINER_ARGS = "--eval-samples 0 --checkpoint-seconds 5"
 
 
 def write_tiny_generators(folder: Path, presets=("dcgan", "seed")) -> None:
     """Untrained generators in the shipped file layout (stand-ins for checkpoints/)."""
-    from aigc.engine.checkpoints import save_model_file
-    from aigc.engine.spec import ModelConfig
-    from aigc.engine.models import build_generator
-
     for preset in presets:
-        config = ModelConfig(preset=preset)
-        save_model_file(build_generator(config), folder / SHIPPED_FILES[preset], config=config,
-                       card={"preset": preset, "epochs": 0})
+        save_untrained_generator(folder / SHIPPED_FILES[preset], preset=preset)
 
 
 @pytest.fixture
@@ -51,23 +45,17 @@ def env(tmp_path, monkeypatch):
     stop_trainers(runs)
 
 
-def wait_for_state(paths: RunPaths, states, timeout: float = 120) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+def wait_for_state(paths: RunPaths, states) -> dict:
+    """The status once the run is in one of states and its trainer has let go of the lock."""
+    def ended():
         status = read_status(paths) or {}
-        if status.get("state") in states and not TrainingLock(paths.root.parent).holder():
-            return status
-        time.sleep(0.25)
-    raise AssertionError(f"{paths.root.name} never reached {states}: {read_status(paths)}\n{jobs.tail_log(paths)}")
+        return status if status.get("state") in states and not TrainingLock(paths.root.parent).holder() else None
+    return wait_until(ended, what=f"{paths.name} in {states}", details=lambda: jobs.tail_log(paths))
 
 
-def wait_for_step(paths: RunPaths, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if (read_status(paths) or {}).get("state") == "running":
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"{paths.root.name} never started running:\n{jobs.tail_log(paths)}")
+def wait_for_step(paths: RunPaths) -> None:
+    wait_until(lambda: (read_status(paths) or {}).get("state") == "running", what=f"{paths.name} running",
+               details=lambda: jobs.tail_log(paths))
 
 
 def test_paths_follow_environment(env):

@@ -17,8 +17,7 @@ from aigc.runs.files import atomic_write_json, read_json
 from aigc.runs.layout import RunPaths
 from aigc.runs.lifecycle import read_status
 from aigc.runs.lock import TrainingLock
-from conftest import REPO, run_cli
-from helpers import save_untrained_generator, tiny_run
+from helpers import REPO, run_cli, save_untrained_generator, tiny_run
 
 
 @pytest.fixture

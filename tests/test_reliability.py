@@ -22,6 +22,7 @@ from aigc.runs.files import read_json, read_metrics
 from aigc.runs.layout import RunPaths
 from aigc.runs.lifecycle import read_status
 from aigc.runs.lock import TrainingLock
+from helpers import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
@@ -49,15 +50,8 @@ def output(process: subprocess.Popen) -> str:
 
 
 def wait_for(predicate, timeout: float, what: str, process: subprocess.Popen | None = None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"trainer exited ({process.returncode}) before {what}:\n{output(process)[-3000:]}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(predicate, timeout=timeout, what=what, process=process, every=0.05,
+                      details=lambda: output(process)[-3000:] if process else "")
 
 
 def running_as(paths: RunPaths, pid: int):

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from aigc.engine.checkpoints import CheckpointError, load_generator, read_meta
 from aigc.runs.files import append_metrics, read_json, read_metrics
 from aigc.runs.layout import RunPaths
 from aigc.runs.lifecycle import read_status
+from helpers import run_cli, save_untrained_generator
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
@@ -24,8 +24,7 @@ TINY = ["--batch-size", "32", "--train-limit", "256", "--eval-samples", "0", "--
 
 
 def aigc(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aigc", *args], cwd=ROOT, env=ENV, capture_output=True, text=True,
-                          timeout=timeout)
+    return run_cli(*args, timeout=timeout)
 
 
 def one_error(result: subprocess.CompletedProcess) -> str:
@@ -179,13 +178,9 @@ def test_500_generate_calls_grow_rss_by_less_than_50_mb(tmp_path):
     import numpy as np
     import psutil
 
-    from aigc.engine.checkpoints import save_model_file
-    from aigc.engine.spec import ModelConfig
-    from aigc.engine.models import build_generator
     from aigc.engine.sampling import generate
 
-    config = ModelConfig(base_filters=8)
-    save_model_file(build_generator(config), tmp_path / "g.keras", config=config)
+    save_untrained_generator(tmp_path / "g.keras", base_filters=8)
     generator, config, _card = load_generator(tmp_path / "g.keras")
     process = psutil.Process()
     rng = np.random.default_rng(0)

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from aigc.runs.files import read_json, read_metrics
 from aigc.runs.layout import RunPaths
 
 from conftest import REPO
-from helpers import tiny_run
+from helpers import tiny_run, wait_until
 
 
 @pytest.mark.parametrize("preset", ["dcgan", "seed"])
@@ -122,15 +121,6 @@ def test_init_from_copies_weights_without_writing_source(tmp_path, synthetic_npz
     assert load_generator(RunPaths(tmp_path / "second").generator)[1].preset == "seed"
 
 
-def wait_for(predicate, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 @pytest.mark.parametrize("how", ["stop_file", "sigterm"])
 def test_graceful_stop(tmp_path, synthetic_npz, how):
     run_dir = tmp_path / "run"
@@ -140,7 +130,7 @@ def test_graceful_stop(tmp_path, synthetic_npz, how):
          "--epochs", "1000", "--batch-size", "32", "--eval-samples", "0"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     try:
-        assert wait_for(lambda: (read_json(paths.status) or {}).get("step", 0) >= 20), "trainer never got going"
+        wait_until(lambda: (read_json(paths.status) or {}).get("step", 0) >= 20, what="20 steps", process=process)
         if how == "stop_file":
             lifecycle.request_stop(paths)
         else:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import stop_trainers
+from helpers import save_untrained_generator, stop_trainers
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -32,13 +32,8 @@ def shipped_or_tiny_checkpoints(folder: Path) -> Path:
     """The repository's checkpoints/ when its generator exists (read-only for the app), else tiny stand-ins."""
     if (REPO / "checkpoints" / "generator.keras").is_file():
         return REPO / "checkpoints"
-    from aigc.engine.checkpoints import save_model_file
-    from aigc.engine.spec import ModelConfig
-    from aigc.engine.models import build_generator
-
     folder.mkdir(parents=True, exist_ok=True)
-    config = ModelConfig(preset="dcgan")
-    save_model_file(build_generator(config), folder / "generator.keras", config=config, card={"epochs": 0})
+    save_untrained_generator(folder / "generator.keras")
     return folder
 
 

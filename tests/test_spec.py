@@ -1,0 +1,65 @@
+"""The run spec: one table of defaults and limits, human messages, and spec -> command line -> spec."""
+from __future__ import annotations
+
+import pytest
+
+from aigc.__main__ import build_parser
+from aigc.engine.run_plan import Invocation, make_plan
+from aigc.engine.spec import SETTINGS, RunSpec, SpecError, given_settings, spec_to_args
+
+
+def parse_train(args: list[str]):
+    return build_parser().parse_args(["train", "--run-dir", "unused", *args])
+
+
+SPECS = [
+    RunSpec.resolve(),
+    RunSpec.resolve(preset="seed", epochs=7, batch_size=32, lr_g=1e-3, lr_d=3e-4, seed=11),
+    RunSpec.resolve(epochs=3, loss="hinge", ema_decay=0.99, label_smoothing=0.1, discriminator="concat",
+                    spectral_norm=True, jit=True, precision="float32", data="/data/mnist.npz",
+                    init_from="/w/generator.keras", train_limit=512, eval_samples=0, log_every=5,
+                    checkpoint_seconds=2.5, keep_every=2, beta_1=0.0),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=["defaults", "seed-preset", "every-setting"])
+def test_spec_to_command_line_and_back(spec, tmp_path, monkeypatch):
+    """What the page builds is exactly what the trainer's parser reads back, and what a new run records."""
+    monkeypatch.delenv("AIGC_MNIST", raising=False)
+    args = parse_train(spec_to_args(spec))
+    assert RunSpec.resolve(**given_settings(args), epochs=args.epochs) == spec
+    if spec.init_from is None:  # (with init_from the plan reads the architecture from that file)
+        plan = make_plan(Invocation(tmp_path / "run", add_epochs=args.epochs), given_settings(args))
+        assert plan.spec == spec and plan.record["spec"] == spec.to_dict()
+
+
+def test_every_setting_has_a_flag_and_a_help_line():
+    parser_help = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    for name, setting in SETTINGS.items():
+        if name != "epochs":
+            assert setting.flag in parser_help and setting.help
+    assert set(SETTINGS) - {"epochs"} <= set(vars(parse_train([])))
+
+
+@pytest.mark.parametrize("given, message", [
+    (dict(batch_size=0), "--batch-size: must be a whole number at least 1"),
+    (dict(lr_g=0.0), "--lr-g: must be a number above 0"),
+    (dict(lr_d=float("nan")), "--lr-d: must be a number above 0"),
+    (dict(loss="wasserstein"), "--loss: must be one of bce, hinge"),
+    (dict(epochs=2.5), "--epochs: must be a whole number"),
+    (dict(preset="vae"), "--preset: must be one of dcgan, seed"),
+    (dict(preset="seed", spectral_norm=True), "apply to dcgan only"),
+    (dict(colour="red"), "unknown setting"),
+])
+def test_bad_settings_get_a_sentence_not_an_assert(given, message):
+    with pytest.raises(SpecError, match=message):
+        RunSpec.resolve(**given)
+
+
+def test_defaults_come_from_the_table_per_preset():
+    assert RunSpec.resolve().ema_decay == 0.999 and RunSpec.resolve(preset="seed").ema_decay == 0.0
+    spec = RunSpec.resolve(batch_size=64)
+    assert spec.replace(batch_size=32).batch_size == 32 and spec.batch_size == 64  # immutable
+    with pytest.raises(Exception):
+        spec.batch_size = 1
+    assert RunSpec.from_dict({**spec.to_dict(), "unknown": 1}) == spec
