@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from aigc.engine.spec import ModelConfig
+from aigc.engine.spec import ModelConfig, SpecError
 from aigc.engine.models import build_discriminator, build_generator, discriminator_inputs, generator_inputs
 
 
@@ -49,7 +49,7 @@ def test_dcgan_is_class_conditional():
 
 
 def test_unknown_preset_is_refused():
-    with pytest.raises(AssertionError, match="unknown preset"):
+    with pytest.raises(SpecError, match="--preset: must be one of dcgan, seed, got 'vae'"):
         ModelConfig(preset="vae")
 
 
