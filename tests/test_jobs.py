@@ -169,3 +169,13 @@ def test_tiny_job_from_shipped_weights_finishes(env):
     assert status["epoch"] == 1 and result.paths.generator.is_file()
     assert json.loads(result.paths.config.read_text())["spec"]["init_from"].endswith("generator.keras")
     assert jobs.generator_choices()[-1].kind == "run"
+
+
+def test_the_log_download_names_no_server_folder(env):
+    run = RunPaths(env["runs"] / "run-a")
+    run.root.mkdir(parents=True)
+    run.log.write_text(f"loaded {run.root}/config.json\nTraceback: File \"{settings.ROOT}/aigc/cli.py\"\n"
+                       f"data {env['runs']}/../mnist.npz and {Path.home()}/.keras\n")
+    text = jobs.log_for_download(run).decode()
+    assert str(env["runs"]) not in text and str(settings.ROOT) not in text and str(Path.home()) not in text
+    assert "loaded config.json" in text and "aigc/cli.py" in text and "~/.keras" in text

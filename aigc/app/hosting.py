@@ -14,10 +14,11 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
+from aigc.engine.spec import MAX_EPOCHS  # the run spec's own ceiling
+
 LOG = logging.getLogger("aigc.app.hosting")
 TRAINING_MODES = ("on", "off", "password")
 DEFAULT_MAX_EPOCHS = 100
-HARD_MAX_EPOCHS = 10_000  # the CLI's own ceiling
 HOSTED_COOLDOWN_S = 60.0  # between jobs, unless the app is local (loopback, training on)
 HOSTED_KEEP_RUNS = 10  # finished runs kept on a hosted server (each is 25-44 MB); 0 = keep all
 HOSTED_MIN_FREE_MB = 1024  # a job needs this much free disk under the runs root on a hosted server
@@ -114,7 +115,7 @@ def load_policy(*, env: Mapping[str, str] | None = None, secrets: Mapping | None
     if mode == "password" and not password:
         notices.append("AIGC_TRAINING=password but AIGC_TRAINING_PASSWORD is empty; training is off.")
         mode = "off"
-    max_epochs = _number(setting("AIGC_MAX_EPOCHS"), DEFAULT_MAX_EPOCHS, 1, HARD_MAX_EPOCHS, int, notices,
+    max_epochs = _number(setting("AIGC_MAX_EPOCHS"), DEFAULT_MAX_EPOCHS, 1, MAX_EPOCHS, int, notices,
                          "AIGC_MAX_EPOCHS")
     hosted = not (loopback and mode == "on")
     cooldown = _number(setting("AIGC_COOLDOWN_S"), HOSTED_COOLDOWN_S if hosted else 0.0, 0.0, 86_400.0, float,
