@@ -13,6 +13,7 @@ import streamlit as st  # noqa: E402
 from aigc.app import hosting  # noqa: E402
 from aigc.app.common import (freeze_startup_heap, generator_sidebar_ui, guarded, keep_keras_session,  # noqa: E402
                              no_generator_ui)
+from aigc.app.generate_explore import generator_from_query  # noqa: E402
 
 TITLE = "AIGC digits"
 VIEWS = {"generate": "Generate", "write": "Write a number", "draw": "Draw a digit", "train": "Train", "model": "Model"}
@@ -40,6 +41,7 @@ def main() -> None:
     for notice in policy.notices:
         st.sidebar.warning(notice)
     view = pick_view(policy)
+    generator_from_query()  # a shared link names its generator
     served = guarded(generator_sidebar_ui, name="generator chooser")
     if served is not None and served.warning:
         st.warning(served.warning)

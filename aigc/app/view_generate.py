@@ -13,11 +13,13 @@ from aigc import settings
 from aigc.app import hosting
 from aigc.engine.sampling import generate, gif_bytes, grid, interpolate
 from aigc.app.common import Served, display_scale, load_served, png_bytes
+from aigc.app.explore_ui import sync_query
+from aigc.app.generate_explore import (EXTRA_KEYS, full_query, labeled_grid_png, link_ui, pin_ui, query_extras,
+                                       reading_summary_ui, style_previews_ui, style_ui, styled_images)
 from aigc.app.process_cache import ProcessCache
 
 DIGIT_OPTIONS = ["Any"] + [str(d) for d in hosting.DIGITS]
 QUERY_KEYS = ("digit", "n", "seed")
-EVALUATOR_TABLE_MAX = 100
 NEAREST_MAX = 10  # generated images compared with the training set per click
 NEAREST_CHUNK = 10_000
 GRID_CACHE_MB = 64  # rendered grids shared by every session: a viral link is computed once
@@ -33,10 +35,10 @@ def _init_from_query() -> None:
     if not st.session_state.get("_gen_init"):
         raw = {key: st.query_params.get(key) for key in QUERY_KEYS}
         values, notices = hosting.parse_generate_params({k: v for k, v in raw.items() if v is not None})
+        scale, sliders, extra_notices = query_extras(st.query_params)  # scale and style sliders ride in the link too
         st.session_state["_gen_last"] = dict(gen_digit="Any" if values["digit"] is None else str(values["digit"]),
-                                             gen_n=values["n"], gen_seed=values["seed"],
-                                             gen_trunc=hosting.TRUNCATION_DEFAULT)
-        st.session_state.update(_gen_init=True, _gen_notices=notices)
+                                             gen_n=values["n"], gen_seed=values["seed"], gen_trunc=scale)
+        st.session_state.update(_gen_init=True, _gen_notices=notices + extra_notices, _gen_sliders=sliders)
     for key, value in st.session_state["_gen_last"].items():
         if key not in st.session_state:
             st.session_state[key] = value
@@ -75,8 +77,9 @@ def generate_ui(served: Served) -> np.ndarray:
     controls, picture_area = st.columns([1, 2.2], gap="large")
     with controls:
         values = controls_ui(conditional=conditional)
+        sliders, shift = style_ui(served, st.session_state.get("_gen_sliders", {}), values)
     start = time.perf_counter()
-    images, picture_png, columns = rendered_grid(served, values)
+    images, picture_png, columns, reading = rendered_grid(served, values, shift)
     elapsed_ms = (time.perf_counter() - start) * 1000
     with picture_area:
         what = "any digit" if values["digit"] is None else f"digit {values['digit']}"
@@ -86,65 +89,41 @@ def generate_ui(served: Served) -> np.ndarray:
         st.download_button("Download PNG", lambda: png_bytes(grid(images, columns, scale=4)), mime="image/png",
                            file_name=f"digits_{values['digit'] if values['digit'] is not None else 'any'}"
                                      f"_seed{values['seed']}.png", key="download_grid")
-        evaluator_ui(images, requested=values["digit"], columns=columns)
+        reading_summary_ui(reading, values["digit"])
+        style_previews_ui(served, values)
         nearest_ui(images)
-    _write_query(values)
+        if conditional:
+            pin_ui(served, values, shift)
+        query = full_query(values, sliders, st.session_state.get("_generator_label"))
+        link_ui(query)
+    sync_query({k: v for k, v in query.items() if k != "view"}, QUERY_KEYS + EXTRA_KEYS)
     return images
 
 
-def rendered_grid(served: Served, values: dict) -> tuple[np.ndarray, bytes, int]:
-    """(images (n, 28, 28) float32 in [0, 1], read-only; grid PNG; columns), once per server per request.
+def rendered_grid(served: Served, values: dict, shift: np.ndarray | None = None):
+    """(images (n, 28, 28) float32 in [0, 1], read-only; labeled grid PNG; columns; the evaluator's Reading or None).
 
-    A grid depends only on (generator file, digit, n, seed, scale): every session shares it.
+    A grid depends only on (generator file, digit, n, seed, scale, style shift): every session shares it.
     """
     columns = min(10, math.ceil(math.sqrt(values["n"])))
     scale = display_scale(columns=columns)
     key = (str(served.path), served.path.stat().st_mtime_ns, values["digit"], values["n"], values["seed"],
-           round(float(values["truncation"]), 6), scale)
+           round(float(values["truncation"]), 6), scale,
+           None if shift is None or not np.any(shift) else tuple(np.round(shift, 6).tolist()))
 
     def make():
-        images, _labels = generate(served.model, values["n"], values["digit"], seed=values["seed"],
-                                   truncation=values["truncation"], config=served.config)
+        if shift is None or not np.any(shift):
+            images, _labels = generate(served.model, values["n"], values["digit"], seed=values["seed"],
+                                       truncation=values["truncation"], config=served.config)
+        else:  # style sliders moved: the same latents, shifted
+            images, _labels, _z = styled_images(served, values, shift)
         images = np.asarray(images, dtype=np.float32)
         images.setflags(write=False)  # shared between sessions
-        return images, png_bytes(grid(images, columns, scale=scale))
+        picture, reading = labeled_grid_png(images, values["digit"], columns=columns, scale=scale)
+        return images, picture, reading
 
-    images, picture_png = GRIDS.get_or_make(key, make)
-    return images, picture_png, columns
-
-
-def _write_query(values: dict) -> None:
-    """Mirror digit, n and seed into the URL so a shared link shows the same grid."""
-    wanted = {"digit": "any" if values["digit"] is None else str(values["digit"]),
-              "n": str(values["n"]), "seed": str(values["seed"])}
-    for key, value in wanted.items():
-        if st.query_params.get(key) != value:
-            st.query_params[key] = value
-
-
-def evaluator_ui(images: np.ndarray, *, requested: int | None, columns: int) -> None:
-    """What the shipped evaluator reads in each image (only when the evaluator exists)."""
-    try:
-        from aigc.quality import metrics
-
-        if not metrics.evaluator_available():
-            return
-        predicted, confidence = metrics.classify(images)
-    except Exception as error:  # noqa: BLE001  (quality readouts are optional)
-        st.caption(f"Evaluator unavailable: {type(error).__name__}")
-        return
-    predicted, confidence = np.asarray(predicted).astype(int), np.asarray(confidence, dtype=float)
-    if requested is not None:
-        hits = int(np.sum(predicted == requested))
-        st.markdown(f"**Evaluator:** {hits}/{len(images)} read as a {requested} "
-                    f"(mean confidence {confidence.mean():.0%}).")
-    else:
-        counts = np.bincount(predicted, minlength=10)
-        st.markdown("**Evaluator reads:** " + ", ".join(f"{d}: {c}" for d, c in enumerate(counts) if c))
-    with st.expander("Evaluator label and confidence per image"):
-        cells = [f"{p} ({c:.0%})" for p, c in zip(predicted[:EVALUATOR_TABLE_MAX], confidence)]
-        rows = [cells[i:i + columns] for i in range(0, len(cells), columns)]
-        st.table({f"col {c + 1}": [row[c] if c < len(row) else "" for row in rows] for c in range(columns)})
+    images, picture_png, reading = GRIDS.get_or_make(key, make)
+    return images, picture_png, columns, reading
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -37,3 +37,22 @@ def labeled_grid(images: np.ndarray, texts: list[str], flags: np.ndarray, *, nco
             draw.rectangle([left - 2, top - 2, left + tile + 1, top + tile + 1], outline=DOUBT_RGB, width=2)
         draw.text((left + 1, top + tile + 1), text, fill=color, font=font)
     return canvas
+
+
+def annotate_grid(picture: Image.Image, texts: list[str], flags: np.ndarray, *, ncol: int, scale: int,
+                  pad: int) -> Image.Image:
+    """An RGB copy of a sampling.grid picture (same size) with each tile's text in its corner, flagged tiles framed red."""
+    canvas = picture.convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=max(9, min(FONT_PX, 4 * scale)))
+    step = (28 + pad) * scale
+    for index, (text, flag) in enumerate(zip(texts, flags)):
+        row, col = divmod(index, ncol)
+        left, top = pad * scale + col * step, pad * scale + row * step
+        if flag:
+            draw.rectangle([left - pad * scale, top - pad * scale, left + 28 * scale + pad * scale - 1,
+                            top + 28 * scale + pad * scale - 1], outline=DOUBT_RGB, width=max(1, pad * scale))
+        box = draw.textbbox((left + 1, top + 1), text, font=font)
+        draw.rectangle(box, fill=(14, 17, 23))
+        draw.text((left + 1, top + 1), text, fill=DOUBT_RGB if flag else OK_RGB, font=font)
+    return canvas

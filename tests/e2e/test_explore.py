@@ -20,12 +20,12 @@ def _open(page, server, query: str) -> None:
     page.get_by_test_id("stSidebar").wait_for(timeout=LOAD_S)
 
 
-def _image(page, server, locator) -> np.ndarray:
-    """The PNG behind an st.image element as a gray (H, W) array."""
+def _image(page, server, locator, mode: str = "L") -> np.ndarray:
+    """The PNG behind an st.image element as a gray (H, W) (or RGB (H, W, 3)) array."""
     source = locator.locator("img").get_attribute("src")
     response = page.request.get(source if source.startswith("http") else server["url"] + source)
     assert response.ok
-    return np.asarray(Image.open(io.BytesIO(response.body())).convert("L"))
+    return np.asarray(Image.open(io.BytesIO(response.body())).convert(mode))
 
 
 def _shoot(page, screenshot_dir, name: str) -> None:
@@ -94,3 +94,20 @@ def test_draw_a_digit_and_see_it_in_the_gans_hand(page, server, screenshot_dir):
     page.get_by_text("Pinned: Write a number").wait_for(timeout=30_000)
     page.get_by_test_id("stSidebar").get_by_text("Write a number").click()
     page.get_by_text("Row 1 in my pinned hand").wait_for(timeout=30_000)
+
+
+def test_generate_flags_broken_digits_and_keeps_scale_in_the_link(page, server, screenshot_dir):
+    _open(page, server, "view=generate&digit=8&n=16&seed=0&scale=2&slant=0.5")
+    page.get_by_text(re.compile(r"16 x digit 8 - seed 0 - scale 2.00")).wait_for(timeout=LOAD_S)
+    summary = page.get_by_text(re.compile(r"read as a 8 \(calibrated mean confidence >?\d+%\); (\d+) flagged"))
+    summary.wait_for(timeout=30_000)
+    assert int(re.search(r"; (\d+) flagged", summary.inner_text()).group(1)) >= 4  # the four blobs, at least
+    rgb = _image(page, server, page.get_by_test_id("stImage").filter(has_text="16 x digit 8").first, "RGB").astype(int)
+    assert ((rgb[..., 0] > 200) & (rgb[..., 1] < 90)).sum() > 500  # red frames around flagged tiles
+    assert "scale=2" in page.url and "slant=0.5" in page.url
+    link = page.get_by_test_id("stCode").last.inner_text()
+    assert "scale=2" in link and "digit=8" in link and "generator=" in link
+    page.get_by_text("Pin a tile's hand").click()
+    page.get_by_role("button", name="Pin this hand").click()
+    page.get_by_text("Tile 1 pinned").wait_for(timeout=30_000)
+    _shoot(page, screenshot_dir, "generate_flags")
