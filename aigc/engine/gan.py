@@ -8,8 +8,15 @@ from aigc.engine.spec import ModelConfig
 from aigc.engine.models import build_discriminator, build_generator, discriminator_inputs, generator_inputs
 
 
-def pick_strategy() -> tf.distribute.Strategy:
-    """MirroredStrategy over several GPUs (or several logical CPUs in tests), else the default."""
+def pick_strategy(cluster=None, *, collective_timeout: float | None = None) -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy for a cluster (TF_CONFIG), else MirroredStrategy over several GPUs
+    (or several logical CPUs in tests), else the default strategy."""
+    if cluster is not None:
+        # TF_CONFIG is read by the strategy itself; it must be created before any other TensorFlow op.
+        # The timeout bounds a collective stuck on a live but hung peer; dead peers are caught sooner by
+        # the coordination service's heartbeats.
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout or None)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy([d.name for d in gpus])
@@ -39,6 +46,7 @@ class GAN:
         self.loss = loss
         self.label_smoothing = float(label_smoothing)
         self.global_batch = int(global_batch)
+        self.seed = int(seed)
         with self.strategy.scope():
             self.generator = build_generator(model_config)
             self.discriminator = build_discriminator(model_config)
@@ -47,7 +55,6 @@ class GAN:
             self.d_optimizer = keras.optimizers.Adam(lr_d, beta_1=beta_1)
             self.g_optimizer.build(self.generator.trainable_variables)
             self.d_optimizer.build(self.discriminator.trainable_variables)
-            self.rng = tf.random.Generator.from_seed(seed)
         if self.ema_generator is not None:
             self.ema_generator.set_weights(self.generator.get_weights())
         self._step = tf.function(self._distributed_step, jit_compile=jit, reduce_retracing=True)
@@ -60,7 +67,7 @@ class GAN:
     def checkpoint(self, **extra) -> tf.train.Checkpoint:
         """A tf.train.Checkpoint of everything that a resume needs (plus extra variables)."""
         parts = dict(generator=self.generator, discriminator=self.discriminator,
-                     g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, rng=self.rng, **extra)
+                     g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, **extra)
         if self.ema_generator is not None:
             parts["ema_generator"] = self.ema_generator
         return tf.train.Checkpoint(**parts)
@@ -90,8 +97,7 @@ class GAN:
         return totals
 
     def _replica_step(self, real_images, labels):
-        batch = tf.shape(real_images)[0]
-        random_latent_vectors = self.rng.normal([batch, self.config.latent_dim])
+        random_latent_vectors = self._latent_slice(tf.shape(real_images)[0])
         # Fakes are asked for the same digits as the real batch: a balanced class mix.
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake_images = self.generator(generator_inputs(self.config, random_latent_vectors, labels), training=True)
@@ -107,6 +113,19 @@ class GAN:
         mean = lambda t: tf.reduce_sum(tf.cast(t, tf.float32)) / self.global_batch  # noqa: E731
         return {"d_loss": d_loss, "g_loss": g_loss,
                 "d_real": mean(tf.sigmoid(real_logits)), "d_fake": mean(tf.sigmoid(fake_logits))}
+
+    def _latent_slice(self, batch):
+        """This replica's rows of the step's global latent batch (B_global, latent_dim), N(0, 1).
+
+        The noise is a function of (seed, step) only, so 1 process or N workers x M replicas draw the
+        same vectors for the same images, and a resumed run draws what the uninterrupted one would have.
+        """
+        step = tf.cast(self.g_optimizer.iterations, tf.int64)
+        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32)
+        rows = tf.maximum(self.global_batch, (replica + 1) * batch)  # a caller's oversized batch still gets noise
+        everyone = tf.random.stateless_normal(tf.stack([rows, self.config.latent_dim]),
+                                              seed=tf.stack([tf.constant(self.seed, tf.int64), step]))
+        return tf.slice(everyone, tf.stack([replica * batch, 0]), tf.stack([batch, self.config.latent_dim]))
 
     def _losses(self, real_logits, fake_logits):
         real_logits = tf.reshape(tf.cast(real_logits, tf.float32), [-1])

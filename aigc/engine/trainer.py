@@ -5,16 +5,21 @@ run's spec (config.json) before importing this.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import sys
+import tempfile
 import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 
+from aigc.engine.cluster import Role
 from aigc.engine.run_plan import Plan
 from aigc.engine.run_writer import RunWriter, StopFlag
-from aigc.runs.files import atomic_write_bytes, overwrite_json_in_place, png_bytes, read_json
+from aigc.runs.files import atomic_write_bytes, atomic_write_json, overwrite_json_in_place, png_bytes, read_json
 from aigc.runs.layout import RunPaths
 from aigc.runs.lifecycle import remove_leftovers
 
@@ -26,8 +31,23 @@ class TrainError(Exception):
     """A reason the run cannot train, for people (one line, no traceback)."""
 
 
-def run(plan: Plan) -> str:
-    """Train per plan, writing the run directory; returns the final state (finished|stopped|failed)."""
+def run(plan: Plan, role: Role = Role()) -> str:
+    """Train per plan, writing the run directory; returns the final state (finished|stopped|failed).
+
+    A non-chief worker of a cluster trains the same steps but writes into a private temporary folder
+    (removed at the end) and restores from the chief's checkpoints: the chief is the run's one writer.
+    """
+    if role.chief:
+        return _run_writing(plan, role)
+    private = Path(tempfile.mkdtemp(prefix=f"aigc-{role.cluster.task_type}{role.cluster.task_index}-"))
+    try:
+        return _run_writing(dataclasses.replace(plan, paths=RunPaths(private)),
+                            dataclasses.replace(role, restore_from=str(plan.paths.ckpt)))
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _run_writing(plan: Plan, role: Role) -> str:
     paths = plan.paths
     previous = read_json(paths.status) or {}
     writer = RunWriter(paths, dict(previous, pid=os.getpid(), started_at=time.time(), error=None, warning=None,
@@ -35,13 +55,22 @@ def run(plan: Plan) -> str:
     try:
         paths.stop.unlink(missing_ok=True)
         removed = remove_leftovers(paths)
-        writer.update(state="created", total_epochs=plan.spec.epochs)
+        writer.update(state="created", total_epochs=plan.spec.epochs, workers=role.workers)
         if removed:
             writer.log(f"removed {len(removed)} leftover temporary file(s) of an interrupted run")
-        return _train(plan, writer)
+        return _train(plan, writer, role)
     except Exception as error:  # noqa: BLE001  (any crash must become state 'failed')
-        _record_failure(paths, writer, _one_line(error), with_traceback=not isinstance(error, TrainError))
+        lost = _cluster_failure(error, role)
+        _record_failure(paths, writer, lost or _one_line(error), with_traceback=not lost and not isinstance(error, TrainError))
         return "failed"
+
+
+def _cluster_failure(error: BaseException, role: Role) -> str | None:
+    if role.cluster is None:
+        return None  # TensorFlow's distributed helpers are not even imported for a single process
+    from aigc.engine.distributed import cluster_failure
+
+    return cluster_failure(error, role)
 
 
 def _one_line(error: BaseException, limit: int = 400) -> str:
@@ -96,17 +125,18 @@ def _configure_runtime(plan: Plan) -> str:
     return precision
 
 
-def _restore_or_init(plan: Plan, gan, checkpoint, manager, writer: RunWriter) -> None:
+def _restore_or_init(plan: Plan, gan, checkpoint, manager, writer: RunWriter, role: Role) -> None:
     """Restore the newest readable checkpoint, else start from the spec's init_from (never silently from random)."""
     from aigc.engine.checkpoints import CheckpointError, restore_newest
 
     spec, paths = plan.spec, plan.paths
+    # Every worker restores the chief's newest checkpoint, so the cluster resumes from one state.
+    source, known = (role.restore_from, ()) if role.restore_from else (paths.ckpt, manager.checkpoints)
     try:
-        restored, warning = restore_newest(checkpoint, paths.ckpt, known=manager.checkpoints, log=writer.log)
-    except CheckpointError as error:
+        restored, warning = restore_newest(checkpoint, source, known=known, log=writer.log)
+    except CheckpointError:
         if not spec.init_from:
-            raise TrainError(f"every checkpoint of {paths.name} is damaged and it started from scratch; "
-                             "start a new run") from error
+            raise  # no weights to fall back on: say which checkpoints are damaged and what to do
         restored, warning = None, f"every checkpoint was damaged; started again from {os.path.basename(spec.init_from)}"
     if warning:
         writer.status["warning"] = warning
@@ -124,7 +154,19 @@ def _restore_or_init(plan: Plan, gan, checkpoint, manager, writer: RunWriter) ->
         checkpoint.step_in_epoch.assign(0)
 
 
-def _train(plan: Plan, writer: RunWriter) -> str:
+def _epoch_target(plan: Plan, done_epochs: int) -> int:
+    """Train more: N epochs counted from the restored checkpoint (status.json may lag or be damaged)."""
+    invocation = plan.invocation
+    if plan.created or invocation.resume or not invocation.add_epochs:
+        return plan.spec.epochs
+    target = done_epochs + invocation.add_epochs
+    if target != plan.spec.epochs:
+        plan.record["spec"] = dict(plan.record["spec"], epochs=target)
+        atomic_write_json(plan.paths.config, plan.record)
+    return target
+
+
+def _train(plan: Plan, writer: RunWriter, role: Role) -> str:
     import tensorflow as tf
 
     from aigc.engine.data import load_mnist, make_dataset
@@ -133,30 +175,38 @@ def _train(plan: Plan, writer: RunWriter) -> str:
     spec, paths = plan.spec, plan.paths
     stop = StopFlag(paths.stop)
     precision = _configure_runtime(plan)
+    if role.cluster:
+        writer.log(f"{role.cluster.name} of {role.workers} workers: waiting for the others to join")
+    strategy = pick_strategy(role.cluster, collective_timeout=role.collective_timeout)  # before any other op
     model_config = spec.model
     x_train, y_train, _x_test, _y_test = load_mnist(spec.data)
     if spec.train_limit:
         x_train, y_train = x_train[:spec.train_limit], y_train[:spec.train_limit]
     if len(x_train) < spec.batch_size:
         raise TrainError(f"the batch size {spec.batch_size} exceeds the {len(x_train)} training images")
-    strategy = pick_strategy()
     gan = GAN(model_config, lr_g=spec.lr_g, lr_d=spec.lr_d, beta_1=spec.beta_1, ema_decay=spec.ema_decay,
               loss=spec.loss, label_smoothing=spec.label_smoothing, global_batch=spec.batch_size, strategy=strategy,
               seed=spec.seed, jit=spec.jit)
     counters = {name: tf.Variable(0, dtype=tf.int64, trainable=False) for name in ("epoch", "step", "step_in_epoch")}
     checkpoint = gan.checkpoint(**counters)
     manager = tf.train.CheckpointManager(checkpoint, str(paths.ckpt), max_to_keep=2)
-    _restore_or_init(plan, gan, checkpoint, manager, writer)
+    _restore_or_init(plan, gan, checkpoint, manager, writer, role)
     steps_per_epoch = len(x_train) // spec.batch_size
     done_epochs = int(counters["epoch"])
-    total_epochs = spec.epochs
+    total_epochs = _epoch_target(plan, done_epochs)
+    plan = dataclasses.replace(plan, spec=plan.spec.replace(epochs=total_epochs))
     writer.update(state="running", total_epochs=total_epochs, steps_per_epoch=steps_per_epoch, precision=precision,
                   preset=model_config.preset, batch_size=spec.batch_size, replicas=strategy.num_replicas_in_sync,
+                  workers=role.workers,
                   epoch=done_epochs, current_epoch=done_epochs + 1, step=int(counters["step"]),
                   step_in_epoch=int(counters["step_in_epoch"]))
     writer.log(f"training {model_config.preset} to epoch {total_epochs} ({steps_per_epoch} steps/epoch, "
-               f"batch {spec.batch_size}, {precision}, {strategy.num_replicas_in_sync} replica(s))")
-    loop = _Loop(plan, gan, writer, manager, counters, stop, steps_per_epoch, model_config)
+               f"batch {spec.batch_size}, {precision}, {strategy.num_replicas_in_sync} replica(s) on {role.workers} worker(s))")
+    loop = _Loop(plan, gan, writer, manager, counters, stop, steps_per_epoch, model_config, role)
+    if role.cluster:
+        from aigc.engine.distributed import make_agreement
+
+        loop.agree = make_agreement(strategy)
     return loop.run(lambda epoch, skip: make_dataset(
         x_train, y_train, batch_size=spec.batch_size, epoch_seed=spec.seed * 100_003 + epoch, skip_batches=skip),
         strategy)
@@ -174,10 +224,11 @@ def _load_init(gan, path: str) -> None:
 class _Loop:
     """The epoch loop with its bookkeeping: logging, checkpoints, samples, evaluation."""
 
-    def __init__(self, plan, gan, writer, manager, counters, stop, steps_per_epoch, model_config):
+    def __init__(self, plan, gan, writer, manager, counters, stop, steps_per_epoch, model_config, role):
         self.__dict__.update(spec=plan.spec, invocation=plan.invocation, gan=gan, paths=plan.paths, writer=writer,
                              manager=manager, counters=counters, stop=stop, steps_per_epoch=steps_per_epoch,
-                             total_epochs=plan.spec.epochs, model_config=model_config)
+                             total_epochs=plan.spec.epochs, model_config=model_config, chief=role.chief)
+        self.agree = None  # set for a cluster: decisions that must be the same on every worker
         self.steps_this_run = 0
         self.last_checkpoint = time.time()
         self.step_times: list[float] = []
@@ -209,12 +260,15 @@ class _Loop:
                 self._log_window(epoch, window, time.time() - window_start)
                 window, window_start = [], time.time()
             reason = self._should_stop()
+            checkpoint_due = time.time() - self.last_checkpoint >= self.spec.checkpoint_seconds
+            if self.agree:  # the chief's clock decides checkpoints; any worker's signal stops everyone
+                reason, checkpoint_due = self.agree(reason, checkpoint_due and self.chief)
             if reason:
                 self.writer.update(state="stopping", stop_reason=reason, eta_s=None)
                 self._save_checkpoint()
                 self._save_generator(epoch - 1)
                 return reason
-            if time.time() - self.last_checkpoint >= self.spec.checkpoint_seconds:
+            if checkpoint_due:
                 self._save_checkpoint()
         self._end_epoch(epoch, epoch_sums, epoch_count, time.time() - epoch_start)
         return None
@@ -260,7 +314,7 @@ class _Loop:
         self._save_samples(epoch)
         self._save_generator(epoch)
         keep_every = self.spec.keep_every
-        if keep_every and epoch % keep_every == 0:
+        if keep_every and epoch % keep_every == 0 and self.chief:
             snapshot = self.paths.root / "generators" / f"epoch_{epoch:04d}.keras"
             snapshot.parent.mkdir(exist_ok=True)
             atomic_write_bytes(snapshot, self.paths.generator.read_bytes())
@@ -274,7 +328,7 @@ class _Loop:
     def _evaluate(self) -> dict:
         from aigc.quality import metrics
 
-        if not self.spec.eval_samples or not metrics.evaluator_available():
+        if not self.chief or not self.spec.eval_samples or not metrics.evaluator_available():
             return {}
         start = time.time()
         try:
@@ -291,6 +345,9 @@ class _Loop:
     def _save_samples(self, epoch: int) -> None:
         from aigc.engine.sampling import grid, run_generator
 
+        if not self.chief:
+            return  # only the run directory's writer draws samples
+
         per_row = SAMPLE_COLUMNS
         rng = np.random.default_rng(SAMPLE_SEED)
         z = rng.standard_normal((10 * per_row, self.model_config.latent_dim)).astype(np.float32)
@@ -300,6 +357,9 @@ class _Loop:
 
     def _save_generator(self, epoch: int) -> None:
         from aigc.engine.checkpoints import export_for_serving, save_model_file
+
+        if not self.chief:
+            return
 
         card = {"preset": self.model_config.preset, "epochs": epoch, "step": int(self.counters["step"]),
                 "run": self.paths.name, "saved_at": time.time()}
@@ -330,8 +390,8 @@ def _progress_bar(steps_per_epoch: int, start: int):
     return bar
 
 
-def main_guarded(plan: Plan) -> int:
+def main_guarded(plan: Plan, role: Role = Role()) -> int:
     """Entry for the CLI: exit code 0 for finished/stopped, 1 for failed."""
-    state = run(plan)
+    state = run(plan, role)
     sys.stdout.flush()
     return 1 if state == "failed" else 0
