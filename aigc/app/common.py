@@ -92,6 +92,16 @@ def no_generator_ui() -> None:
             "or train one in the **Train** view, then pick 'Newest trained run' in the sidebar.")
 
 
+def a_digit(digit) -> str:
+    """'a 7', 'an 8': the article a digit takes when read aloud."""
+    return f"an {digit}" if str(digit) in ("8", "11", "18") else f"a {digit}"
+
+
+def toast(message: str, *, icon: str = ":material/check_circle:") -> None:
+    """A short-lived notice; its first letter is capitalised whatever the caller wrote."""
+    st.toast(message[:1].upper() + message[1:], icon=icon)
+
+
 def guarded(panel, *args, name: str, **kwargs):
     """Run a panel; any unexpected error becomes one clear st.error line (the traceback goes to the log)."""
     try:
@@ -100,6 +110,14 @@ def guarded(panel, *args, name: str, **kwargs):
         LOG.exception("%s panel failed", name)
         st.error(f"The {name} panel hit a problem and stopped: {type(error).__name__}: {_redact(str(error))[:300]}")
         return None
+
+
+TOP_CSS = "<style>.stMainBlockContainer, .block-container {padding-top: 2.5rem;}</style>"
+
+
+def compact_top_ui() -> None:
+    """Remove the empty band Streamlit leaves above the title (6 rem of padding for its header)."""
+    st.html(TOP_CSS)
 
 
 def png_bytes(picture) -> bytes:

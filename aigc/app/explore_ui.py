@@ -101,11 +101,22 @@ def sync_query(query: dict, owned: tuple) -> None:
             st.query_params[key] = value
 
 
-def copy_link_ui(query: dict, *, label: str = "Copy link") -> str:
-    """Show the page's full link with a copy button (st.code's); returns the link."""
-    base = urllib.parse.urlsplit(str(st.context.url or ""))
-    origin = f"{base.scheme}://{base.netloc}{base.path}" if base.scheme in ("http", "https") else "/"
-    link = origin + "?" + urllib.parse.urlencode(query)
+def page_link(url: str, page: str, query: dict) -> str:
+    """The link to `page` (its URL path) with `query`, on the app that `url` (the browser's URL) is part of."""
+    from aigc.app.pages import PAGES
+
+    base = urllib.parse.urlsplit(str(url or ""))
+    parts = [part for part in base.path.split("/") if part]
+    if parts and parts[-1] in {key for key, *_ in PAGES} | {"home"}:
+        parts = parts[:-1]  # the page the browser is on: the app's root is above it
+    root = "/" + "".join(part + "/" for part in parts)
+    origin = f"{base.scheme}://{base.netloc}{root}" if base.scheme in ("http", "https") else root
+    return origin + page + ("?" + urllib.parse.urlencode(query) if query else "")
+
+
+def copy_link_ui(query: dict, *, page: str, label: str = "Copy link") -> str:
+    """Show the full link to `page` with `query` and a copy button (st.code's); returns the link."""
+    link = page_link(st.context.url, page, query)
     st.caption(f"{label}: the button at the right of the box copies it.")
     st.code(link, language=None, wrap_lines=True)
     return link

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from aigc.app.common import Served
+from aigc.app.common import Served, a_digit, toast
 from aigc.app.explore_ui import copy_link_ui, directions_of, picture_png, preview_strip, reading_of, sliders_ui
 from aigc.engine.sampling import GRID_PAD, digit_labels, grid, latents, run_generator
 from aigc.explore import directions as dirs
@@ -52,7 +52,7 @@ def reading_summary_ui(reading, requested: int | None) -> None:
     flagged = f"{int(reading.doubt.sum())} flagged (red: doubtful or unlike MNIST, {int(reading.ood.sum())} unlike)"
     if requested is not None:
         hits = int(np.sum(reading.labels == requested))
-        st.markdown(f"**Evaluator:** {hits}/{len(reading.labels)} read as a {requested} "
+        st.markdown(f"**Evaluator:** {hits}/{len(reading.labels)} read as {a_digit(requested)} "
                     f"(calibrated mean confidence {percent(reading.confidence.mean())}); {flagged}.")
     else:
         counts = np.bincount(reading.labels, minlength=10)
@@ -95,17 +95,17 @@ def pin_ui(served: Served, values: dict, shift: np.ndarray) -> None:
         tile = int(np.clip(tile or 1, 1, len(z)))
         if st.button("Pin this hand", key="gen_pin"):
             st.session_state[PINNED_KEY] = [float(v) for v in z[tile - 1]]
-            st.success(f"Tile {tile} pinned: Write a number writes row 1 in this hand.")
+            toast(f"tile {tile} pinned: Write a number writes row 1 in this hand.")
 
 
 def link_ui(query: dict) -> None:
     """The Generate link with every setting (digit, n, seed, scale, generator, sliders) and a copy button."""
-    copy_link_ui(query)
+    copy_link_ui(query, page="generate")
 
 
 def full_query(values: dict, sliders: dict, generator_label: str | None) -> dict:
     """URL parameters that reproduce the Generate grid, including scale, generator and moved sliders."""
-    query = {"view": "generate", "digit": "any" if values["digit"] is None else str(values["digit"]),
+    query = {"digit": "any" if values["digit"] is None else str(values["digit"]),
              "n": str(values["n"]), "seed": str(values["seed"]), "scale": f"{float(values['truncation']):g}"}
     if generator_label:
         query["generator"] = generator_label

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from aigc.app.common import Served, load_served
-from aigc.app.explore_ui import copy_link_ui, labeled_png, picture_png, reading_caption, sync_query
+from aigc.app.common import Served, a_digit, load_served, toast
+from aigc.app.explore_ui import copy_link_ui, labeled_png, picture_png, reading_caption
 from aigc.engine.sampling import latents, run_generator, slerp
 from aigc.explore.preprocess import DrawingError, decode_png, mnist_style
 from aigc.explore.reading import percent, read_images
@@ -81,7 +81,6 @@ def draw_ui(served: Served) -> None:
             st.info(str(error))
             return
         _results_ui(served, digit, invert_as, int(np.clip(partner, 0, 2**31 - 1)))
-    sync_query({"view": "draw"}, ())
 
 
 def _results_ui(served: Served, digit: np.ndarray, invert_as: str, partner: int) -> None:
@@ -91,7 +90,7 @@ def _results_ui(served: Served, digit: np.ndarray, invert_as: str, partner: int)
     z, image, error, seconds = _inverted(str(served.path), served.path.stat().st_mtime_ns,
                                          digit.astype(np.float32).tobytes(), label)
     flag = " - looks unlike MNIST digits" if reading.ood[0] else " - unsure" if reading.doubt[0] else ""
-    st.markdown(f"**The evaluator reads a {read}** ({percent(confidence)} calibrated confidence{flag}).")
+    st.markdown(f"**The evaluator reads {a_digit(read)}** ({percent(confidence)} calibrated confidence{flag}).")
     a, b = st.columns(2)
     a.image(picture_png(digit, scale=6), caption="your drawing, MNIST-style (28x28)", output_format="PNG")
     b.image(picture_png(image, scale=6), caption=f"the GAN's {label} (pixel MSE {error:.3f}, {seconds:.2f} s)",
@@ -108,6 +107,6 @@ def _results_ui(served: Served, digit: np.ndarray, invert_as: str, partner: int)
              caption="slerp in the latent space, same digit label")
     if st.button("Pin this hand for Write a number", key="draw_pin"):
         st.session_state[PINNED_KEY] = [float(v) for v in z]
-        st.success("Pinned: Write a number now writes row 1 in this hand.")
+        toast("pinned: Write a number now writes row 1 in this hand.")
     with st.expander("Share"):
-        copy_link_ui({"view": "draw"}, label="Link to this view (a drawing stays in your browser)")
+        copy_link_ui({}, page="draw", label="Link to this view (a drawing stays in your browser)")

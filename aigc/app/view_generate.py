@@ -20,6 +20,7 @@ from aigc.app.process_cache import ProcessCache
 
 DIGIT_OPTIONS = ["Any"] + [str(d) for d in hosting.DIGITS]
 QUERY_KEYS = ("digit", "n", "seed")
+STRIP_COLUMNS, FRAME_SCALE = 10, 3  # interpolation frames: 84 px each, wrapped 10 to a row
 NEAREST_MAX = 10  # generated images compared with the training set per click
 NEAREST_CHUNK = 10_000
 GRID_CACHE_MB = 64  # rendered grids shared by every session: a viral link is computed once
@@ -53,7 +54,8 @@ def controls_ui(*, conditional: bool) -> dict:
     with st.form("generate_form", border=True):
         digit = st.selectbox("Digit", DIGIT_OPTIONS, key="gen_digit", disabled=not conditional,
                              help=None if conditional else "This generator is unconditional: it draws any digit.")
-        n = st.number_input("How many", min_value=hosting.N_MIN, max_value=hosting.N_MAX, step=1, key="gen_n")
+        # No widget limits: the browser would refuse 500 without a word; the page says why below instead.
+        n = st.number_input("How many", step=1, key="gen_n", help=f"{hosting.N_MIN} to {hosting.N_MAX} digits.")
         seed = st.number_input("Seed", min_value=hosting.SEED_MIN, max_value=hosting.SEED_MAX, step=1,
                                key="gen_seed", help="The same seed and settings always give the same digits.")
         truncation = st.slider("Latent scale (truncation)", hosting.TRUNCATION_MIN, hosting.TRUNCATION_MAX,
@@ -62,17 +64,33 @@ def controls_ui(*, conditional: bool) -> dict:
         left.form_submit_button("Generate", type="primary", width="stretch")
         right.form_submit_button("New seed", on_click=_new_seed, width="stretch")
     values = hosting.bounded_generate_inputs(n=n, seed=seed, truncation=truncation)
+    if n != values["n"]:
+        st.warning(how_many_note(n, values["n"]))
     values["digit"] = None if digit == "Any" or not conditional else int(digit)
     st.session_state["_gen_last"] = dict(gen_digit=digit, gen_n=values["n"], gen_seed=values["seed"],
                                          gen_trunc=values["truncation"])
     return values
 
 
+def how_many_note(asked, shown: int) -> str:
+    """Why the grid has another count than the one typed (out of range, or not a whole number)."""
+    return f"How many must be a whole number from {hosting.N_MIN} to {hosting.N_MAX} (got {str(asked)[:12]}): " \
+           f"showing {shown}."
+
+
+def link_notices_text(notices: list[str]) -> str | None:
+    """All of a link's ignored parameters in one line (None when there are none)."""
+    if not notices:
+        return None
+    return f"Link parameter{'s' if len(notices) > 1 else ''} ignored: " + " ".join(notices)
+
+
 def generate_ui(served: Served) -> np.ndarray:
     """The Generate view; returns the images shown, (n, 28, 28) in [0, 1]."""
     _init_from_query()
-    for notice in st.session_state.pop("_gen_notices", []):
-        st.warning(f"Link parameter ignored: {notice}")
+    notices = link_notices_text(st.session_state.pop("_gen_notices", []))
+    if notices:
+        st.warning(notices)
     conditional = bool(served.config.conditional)
     controls, picture_area = st.columns([1, 2.2], gap="large")
     with controls:
@@ -132,8 +150,12 @@ def _interpolation_media(path: str, mtime_ns: int, **settings) -> tuple[bytes, b
     del mtime_ns  # part of the cache key only: a retrained generator gives new frames
     model, config, _card = load_served(Path(path))
     frames = interpolate(model, config=config, **settings)
-    strip = grid(frames, len(frames), scale=display_scale(columns=len(frames), target_px=900))
-    return png_bytes(strip), gif_bytes(frames, scale=6)
+    return png_bytes(interpolation_strip(frames)), gif_bytes(frames, scale=6)
+
+
+def interpolation_strip(frames: np.ndarray) -> np.ndarray:
+    """Frames (N, 28, 28) in [0, 1] as rows of at most STRIP_COLUMNS, each frame FRAME_SCALE x 28 px (legible)."""
+    return grid(frames, min(len(frames), STRIP_COLUMNS), scale=FRAME_SCALE)
 
 
 def interpolation_ui(served: Served) -> None:

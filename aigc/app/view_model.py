@@ -35,7 +35,7 @@ def _discriminator(config_json: str):
     return build_discriminator(ModelConfig.from_dict(json.loads(config_json)))
 
 
-def model_ui(served: Served) -> None:
+def model_ui(served: Served, policy=None) -> None:
     """Card, then both architectures."""
     st.subheader(served.label)
     card_ui(served)

@@ -99,10 +99,10 @@ def write_ui(served: Served) -> None:
         _page_ui(page, images, values)
     with controls:
         _previews_ui(served, values, pinned)
-    query = {"view": "write", **write_query(values)}
+    query = write_query(values)
     sync_query(query, OWNED_KEYS)
     with area:
-        copy_link_ui(query)
+        copy_link_ui(query, page="write")
 
 
 def _page_ui(page: np.ndarray, images: np.ndarray, values: dict) -> None:
