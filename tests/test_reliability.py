@@ -38,8 +38,10 @@ def spawn(run_dir: Path, data: Path, *extra: str, prefix: list[str] | None = Non
     """Start `python -m aigc train` on the tiny setup; stdout/stderr go to a file beside the run."""
     out = open((out_dir or run_dir.parent) / f"{run_dir.name}.{time.time_ns()}.out", "w")
     command = prefix or [sys.executable, "-m", "aigc"]
+    # Each run's parent folder is its own runs root (the lock's scope): lanes in parallel do not collide.
     process = subprocess.Popen([*command, "train", "--run-dir", str(run_dir), "--data", str(data), *TINY, *extra],
-                               cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT, text=True)
+                               cwd=ROOT, env=dict(ENV, AIGC_RUNS_DIR=str(run_dir.parent)), stdout=out,
+                               stderr=subprocess.STDOUT, text=True)
     process.output_path = Path(out.name)
     out.close()
     return process
@@ -92,6 +94,11 @@ def assert_run_dir_intact(paths: RunPaths) -> None:
 PHASES = ("after a checkpoint", "first steps", "after a checkpoint", "start-up", "after a checkpoint")
 
 
+def continue_args(paths: RunPaths) -> list[str]:
+    """--resume, or two more epochs when the run had already finished (a finished run does not resume)."""
+    return ["--epochs", "2"] if (read_status(paths) or {}).get("state") == "finished" else ["--resume"]
+
+
 def kill_lane(lane: Path, data: Path, kills: int, seed: int) -> list[dict]:
     """Start, kill -9 at a random moment, check, resume; `kills` times on one run. Returns what happened.
 
@@ -103,7 +110,7 @@ def kill_lane(lane: Path, data: Path, kills: int, seed: int) -> list[dict]:
     paths.root.parent.mkdir(parents=True)
     history, floor = [], -1
     for index in range(kills):
-        process = spawn(paths.root, data, *(["--epochs", "6"] if index == 0 else ["--resume"]))
+        process = spawn(paths.root, data, *(["--epochs", "6"] if index == 0 else continue_args(paths)))
         event = {"kill": index, "phase": PHASES[index % len(PHASES)] if index else "first steps"}
         started = None
         if event["phase"] == "start-up":
@@ -260,7 +267,7 @@ def assert_checkpoint_restores(paths: RunPaths, data: Path, out_dir: Path | None
     """The newest checkpoint is whole: a resume restores exactly its step without skipping any."""
     step, _ = newest_checkpoint(paths)
     assert step > 0
-    process = spawn(paths.root, data, "--resume", "--max-steps", "1", out_dir=out_dir)
+    process = spawn(paths.root, data, *continue_args(paths), "--max-steps", "1", out_dir=out_dir)
     assert process.wait(timeout=300) == 0, output(process)[-3000:]
     assert f"ckpt-{step} at epoch" in output(process)
     status = read_status(paths)
@@ -282,9 +289,9 @@ def test_two_starts_at_the_same_moment_make_exactly_one_job(tmp_path, synthetic_
     processes = [spawn(runs_root / f"press{i}", synthetic_npz, "--max-steps", "1",
                        prefix=[sys.executable, "-c", START_AT_SCRIPT, start_at]) for i in range(3)]
     codes = [p.wait(timeout=300) for p in processes]
-    assert sorted(codes) == [0, 2, 2], [output(p) for p in processes]
+    assert sorted(codes) == [0, 3, 3], [output(p) for p in processes]  # 3: another job holds the lock
     for process, code in zip(processes, codes):
-        if code == 2:
+        if code == 3:
             assert output(process).strip().startswith("error: another training job is running")
     assert len([d for d in runs_root.iterdir() if (d / "status.json").exists()]) == 1
     assert TrainingLock(runs_root).holder() is None, "the lock is free again after the job"
@@ -326,5 +333,5 @@ def test_running_status_of_a_dead_trainer_reads_as_failed(tmp_path):
     paths = RunPaths(tmp_path)
     paths.status.write_text(json.dumps({"state": "running", "pid": 999_999_999, "epoch": 2}))
     status = read_status(paths)
-    assert status["state"] == "failed" and status["interrupted"] and "ended unexpectedly" in status["error"]
+    assert status["state"] == "failed" and status["interrupted"] and "ended without saying why" in status["error"]
     assert status["epoch"] == 2

@@ -148,10 +148,10 @@ def test_damaged_newest_checkpoint_and_state_file_recover_from_the_previous(trai
     older, newest = checkpoint_prefixes(paths)[-2:]
     data_file(newest).write_bytes(data_file(newest).read_bytes()[:5000])
     (paths.ckpt / "checkpoint").write_text("garbage that is not a CheckpointState\n")
-    result = aigc("train", "--run-dir", str(paths.root), "--data", str(synthetic_npz), "--resume", "--max-steps", "1",
-                  *TINY)
+    result = aigc("train", "--run-dir", str(paths.root), "--data", str(synthetic_npz), "--epochs", "1", "--max-steps",
+                  "1", *TINY)  # the run had finished: train one more epoch
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"resumed from {older} at epoch" in result.stdout
+    assert f"resumed from {older.name} at epoch" in result.stdout
     status = read_status(paths)
     older_step = int(older.name.split("-")[1])
     assert status["state"] == "stopped" and status["step"] == older_step + 1, "restarted instead of resuming"
@@ -163,7 +163,7 @@ def test_no_readable_checkpoint_fails_with_one_clear_error(trained_run, tmp_path
     for prefix in checkpoint_prefixes(paths):
         data_file(prefix).write_bytes(b"\0" * 100)
     before = {p.name: p.read_bytes() for p in paths.ckpt.iterdir()}
-    result = aigc("train", "--run-dir", str(paths.root), "--data", str(synthetic_npz), "--resume", *TINY)
+    result = aigc("train", "--run-dir", str(paths.root), "--data", str(synthetic_npz), "--epochs", "1", *TINY)
     line = one_error(result)
     assert result.returncode == 1 and "no readable checkpoint" in line and "move that folder aside" in line
     status = read_status(paths)
