@@ -1,4 +1,9 @@
-"""Plotly figures of a run's metrics.jsonl (pure functions: records in, figures out, no Streamlit)."""
+"""Plotly figures of a run's metrics.jsonl (pure functions: records in, figures out, no Streamlit).
+
+Charts that don't mislead: bounded metrics on fixed axes (class accuracy 0-1, digit score 1-10),
+integer epoch ticks, sensible ranges around a single point, units on every axis, and the plotly
+toolbar upright at the right, clear of the left-aligned titles.
+"""
 from __future__ import annotations
 
 import math
@@ -8,10 +13,15 @@ import plotly.graph_objects as go
 SMOOTHING = 0.8  # EMA weight of the smoothed loss curves
 LOSS_SERIES = (("g_loss", "G loss", "#d62728"), ("d_loss", "D loss", "#1f77b4"))
 PROB_SERIES = (("d_real", "D(x): real judged real", "#2ca02c"), ("d_fake", "D(G(z)): fake judged real", "#ff7f0e"))
-QUALITY_SERIES = (("fdd", "Frechet digit distance (lower is better)"),
-                  ("digit_score", "Digit score (max 10)"),
-                  ("class_accuracy", "Class accuracy"))
+# key, panel title, axis title (with units), fixed range (None: from 0 to the data)
+QUALITY_SERIES = (("fdd", "Frechet digit distance (lower is better)", "FDD (evaluator feature units)", None),
+                  ("digit_score", "Digit score (max 10)", "digit score (1-10)", (1.0, 10.0)),
+                  ("class_accuracy", "Class accuracy", "share read as asked (0-1)", (0.0, 1.0)))
+QUALITY_RANGES = {key: fixed for key, _title, _axis, fixed in QUALITY_SERIES}
 CHART_HEIGHT = 360
+STEP_TITLE = "training step (one batch)"
+EPOCH_TITLE = "epoch"
+MODEBAR = dict(orientation="v", remove=["lasso2d", "select2d", "autoScale2d"])
 
 
 def split_records(records: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -36,12 +46,12 @@ def smooth(values: list[float | None], *, weight: float = SMOOTHING) -> list[flo
 
 def loss_figure(records: list[dict]) -> go.Figure:
     """G and D loss against the global step: raw (thin), smoothed (thick), per-epoch means (markers)."""
-    return _series_figure(records, LOSS_SERIES, title="Losses", y_title="loss")
+    return _series_figure(records, LOSS_SERIES, title="Losses", y_title="loss (binary cross-entropy, nats)")
 
 
 def probability_figure(records: list[dict]) -> go.Figure:
     """D(x) and D(G(z)) against the global step (0.5 each when the game is balanced)."""
-    figure = _series_figure(records, PROB_SERIES, title="Discriminator outputs", y_title="probability")
+    figure = _series_figure(records, PROB_SERIES, title="Discriminator outputs", y_title="mean probability (0-1)")
     figure.update_yaxes(range=[0, 1])
     return figure
 
@@ -67,8 +77,12 @@ def _series_figure(records: list[dict], series, *, title: str, y_title: str) -> 
                                                     line=dict(color="white", width=1)),
                                         customdata=[p[2] for p in points],
                                         hovertemplate="epoch %{customdata}: %{y:.4f}<extra></extra>"))
-    return _layout(figure, title=f"{title}<br><sup>thin: raw, thick: smoothed, diamonds: epoch means</sup>",
-                   x_title="step", y_title=y_title)
+    _layout(figure, title=f"{title}<br><sup>thin: raw, thick: smoothed, diamonds: epoch means</sup>",
+            x_title=STEP_TITLE, y_title=y_title)
+    xs = sorted({r["step"] for r in steps + epochs})
+    if len(xs) == 1:  # one point: a window around it, not plotly's -1..6 guess
+        figure.update_xaxes(range=[max(0, xs[0] - 1), xs[0] + 1])
+    return figure
 
 
 def quality_figure(records: list[dict]) -> go.Figure | None:
@@ -77,21 +91,42 @@ def quality_figure(records: list[dict]) -> go.Figure | None:
 
     _steps, epochs = split_records(records)
     panels = []
-    for key, label in QUALITY_SERIES:
-        points = [(r.get("epoch"), _num(r.get(key))) for r in epochs]
+    for key, label, axis, _fixed in QUALITY_SERIES:
+        points = [(_num(r.get("epoch")), _num(r.get(key))) for r in epochs]
         points = [p for p in points if p[1] is not None and p[0] is not None]
         if points:
-            panels.append((label, points))
+            panels.append((key, label, axis, points))
     if not panels:
         return None
     # One panel per metric: their scales differ by orders of magnitude.
-    figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[label for label, _ in panels])
-    for column, (label, points) in enumerate(panels, start=1):
+    figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[label for _k, label, _a, _p in panels])
+    for column, (key, label, axis, points) in enumerate(panels, start=1):
         figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=label,
                                     mode="lines+markers", showlegend=False), row=1, col=column)
-        figure.update_xaxes(title_text="epoch", row=1, col=column)
-    figure.update_layout(height=CHART_HEIGHT, margin=dict(l=10, r=10, t=40, b=10), uirevision="keep")
+        figure.update_xaxes(title_text=EPOCH_TITLE, row=1, col=column, **epoch_axis([p[0] for p in points]))
+        figure.update_yaxes(title_text=axis, row=1, col=column, range=value_range(key, [p[1] for p in points]))
+    figure.update_layout(height=CHART_HEIGHT, margin=dict(l=10, r=50, t=40, b=10), uirevision="keep",
+                         modebar=MODEBAR)
     return figure
+
+
+def epoch_axis(epochs: list[float], *, time_axis: bool = False) -> dict:
+    """Axis settings for epochs: whole-number ticks (at most ~10), and a window of +-1 around a single epoch."""
+    if time_axis or not epochs:
+        return {}
+    low, high = min(epochs), max(epochs)
+    settings = dict(tickmode="linear", tick0=0, dtick=max(1, math.ceil((high - low) / 10)), tickformat="d")
+    settings["range"] = [max(0.0, low - 1), high + 1] if low == high else [max(0.0, low - 0.5), high + 0.5]
+    return settings
+
+
+def value_range(key: str, values: list[float]) -> list[float]:
+    """y range of a quality metric: fixed for bounded ones (accuracy 0-1, score 1-10), else 0 to the data + 10%."""
+    fixed = QUALITY_RANGES.get(key)
+    if fixed is not None:
+        return [fixed[0], fixed[1] * 1.02]  # a hair above the bound so a perfect score is visible
+    top = max([v for v in values if v is not None] or [1.0])
+    return [0.0, top * 1.1 if top > 0 else 1.0]
 
 
 def collapsed_digits(records: list[dict]) -> list[int] | None:
@@ -105,9 +140,9 @@ def collapsed_digits(records: list[dict]) -> list[int] | None:
 
 
 def _layout(figure: go.Figure, *, title: str, x_title: str, y_title: str) -> go.Figure:
-    figure.update_layout(title=title, height=CHART_HEIGHT, margin=dict(l=10, r=10, t=60, b=10),
-                         legend=dict(orientation="h", yanchor="top", y=-0.28, x=0),
-                         xaxis_title=x_title, yaxis_title=y_title, uirevision="keep")
+    figure.update_layout(title=dict(text=title, x=0, xanchor="left"), height=CHART_HEIGHT,
+                         margin=dict(l=10, r=50, t=60, b=10), legend=dict(orientation="h", yanchor="top", y=-0.28, x=0),
+                         xaxis_title=x_title, yaxis_title=y_title, uirevision="keep", modebar=MODEBAR)
     return figure
 
 

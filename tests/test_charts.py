@@ -1,0 +1,62 @@
+"""Charts that don't mislead: fixed ranges for bounded metrics, integer epoch ticks, one-point ranges, units, toolbar."""
+from __future__ import annotations
+
+import json
+
+from aigc.app import charts
+from aigc.app.compare import Entry, compare_figure, curve, summary_rows
+
+
+def epoch_records(epochs, **values):
+    return [{"kind": "epoch", "step": 10 * e, "epoch": e, "epoch_time_s": 60.0,
+             **{k: v(e) if callable(v) else v for k, v in values.items()}} for e in epochs]
+
+
+def test_bounded_quality_metrics_have_fixed_axes_and_integer_epoch_ticks():
+    figure = charts.quality_figure(epoch_records([1, 2, 3], fdd=lambda e: 30 / e, digit_score=lambda e: 5 + e,
+                                                 class_accuracy=lambda e: 0.3 * e))
+    layout = figure.layout
+    assert list(layout.yaxis2.range) == [1.0, 10.2] and list(layout.yaxis3.range) == [0.0, 1.02]
+    assert layout.yaxis.range[0] == 0 and layout.yaxis.range[1] >= 30  # FDD from 0, the data inside
+    for axis in (layout.xaxis, layout.xaxis2, layout.xaxis3):
+        assert axis.tickformat == "d" and axis.dtick == 1 and axis.title.text == "epoch"
+    assert all(axis.title.text for axis in (layout.yaxis, layout.yaxis2, layout.yaxis3))  # units on every axis
+
+
+def test_one_point_gets_a_sensible_window():
+    figure = charts.quality_figure(epoch_records([1], class_accuracy=1.0))
+    assert list(figure.layout.xaxis.range) == [0.0, 2.0] and list(figure.layout.yaxis.range) == [0.0, 1.02]
+    loss = charts.loss_figure([{"kind": "step", "step": 5, "epoch": 1, "g_loss": 1.0, "d_loss": 1.2}])
+    assert list(loss.layout.xaxis.range) == [4, 6]
+
+
+def test_many_epochs_keep_about_ten_whole_ticks():
+    axis = charts.epoch_axis(list(range(1, 101)))
+    assert axis["dtick"] == 10 and axis["tickformat"] == "d"
+
+
+def test_loss_and_probability_axes_say_their_units_and_the_toolbar_stays_clear():
+    records = [{"kind": "step", "step": s, "epoch": 1, "g_loss": 1.0, "d_loss": 1.2, "d_real": 0.6, "d_fake": 0.4}
+               for s in (2, 4)]
+    for figure in (charts.loss_figure(records), charts.probability_figure(records)):
+        assert "(" in figure.layout.yaxis.title.text and "step" in figure.layout.xaxis.title.text
+        assert figure.layout.modebar.orientation == "v" and figure.layout.title.x == 0  # title left, bar right
+    assert list(charts.probability_figure(records).layout.yaxis.range) == [0, 1]
+
+
+def test_compare_curves_on_epochs_or_training_time(tmp_path):
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in epoch_records([1, 2], fdd=lambda e: 10 / e)))
+    assert curve(json_lines(metrics), "fdd") == ([1.0, 2.0], [10.0, 5.0])
+    assert curve(json_lines(metrics), "fdd", axis="time") == ([1.0, 2.0], [10.0, 5.0])  # 60 s per epoch
+    entries = [Entry("a", metrics, (), {"batch_size": 64}, {}), Entry("b", metrics, (), {}, {"fdd": 4.2})]
+    figure = compare_figure(entries, "fdd", axis="time")
+    assert [trace.name for trace in figure.data] == ["a", "b"] and "minutes" in figure.layout.xaxis.title.text
+    rows = summary_rows(entries)
+    assert rows[0]["fdd"] == 5.0 and rows[1]["fdd"] == 4.2 and rows[0]["batch_size"] == "64"
+    assert rows[0]["training time (min)"] == 2.0 and rows[0]["epochs"] == 2
+    assert compare_figure(entries, "digit_score") is None
+
+
+def json_lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
