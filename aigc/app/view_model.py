@@ -1,16 +1,13 @@
-"""Model view: the served generator's architecture, its discriminator's, and its card."""
+"""Model page: the served generator's card (quality, data, lineage, recipe, downloads) and both architectures."""
 from __future__ import annotations
 
-import datetime as dt
 import json
-import numbers
 
 import streamlit as st
 
+from aigc.app import hosting
 from aigc.app.common import Served
-
-CARD_FIELDS = (("preset", "Preset"), ("epochs", "Epochs trained"), ("step", "Steps"), ("data", "Data"),
-               ("saved_at", "Saved"), ("trained_at", "Trained"), ("run_dir", "Run"))
+from aigc.app.model_card import card_rows, quality_of, quality_rows, readme, recipe_rows
 
 
 def layer_rows(model) -> list[dict]:
@@ -35,10 +32,10 @@ def _discriminator(config_json: str):
     return build_discriminator(ModelConfig.from_dict(json.loads(config_json)))
 
 
-def model_ui(served: Served, policy=None) -> None:
+def model_ui(served: Served, policy: hosting.Policy) -> None:
     """Card, then both architectures."""
     st.subheader(served.label)
-    card_ui(served)
+    card_ui(served, policy)
     generator_tab, discriminator_tab = st.tabs(["Generator", "Discriminator"])
     with generator_tab:
         _architecture_ui(served.model)
@@ -54,40 +51,23 @@ def _architecture_ui(model) -> None:
     st.dataframe(rows, hide_index=True, width="stretch", height=35 * (len(rows) + 1) + 3)  # no inner scroll
 
 
-def card_ui(served: Served) -> None:
-    """The model card: preset, conditioning, epochs, data, date, and any quality numbers."""
-    card, config = dict(served.card or {}), served.config
-    facts = {"Preset": config.preset, "Conditional": "yes (digit label input)" if config.conditional else "no",
-             "Latent size": config.latent_dim}
-    for key, label in CARD_FIELDS:
-        if card.get(key) not in (None, ""):
-            facts[label] = _format(key, card[key])
-    st.table({"": list(facts), "value": [str(v) for v in facts.values()]})
-    quality = {k: v for k, v in _flatten(card).items()
-               if isinstance(v, numbers.Real) and not isinstance(v, bool) and k.split(".")[-1] not in
-               {"epochs", "step", "saved_at", "trained_at"}}
+def card_ui(served: Served, policy: hosting.Policy) -> None:
+    """The model card: facts with lineage, quality with its source, the recipe; README and (local) file downloads."""
+    card = dict(served.card or {})
+    st.table(card_rows(card, served.config, served.label), hide_index=True)
+    quality, source = quality_of(served.path, card)
     if quality:
-        st.markdown("**Quality and other numbers on the card**")
-        st.table({"metric": list(quality), "value": [f"{v:.4g}" for v in quality.values()]})
-    extra = {k: v for k, v in card.items() if k not in dict(CARD_FIELDS) and not isinstance(v, (int, float))}
-    if extra:
-        with st.expander("Full card"):
-            st.json(extra)
-
-
-def _format(key: str, value) -> str:
-    if key.endswith("_at") and isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M")
-    if key == "run_dir":
-        return str(value).rstrip("/").split("/")[-1]
-    return str(value)
-
-
-def _flatten(card: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in card.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+        st.markdown(f"**Quality** (from {source})")
+        st.table(quality_rows(quality), hide_index=True)
+    else:
+        st.caption("No quality measured for this file yet: `python -m aigc eval --checkpoint FILE` measures it.")
+    recipe = recipe_rows(card)
+    if recipe:
+        with st.expander("Training recipe (the run spec)"):
+            st.table(recipe, hide_index=True)
+    left, right = st.columns(2)
+    left.download_button("Download model card (README.md)", readme(served.label, served.config, card, quality),
+                         file_name="README.md", mime="text/markdown", key="card_download")
+    if policy.shows_details:  # local mode only: a hosted app does not hand out its weights
+        right.download_button("Download the generator (.keras)", served.path.read_bytes,
+                              file_name=served.path.name, mime="application/octet-stream", key="generator_download")

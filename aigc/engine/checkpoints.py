@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -138,3 +139,74 @@ def _checkpoint_number(prefix: str) -> int:
         return int(str(prefix).rsplit("-", 1)[1])
     except (IndexError, ValueError):
         return -1
+
+
+NOT_RECIPE = ("data", "init_from", "epochs", "log_every", "checkpoint_seconds", "keep_every", "eval_samples")
+
+
+def run_card(spec, *, epoch: int, step: int, paths, precision: str | None = None) -> dict:
+    """The card a trainer writes into a run's generator: epochs here, lineage, data, time, hardware, recipe."""
+    from aigc.runs.files import read_json, read_metrics
+
+    card = {"preset": spec.preset, "epochs": epoch, "step": step, "run": paths.name, "saved_at": time.time(),
+            "data": {"file": _shown_path(spec.data) or "keras mnist cache", "train_images": spec.train_limit or 60000},
+            "recipe": {k: v for k, v in spec.to_dict().items() if k not in NOT_RECIPE and v not in (None, {}, "")},
+            "hardware": hardware(precision)}
+    card["training_seconds"] = training_seconds(read_metrics(paths.metrics), (read_json(paths.status) or {}),
+                                                epoch=epoch)
+    if spec.init_from:
+        card["init_from"] = _shown_path(spec.init_from)
+        card["lineage"] = lineage_of(spec.init_from)
+        card["base_epochs"] = sum(int(link.get("epochs") or 0) for link in card["lineage"])
+    return card
+
+
+def lineage_of(path) -> list[dict]:
+    """The chain of generator files a file grew from, oldest first, itself last: [{'file', 'epochs', 'run'}]."""
+    try:
+        _config, card = read_meta(path)
+    except CheckpointError:
+        return [{"file": _shown_path(path), "epochs": None, "run": None}]
+    links = [link for link in card.get("lineage", []) if isinstance(link, dict)]
+    return links + [{"file": _shown_path(path), "epochs": card.get("epochs"), "run": card.get("run") or card.get("run_dir")}]
+
+
+def training_seconds(records: list[dict], status: dict, *, epoch: int, now: float | None = None) -> float:
+    """Seconds of training in this run up to `epoch`: its finished epochs' durations plus the current one's so far."""
+    done = [r for r in records if r.get("kind") == "epoch" and isinstance(r.get("epoch_time_s"), (int, float))
+            and (r.get("epoch") or 0) < epoch]
+    seconds = sum(float(r["epoch_time_s"]) for r in done)
+    since = max([float(r.get("time") or 0) for r in done] + [float(status.get("started_at") or 0)])
+    current = (now or time.time()) - since if since else 0.0
+    return round(seconds + max(current, 0.0), 1)
+
+
+def hardware(precision: str | None = None) -> dict:
+    """Where this process trains: CPU model and threads, accelerators TensorFlow sees, the precision policy."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    accelerators = []
+    with contextlib.suppress(Exception):  # the card must never fail a save
+        import keras
+        import tensorflow as tf
+
+        accelerators = [device.name for device in tf.config.list_logical_devices("GPU")]
+        precision = precision or keras.mixed_precision.global_policy().name
+    return {"cpu": cpu, "cpu_threads": os.cpu_count(), "accelerators": accelerators or ["none"],
+            "precision": precision or "float32"}
+
+
+def _shown_path(path) -> str | None:
+    """A path as a card may show it: relative to the repository when inside it, else its file name."""
+    if not path:
+        return None
+    from aigc.settings import ROOT
+
+    resolved = Path(path).expanduser().resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else resolved.name

@@ -356,13 +356,13 @@ class _Loop:
         atomic_write_bytes(self.paths.sample_path(epoch), png_bytes(grid(images, per_row)))
 
     def _save_generator(self, epoch: int) -> None:
-        from aigc.engine.checkpoints import export_for_serving, save_model_file
+        from aigc.engine.checkpoints import export_for_serving, run_card, save_model_file
 
         if not self.chief:
             return
 
-        card = {"preset": self.model_config.preset, "epochs": epoch, "step": int(self.counters["step"]),
-                "run": self.paths.name, "saved_at": time.time()}
+        # The card travels in the file: epochs here, lineage (init_from chain), data, time, hardware, recipe.
+        card = run_card(self.spec, epoch=epoch, step=int(self.counters["step"]), paths=self.paths)
         serving = export_for_serving(self.gan.serving_generator, self.model_config)
         save_model_file(serving, self.paths.generator, config=self.model_config, card=card)
         # The discriminator rides along so that "train more" from these weights keeps its critic.

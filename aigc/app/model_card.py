@@ -1,0 +1,139 @@
+"""The served generator's model card (no Streamlit): quality, data, lineage, training, recipe, and a README.md.
+
+The card dict travels inside the .keras file (aigc.engine.checkpoints.run_card writes it); quality
+comes from the shipped `<name>_eval.json` beside the file, else the run's last evaluated epoch.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from aigc.runs.files import read_json, read_metrics
+from aigc.settings import without_paths
+
+QUALITY = (("fdd", "Frechet digit distance", "lower is better; real MNIST scores the floor"),
+           ("fdd_floor", "FDD floor (real vs real)", "the best a generator could reach"),
+           ("digit_score", "Digit score", "1-10, higher is better"),
+           ("class_accuracy", "Class accuracy", "share read as the requested digit, 0-1"))
+
+
+def quality_of(path: Path, card: dict | None = None) -> tuple[dict, str]:
+    """({metric: value}, source) for a generator file: its eval JSON beside it, its run's last evaluation, its card."""
+    evaluation = read_json(path.with_name(f"{path.stem}_eval.json"))
+    if evaluation:
+        found = {key: evaluation[key] for key, *_ in QUALITY if _number(evaluation.get(key))}
+        if found:
+            return found, f"{path.stem}_eval.json ({evaluation.get('n', '?')} samples)"
+    for record in reversed(read_metrics(path.parent / "metrics.jsonl")):
+        if record.get("kind") == "epoch" and _number(record.get("fdd")):
+            return ({key: record[key] for key, *_ in QUALITY if _number(record.get(key))},
+                    f"the run's evaluation after epoch {record.get('epoch')}")
+    found = {key: (card or {})[key] for key, *_ in QUALITY if _number((card or {}).get(key))}
+    return (found, "the card inside the file") if found else ({}, "")
+
+
+def epochs_text(card: dict) -> str:
+    """'30 shipped + 2 here' for a run continued from other weights; else the epoch count."""
+    here = int(card.get("epochs") or 0)
+    lineage = [link for link in card.get("lineage") or [] if isinstance(link, dict)]
+    if not lineage:
+        return str(here)
+    base = int(card.get("base_epochs") or sum(int(link.get("epochs") or 0) for link in lineage))
+    origin = "shipped" if str(lineage[0].get("file") or "").startswith("checkpoints/") else "inherited"
+    return f"{base} {origin} + {here} here"
+
+
+def lineage_text(card: dict, label: str) -> str:
+    """The chain of files, oldest first: 'checkpoints/generator.keras (30 epochs) -> this file (2 epochs)'."""
+    links = [f"{without_paths(str(link.get('file') or '?'))} ({link.get('epochs', '?')} epochs)"
+             for link in card.get("lineage") or [] if isinstance(link, dict)]
+    return " -> ".join(links + [f"{label} ({int(card.get('epochs') or 0)} epochs)"])
+
+
+def card_rows(card: dict, config, label: str) -> list[dict]:
+    """The card as table rows {'Property', 'Value'}: model, lineage, data, training time, hardware."""
+    data = card.get("data") if isinstance(card.get("data"), dict) else {"file": card.get("data")}
+    hardware = card.get("hardware") if isinstance(card.get("hardware"), dict) else {}
+    facts = {"Preset": config.preset, "Conditional": "yes (digit label input)" if config.conditional else "no",
+             "Latent size": config.latent_dim, "Epochs trained": epochs_text(card),
+             "Lineage": lineage_text(card, label) if card.get("lineage") else None,
+             "Steps": card.get("step"), "Data": _data_text(data),
+             "Training time": _duration(card.get("training_seconds")),
+             "Hardware": ", ".join(str(v) for v in (hardware.get("cpu"), _threads(hardware),
+                                                     _accelerators(hardware), hardware.get("precision")) if v),
+             "Run": card.get("run") or (str(card.get("run_dir") or "").rstrip("/").split("/")[-1] or None),
+             "Saved": _date(card.get("saved_at"))}
+    return [{"Property": key, "Value": without_paths(str(value))} for key, value in facts.items()
+            if value not in (None, "")]
+
+
+def quality_rows(quality: dict) -> list[dict]:
+    """Quality as table rows {'Metric', 'Value', 'Reading'}."""
+    return [{"Metric": name, "Value": f"{float(quality[key]):.4g}", "Reading": meaning}
+            for key, name, meaning in QUALITY if key in quality]
+
+
+def recipe_rows(card: dict) -> list[dict]:
+    """The training recipe (the run spec's settings) as rows {'Setting', 'Value'}."""
+    recipe = card.get("recipe") if isinstance(card.get("recipe"), dict) else {}
+    return [{"Setting": key, "Value": without_paths(json.dumps(value) if isinstance(value, (dict, list)) else str(value))}
+            for key, value in sorted(recipe.items())]
+
+
+def readme(label: str, config, card: dict, quality: dict) -> str:
+    """A Hugging Face style model card: YAML metadata (library, tags, datasets, metrics) then Markdown."""
+    metrics = [key for key, *_ in QUALITY if key in quality and key != "fdd_floor"]
+    front = ["---", "library_name: keras", "license: mit", "pipeline_tag: unconditional-image-generation",
+             "tags:", "  - gan", "  - dcgan", "  - mnist", "  - keras", "  - image-generation"]
+    front += ["  - conditional" if config.conditional else "  - unconditional", "datasets:", "  - ylecun/mnist"]
+    front += ["metrics:"] + [f"  - {key}" for key in metrics]
+    front += ["model-index:", f"  - name: {json.dumps(label)}", "    results:", "      - task:",
+              "          type: unconditional-image-generation", "        dataset:", "          type: ylecun/mnist",
+              "          name: MNIST", "        metrics:"]
+    for key in metrics:
+        front += [f"          - type: {key}", f"            value: {float(quality[key]):.6g}"]
+    body = [f"# {label}", "", f"A {config.preset} GAN generator for 28x28 MNIST digits"
+            f"{', conditioned on the digit label' if config.conditional else ''}. Load it with "
+            "`keras.models.load_model(path, compile=False)`; call it as `generator(z, training=False)` "
+            "(images in [-1, 1]).", "", "## Card", "", "| Property | Value |", "| --- | --- |"]
+    body += [f"| {row['Property']} | {row['Value']} |" for row in card_rows(card, config, label)]
+    if quality:
+        body += ["", "## Quality", "", "| Metric | Value | Reading |", "| --- | --- | --- |"]
+        body += [f"| {r['Metric']} | {r['Value']} | {r['Reading']} |" for r in quality_rows(quality)]
+    if recipe_rows(card):
+        body += ["", "## Training recipe", "", "| Setting | Value |", "| --- | --- |"]
+        body += [f"| {r['Setting']} | {r['Value']} |" for r in recipe_rows(card)]
+    return "\n".join(front + ["---", ""] + body) + "\n"
+
+
+def _data_text(data: dict) -> str | None:
+    if not data.get("file"):
+        return None
+    images = f", {int(data['train_images']):,} training images" if _number(data.get("train_images")) else ""
+    return f"MNIST ({data['file']}{images})"
+
+
+def _threads(hardware: dict) -> str | None:
+    return f"{hardware['cpu_threads']} CPU threads" if hardware.get("cpu_threads") else None
+
+
+def _accelerators(hardware: dict) -> str | None:
+    found = [a for a in hardware.get("accelerators") or [] if a != "none"]
+    return ", ".join(found) if found else ("no accelerator" if hardware else None)
+
+
+def _duration(seconds) -> str | None:
+    if not _number(seconds):
+        return None
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
+
+
+def _date(stamp) -> str | None:
+    return dt.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M") if _number(stamp) else None
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
