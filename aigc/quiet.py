@@ -35,7 +35,8 @@ def quiet_tensorflow(*, keep: bool = False) -> None:
         os.environ[VERBOSE_ENV] = "1"
     if verbose():
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if settings.env("TF_CPP_MIN_LOG_LEVEL") in ("", "2"):  # unset, or the old default: errors are noise too here
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # 0 or 1 set by hand is respected
     if not any(isinstance(finder, _QuietImport) for finder in sys.meta_path):
         sys.meta_path.insert(0, _QuietImport())
 

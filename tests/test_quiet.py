@@ -1,0 +1,41 @@
+"""A quiet CLI: no TensorFlow C++ noise on a CPU machine unless --verbose; `pip install .` declares an `aigc` command."""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from aigc.quiet import noise_free
+from helpers import run_cli, save_untrained_generator
+
+REPO = Path(__file__).resolve().parent.parent
+NOISE_SEEN = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+              "I0000 00:00:1796017645.243728    5211 port.cc:153] oneDNN custom operations are on.\n"
+              "I0000 00:00:1796017645.244146    5211 cudart_stub.cc:31] Could not find cuda drivers on your machine.\n"
+              "E0000 00:00:1796017647.674123    5211 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error\n")
+
+
+def test_known_noise_is_dropped_and_everything_else_kept():
+    assert noise_free(NOISE_SEEN) == ""
+    assert noise_free(NOISE_SEEN + "Traceback: a real problem\n") == "Traceback: a real problem\n"
+
+
+@pytest.mark.slow
+def test_generate_prints_no_tensorflow_noise_unless_verbose(tmp_path):
+    checkpoint = save_untrained_generator(tmp_path / "generator.keras")
+    args = ("generate", "--n", "2", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "grid.png"))
+    quiet = run_cli(*args)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    loud = run_cli("--verbose", *args)
+    assert loud.returncode == 0 and ("absl" in loud.stderr or "I0000" in loud.stderr), loud.stderr
+
+
+def test_pyproject_declares_the_aigc_command_and_its_dependencies():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["aigc"] == "aigc.__main__:main"
+    declared = {d.split(">")[0].split("<")[0].split("=")[0].strip() for d in project["dependencies"]}
+    pinned = {line.split("==")[0] for line in (REPO / "requirements.txt").read_text().splitlines()
+              if "==" in line and not line.startswith("#")}
+    assert pinned <= declared, pinned - declared  # every pinned runtime package is declared
+    assert not any("==" in d for d in project["dependencies"])  # ranges here, pins in requirements.txt
