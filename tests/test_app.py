@@ -86,6 +86,7 @@ def test_generate_view_renders_and_is_deterministic(app_env):
     assert "9 x digit 3 - seed 6" in app.image[0].captions[0]
 
 
+@pytest.mark.slow
 def test_long_lived_heap_is_frozen_once_after_the_first_page(app_env):
     """Streamlit's gc.collect(2) after each run must not walk TensorFlow's heap (it stalled every click)."""
     code = f"""

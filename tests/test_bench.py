@@ -4,6 +4,7 @@ import json
 import time
 
 import numpy as np
+import pytest
 
 from aigc.bench import main as bench
 from aigc.bench import flops as bench_flops
@@ -40,6 +41,7 @@ def test_flop_count_is_analytic():
     assert bench_flops.train_flops(generator, disc) == 3 * (expected + 2 * bench_flops.forward_flops(disc))
 
 
+@pytest.mark.slow
 def test_interleaved_throughput_on_tiny_data_reports_ratios():
     arrays = synthetic_mnist(64, 1)
     result = bench.throughput(arrays["x_train"], arrays["y_train"], batch=16, rounds=2, steps=1)

@@ -118,6 +118,7 @@ def test_grids_are_computed_once_across_sessions(tmp_path, monkeypatch):
     assert len(calls) == 2
 
 
+@pytest.mark.slow
 def test_grid_cache_stays_within_its_budget(tmp_path, monkeypatch):
     monkeypatch.setattr(view_generate, "generate", lambda model, n, digit, *, seed, truncation, config: (
         np.full((n, 28, 28), seed % 7 / 7, np.float32), np.zeros(n, np.int32)))

@@ -73,6 +73,7 @@ def test_text_report_shows_the_ladder(capsys, seed_checkpoint):
     assert "FDD" in out and "ladder" in out and "floor" in out and "digit score" in out
 
 
+@pytest.mark.slow
 def test_train_evaluator_on_synthetic_data(capsys, tmp_path, synthetic_npz):
     model_path, stats_path = tmp_path / "evaluator.keras", tmp_path / "stats.npz"
     code, out, err = run(capsys, "--train-evaluator", "--data", str(synthetic_npz), "--epochs", "1",

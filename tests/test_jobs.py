@@ -123,6 +123,7 @@ def test_cooldown_counts_from_the_last_job(env):
     assert not result.ok and "wait" in result.message
 
 
+@pytest.mark.slow
 def test_start_refuse_stop_resume(env):
     policy = Policy()
     request = jobs.JobRequest(epochs=50, batch_size=16, init="scratch")
@@ -145,6 +146,7 @@ def test_start_refuse_stop_resume(env):
     assert "resumed from" in first.paths.log.read_text()
 
 
+@pytest.mark.slow
 def test_two_simultaneous_starts_make_exactly_one_job(env):
     request = jobs.JobRequest(epochs=50, batch_size=16, init="scratch")
     results = []
@@ -161,6 +163,7 @@ def test_two_simultaneous_starts_make_exactly_one_job(env):
     assert len(runs) == 1  # the refused one left no empty run folder
 
 
+@pytest.mark.slow
 def test_tiny_job_from_shipped_weights_finishes(env):
     write_tiny_generators(env["ckpt"], presets=("dcgan",))
     result = jobs.start_job(jobs.JobRequest(epochs=1, batch_size=64, init="shipped"), policy=Policy())

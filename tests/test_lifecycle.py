@@ -109,6 +109,7 @@ def test_a_live_pid_is_not_proof_of_life(tmp_path, pid):
         lock.release()
 
 
+@pytest.mark.slow
 def test_two_resumes_at_once_make_one_job_and_each_says_the_truth(runs, synthetic_npz, monkeypatch):
     from aigc.app import jobs
     from aigc.app.hosting import Policy

@@ -97,6 +97,7 @@ def damaged_generators(good: Path, folder: Path) -> dict[str, Path]:
     return files
 
 
+@pytest.mark.slow
 def test_damaged_generator_files_raise_checkpoint_error(trained_run, tmp_path):
     files = damaged_generators(trained_run / "generator.keras", tmp_path)
     for kind, path in files.items():
@@ -110,6 +111,7 @@ def test_damaged_generator_files_raise_checkpoint_error(trained_run, tmp_path):
         load_generator(tmp_path / "missing.keras")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["truncated", "garbage", "bad-model.weights.h5"])
 def test_generate_cli_with_a_damaged_checkpoint_prints_one_error(trained_run, tmp_path, kind):
     path = damaged_generators(trained_run / "generator.keras", tmp_path)[kind]
@@ -118,6 +120,7 @@ def test_generate_cli_with_a_damaged_checkpoint_prints_one_error(trained_run, tm
     assert not (tmp_path / "grid.png").exists()
 
 
+@pytest.mark.slow
 def test_damaged_generator_in_a_run_is_replaced_by_the_next_epoch(trained_run, tmp_path, synthetic_npz):
     """The trainer never reads generator.keras: a damaged one is simply replaced, atomically."""
     paths = copy_run(trained_run, tmp_path)
@@ -143,6 +146,7 @@ def data_file(prefix: Path) -> Path:
     return prefix.with_name(prefix.name + ".data-00000-of-00001")
 
 
+@pytest.mark.slow
 def test_damaged_newest_checkpoint_and_state_file_recover_from_the_previous(trained_run, tmp_path, synthetic_npz):
     paths = copy_run(trained_run, tmp_path)
     older, newest = checkpoint_prefixes(paths)[-2:]
@@ -158,6 +162,7 @@ def test_damaged_newest_checkpoint_and_state_file_recover_from_the_previous(trai
     assert newest.name in status["warning"], status.get("warning")
 
 
+@pytest.mark.slow
 def test_no_readable_checkpoint_fails_with_one_clear_error(trained_run, tmp_path, synthetic_npz):
     paths = copy_run(trained_run, tmp_path)
     for prefix in checkpoint_prefixes(paths):
@@ -174,6 +179,7 @@ def test_no_readable_checkpoint_fails_with_one_clear_error(trained_run, tmp_path
 
 # A long session: 500 Generate requests must not grow memory.
 
+@pytest.mark.slow
 def test_500_generate_calls_grow_rss_by_less_than_50_mb(tmp_path):
     import numpy as np
     import psutil

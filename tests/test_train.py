@@ -121,6 +121,7 @@ def test_init_from_copies_weights_without_writing_source(tmp_path, synthetic_npz
     assert load_generator(RunPaths(tmp_path / "second").generator)[1].preset == "seed"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["stop_file", "sigterm"])
 def test_graceful_stop(tmp_path, synthetic_npz, how):
     run_dir = tmp_path / "run"
@@ -194,6 +195,7 @@ def test_resume_without_preset_keeps_the_runs_preset_and_hyperparameters(tmp_pat
     assert config["spec"]["ema_decay"] == 0.0 and config["spec"]["lr_d"] == 1e-4
 
 
+@pytest.mark.slow
 def test_log_lines_appear_once_when_stdout_is_train_log(tmp_path, synthetic_npz):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -219,6 +221,7 @@ def test_auto_precision_is_bf16_on_a_gpu_and_float32_on_the_cpu(monkeypatch):
     assert pick_precision("float32") == "float32" and pick_precision("mixed_bfloat16") == "mixed_bfloat16"
 
 
+@pytest.mark.slow
 def test_mixed_bfloat16_run_trains_and_ships_a_float32_generator(tmp_path, synthetic_npz):
     """The GPU path's precision, run on the CPU: finite losses, and a generator the app serves in float32."""
     from aigc.engine.checkpoints import load_generator
