@@ -177,7 +177,7 @@ def start_job(request: JobRequest, *, policy: Policy, root: Path | None = None) 
 def resume_job(paths: RunPaths, *, policy: Policy, root: Path | None = None) -> StartResult:
     """Continue a stopped or failed run from its latest checkpoint to its recorded total epochs."""
     root = root or settings.runs_root()
-    status = read_status(paths) or {}
+    status = read_status(paths, lock=TrainingLock(root)) or {}
     state = status.get("state")
     if state in ACTIVE_STATES:
         return StartResult(False, f"{paths.name} is still running")
@@ -262,7 +262,7 @@ def _launch(command: list[str], paths: RunPaths, *, started: str) -> StartResult
                                    stderr=subprocess.STDOUT, start_new_session=True)
     # Reap the child when it exits so it never lingers as a zombie (no Streamlit call here).
     threading.Thread(target=process.wait, name=f"reap-{process.pid}", daemon=True).start()
-    lock = TrainingLock(settings.runs_root())
+    lock = TrainingLock(settings.runs_root())  # the trainer's own runs root: the one it locks
     deadline = time.time() + START_WAIT_S
     while time.time() < deadline:
         holder = lock.holder()
