@@ -269,6 +269,9 @@ def test_runs_list_shows_and_deletes_runs_that_are_not_training(app_env):
     ({"state": "finished", "epoch": 2, "total_epochs": 2, "steps_per_epoch": 468, "step_in_epoch": 0}, "Epoch 2/2"),
     ({"state": "stopped", "epoch": 1, "total_epochs": 2, "steps_per_epoch": 468, "step_in_epoch": 5,
       "img_per_s": 900.0, "eta_s": 30}, "Epoch 2/2 - step 5/468"),
+    ({"state": "stopped", "epoch": 13, "current_epoch": 13, "total_epochs": 30, "steps_per_epoch": 4,
+      "step_in_epoch": 3}, "Epoch 14/30 - step 3/4"),
+    ({"state": "failed", "epoch": 1, "total_epochs": 2, "steps_per_epoch": 468, "step_in_epoch": 0}, "Epoch 1/2"),
     ({"state": "running", "epoch": 0, "current_epoch": 1, "total_epochs": 2, "steps_per_epoch": 10,
       "step_in_epoch": 3, "img_per_s": 812.4, "eta_s": 63}, "Epoch 1/2 - step 3/10 - ETA 1 min 3 s - 812 img/s"),
 ])

@@ -115,12 +115,14 @@ def progress_text(status: dict) -> str:
     """'Epoch 2/5 - step 10/468 - ETA 1 min 3 s - 812 img/s' while training; 'Epoch 5/5' once finished."""
     state, total = status.get("state"), int(status.get("total_epochs") or 0)
     done, per_epoch = int(status.get("epoch") or 0), int(status.get("steps_per_epoch") or 0)
-    if state == "finished" or not total:
-        return f"Epoch {done}/{total or '-'}"
-    current = min(int(status.get("current_epoch") or done + 1), total)
+    in_epoch = int(status.get("step_in_epoch") or 0)
+    ended = state not in ("created", "running", "stopping")
+    if state == "finished" or not total or (ended and not in_epoch):
+        return f"Epoch {done}/{total or '-'}"  # ended on an epoch boundary: no 'step 0/468'
+    current = min(done + 1 if ended else int(status.get("current_epoch") or done + 1), total)
     parts = [f"Epoch {current}/{total}"]
     if per_epoch:
-        parts.append(f"step {int(status.get('step_in_epoch') or 0)}/{per_epoch}")
+        parts.append(f"step {in_epoch}/{per_epoch}")
     if state == "running":
         if status.get("eta_s") is not None:
             parts.append(f"ETA {format_seconds(status['eta_s'])}")
