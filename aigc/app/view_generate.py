@@ -55,7 +55,7 @@ def controls_ui(*, conditional: bool) -> dict:
         digit = st.selectbox("Digit", DIGIT_OPTIONS, key="gen_digit", disabled=not conditional,
                              help=None if conditional else "This generator is unconditional: it draws any digit.")
         # No widget limits: the browser would refuse 500 without a word; the page says why below instead.
-        n = st.number_input("How many", step=1, key="gen_n", help=f"{hosting.N_MIN} to {hosting.N_MAX} digits.")
+        n = st.number_input("How many", step=1, key="gen_n")
         seed = st.number_input("Seed", min_value=hosting.SEED_MIN, max_value=hosting.SEED_MAX, step=1,
                                key="gen_seed", help="The same seed and settings always give the same digits.")
         truncation = st.slider("Latent scale (truncation)", hosting.TRUNCATION_MIN, hosting.TRUNCATION_MAX,

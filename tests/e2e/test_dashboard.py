@@ -20,7 +20,7 @@ JOB_S = 180_000  # ms: a tiny job, trainer start-up included, on 2 busy cores
 
 
 def open_view(page, server, view: str, query: str = "") -> None:
-    page.goto(f"{server['url']}/?view={view}{query}", wait_until="domcontentloaded")
+    page.goto(f"{server['url']}/{view}{query}", wait_until="domcontentloaded")
     page.get_by_test_id("stSidebar").wait_for(timeout=LOAD_S)
 
 
@@ -57,10 +57,15 @@ def test_generate_a_seven(page, server, screenshot_dir):
     open_view(page, server, "generate")
     page.get_by_text("x any digit").wait_for(timeout=LOAD_S)
     choose(page, "Digit", "7")
+    page.get_by_label("How many").fill("500")
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_text(re.compile(r"How many must be a whole number from 1 to 100 \(got 500\)")).wait_for(timeout=30_000)
     page.get_by_label("How many").fill("25")
     page.get_by_role("button", name="Generate").click()
     page.get_by_text(re.compile(r"25 x digit 7 - seed 0")).wait_for(timeout=30_000)
-    page.wait_for_url(re.compile(r"digit=7&n=25&seed=0"), timeout=10_000)  # a shareable link
+    page.wait_for_url(re.compile(r"/generate\?.*digit=7&n=25&seed=0"), timeout=10_000)  # a shareable link
+    title = page.get_by_role("heading", name="AIGC digits").bounding_box()
+    assert title["y"] < 90, title  # no empty band above the title
     source = page.get_by_test_id("stImage").first.locator("img").get_attribute("src")
     response = page.request.get(source if source.startswith("http") else server["url"] + source)
     assert response.ok and response.headers["content-type"] == "image/png"
@@ -108,6 +113,9 @@ def test_tiny_job_runs_live_and_finishes(page, server, screenshot_dir):
     page.get_by_text("new generator is ready").wait_for()
     page.get_by_text("epoch 2", exact=True).wait_for()  # the newest sample grid
     shoot(page, screenshot_dir, "train")
+    logs = " ".join(p.read_text(errors="replace") for p in server["runs"].glob("*/train.log"))
+    for noise in ("cuInit", "remapper failed", "absl::InitializeLog"):
+        assert noise not in logs, noise  # a quiet trainer
     # The new generator is ready in Generate.
     open_view(page, server, "generate")
     choose(page, "Generator", "Newest trained run")
@@ -144,8 +152,23 @@ def test_stop_a_longer_job_seen_from_a_second_page(page, server, browser):
 
 @pytest.mark.parametrize("view", ["model"])
 def test_model_view(page, server, screenshot_dir, view):
-    open_view(page, server, view)
+    open_view(page, server, "", "?view=model&seed=3")  # an old link lands on its page
+    page.wait_for_url(re.compile(r"/model\?seed=3$"), timeout=LOAD_S)
     page.get_by_text(re.compile(r"dcgan_generator.*parameters")).wait_for(timeout=LOAD_S)
     page.get_by_test_id("stDataFrame").first.wait_for(timeout=LOAD_S)
+    page.get_by_role("columnheader", name="Property").first.wait_for()  # real table headers
+    page.get_by_text("Download model card (README.md)").wait_for()
     assert page.get_by_test_id("stException").count() == 0
     shoot(page, screenshot_dir, "model")
+
+
+def test_compare_runs_from_the_sidebar(page, server, screenshot_dir):
+    open_view(page, server, "generate")
+    page.get_by_test_id("stSidebarNav").get_by_text("Compare runs").click(timeout=LOAD_S)
+    page.wait_for_url(re.compile(r"/compare"), timeout=LOAD_S)
+    page.get_by_text("Settings and final quality").wait_for(timeout=LOAD_S)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=LOAD_S)
+    assert page.locator(".js-plotly-plot").count() == 1
+    shoot(page, screenshot_dir, "compare")
+    noise = server["log"].read_text(errors="replace")
+    assert "cuInit" not in noise and "absl::InitializeLog" not in noise  # a quiet server
