@@ -190,7 +190,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 def generate_main(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from aigc.engine.checkpoints import SHIPPED_GENERATOR, CheckpointError, load_generator
+    from aigc.engine.checkpoints import CheckpointError, load_generator
     from aigc.engine.sampling import generate, grid
 
     out = Path(args.out)
@@ -199,7 +199,7 @@ def generate_main(args: argparse.Namespace) -> int:
     if not out.parent.exists():
         return _fail(f"--out: folder does not exist: {out.parent}")
     try:
-        generator, config, _card = load_generator(args.checkpoint or SHIPPED_GENERATOR)
+        generator, config, _card = load_generator(args.checkpoint or settings.shipped_generator())
     except CheckpointError as error:
         return _fail(str(error))
     if args.digit is not None and not config.conditional:

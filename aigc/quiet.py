@@ -16,8 +16,8 @@ import sys
 import tempfile
 
 from aigc import settings
+from aigc.settings import VERBOSE_ENV
 
-VERBOSE_ENV = "AIGC_VERBOSE"  # 1: keep TensorFlow's C++ logging (set by --verbose, inherited by the trainer)
 NOISE = re.compile(r"WARNING: All log messages before absl::InitializeLog|^[IWE]\d{4} .*\b(port|cudart_stub|"
                    r"cuda_platform|cuda_dnn|cuda_blas|cuda_fft|cpu_feature_guard|cuda_executor)\.cc:\d+\]"
                    r"|Unable to register cu(DNN|FFT|BLAS) factory|TensorFlow binary is optimized to use")

@@ -15,6 +15,7 @@ CHECKPOINTS_ENV = "AIGC_CHECKPOINT_DIR"  # where the shipped generators live (de
 THREADS_ENV = "AIGC_TRAIN_THREADS"  # CPU threads of a job started from the page
 EXTRA_ARGS_ENV = "AIGC_TRAIN_ARGS"  # operator-only extra trainer flags (tests use --max-steps)
 CHROMIUM_ENV = "AIGC_CHROMIUM"  # the browser the benchmarks and browser tests drive
+VERBOSE_ENV = "AIGC_VERBOSE"  # 1: keep TensorFlow's C++ logging (set by --verbose, inherited by the trainer)
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 
 

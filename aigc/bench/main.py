@@ -244,11 +244,12 @@ def throughput(x, y, *, batch: int, rounds: int, steps: int, variants: bool = Fa
 # ---- generation latency ---------------------------------------------------------------------------------------
 
 def _serving_generator(checkpoint: str | None):
-    from aigc.engine.checkpoints import SHIPPED_GENERATOR, load_generator
+    from aigc.engine.checkpoints import load_generator
     from aigc.engine.spec import ModelConfig
     from aigc.engine.models import build_generator
 
-    path = checkpoint or (SHIPPED_GENERATOR if SHIPPED_GENERATOR.exists() else None)
+    shipped = settings.shipped_generator()
+    path = checkpoint or (shipped if shipped.exists() else None)
     if path:
         generator, config, _card = load_generator(path)
         return generator, config, str(path)

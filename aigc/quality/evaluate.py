@@ -72,9 +72,10 @@ def _maintenance(args, model_path: Path, stats_path: Path) -> int:
 
 def _evaluate(args, model_path: Path, stats_path: Path) -> int:
     from aigc.quality import metrics
-    from aigc.engine.checkpoints import SHIPPED_GENERATOR, CheckpointError, load_generator
+    from aigc.engine.checkpoints import CheckpointError, load_generator
+    from aigc.settings import shipped_generator
 
-    checkpoint = Path(args.checkpoint) if args.checkpoint else SHIPPED_GENERATOR
+    checkpoint = Path(args.checkpoint) if args.checkpoint else shipped_generator()
     try:
         generator, config, card = load_generator(checkpoint)
         evaluator = metrics.load_evaluator(model_path, stats_path)
