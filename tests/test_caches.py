@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -129,3 +130,84 @@ def test_grid_cache_stays_within_its_budget(tmp_path, monkeypatch):
     for seed in range(60):  # 60 x 100 images x 3 KB = 19 MB unbounded
         view_generate.rendered_grid(served, {"digit": None, "n": 100, "seed": seed, "truncation": 1.0})
     assert view_generate.GRIDS.bytes <= budget and 0 < len(view_generate.GRIDS) < 60
+
+
+def counting(calls: list, value):
+    """A stand-in for an expensive function: records each call, returns value."""
+    return lambda *args, **kwargs: calls.append(1) or value
+
+
+def survives_a_clear(calls: list, compute) -> None:
+    """compute() twice with a clear-cache message between: the expensive work ran once."""
+    first = compute()
+    clear_cache_message()
+    assert compute() is first or np.array_equal(np.asarray(compute()[0]), np.asarray(first[0]))
+    assert len(calls) == 1, f"recomputed after a clear-cache message: {len(calls)} calls"
+
+
+def test_interpolations_and_training_images_survive_a_clear_cache_message(tmp_path, monkeypatch):
+    """Issue 11: view_generate's interpolation media and MNIST training set were st.cache_* (any visitor emptied them)."""
+    from aigc.engine import data
+    from aigc.engine.data import synthetic_mnist
+
+    calls = []
+    monkeypatch.setattr(view_generate, "INTERPOLATIONS", ProcessCache(max_entries=4))
+    monkeypatch.setattr(view_generate, "interpolate", counting(calls, np.zeros((4, 28, 28), np.float32)))
+    served = fake_served(tmp_path)
+    survives_a_clear(calls, lambda: view_generate.interpolation_media(served, seed_a=1, seed_b=2, steps=4))
+    view_generate.interpolation_media(served, seed_a=1, seed_b=3, steps=4)  # another setting, another entry
+    assert len(calls) == 2
+    np.savez(tmp_path / "mnist.npz", **synthetic_mnist(64, 16))
+    loads, real = [], data.load_mnist
+    monkeypatch.setattr(data, "load_mnist", lambda path: loads.append(path) or real(path))
+    monkeypatch.setattr(view_generate, "TRAINING_SETS", ProcessCache(max_entries=1))
+    survives_a_clear(loads, lambda: view_generate.training_images(tmp_path / "mnist.npz"))
+
+
+def test_discriminator_and_directions_survive_a_clear_cache_message(tmp_path, monkeypatch):
+    """view_model's discriminator and the Explore style directions are process-level, per config / per (file, mtime)."""
+    from aigc.app import explore_ui, view_model
+    from aigc.engine import models
+    from aigc.engine.spec import ModelConfig
+    from aigc.explore import directions
+
+    calls = []
+    monkeypatch.setattr(view_model, "DISCRIMINATORS", ProcessCache(max_entries=2))
+    monkeypatch.setattr(models, "build_discriminator", counting(calls, ("discriminator",)))
+    survives_a_clear(calls, lambda: view_model.discriminator_of(ModelConfig().to_json()))
+    fits = []
+    monkeypatch.setattr(explore_ui, "DIRECTIONS", ProcessCache(max_entries=2))
+    monkeypatch.setattr(directions, "directions_for", counting(fits, ("vectors",)))
+    served = fake_served(tmp_path)
+    survives_a_clear(fits, lambda: explore_ui.directions_of(served))
+
+
+def test_written_numbers_and_inversions_survive_a_clear_cache_message(tmp_path, monkeypatch):
+    """Write a number's pages and Draw a digit's inversions were st.cache_data: now process-level, bounded."""
+    from aigc.app import view_draw, view_write
+    from aigc.explore import invert
+    from aigc.quality import metrics
+
+    calls = []
+    monkeypatch.setattr(view_write, "WRITTEN", ProcessCache(max_entries=2))
+    monkeypatch.setattr(view_write, "write_number", counting(calls, (np.zeros((1, 4, 28, 28)), np.zeros((28, 112)))))
+    served = fake_served(tmp_path)
+    survives_a_clear(calls, lambda: view_write.written(served, "2026", 1, 0, 1.0, (0.0,) * 3, None))
+    result = SimpleNamespace(z=np.zeros(8, np.float32), image=np.zeros((28, 28), np.float32), pixel_error=0.1, seconds=1.0)
+    inversions = []
+    monkeypatch.setattr(view_draw, "INVERSIONS", ProcessCache(max_entries=2))
+    monkeypatch.setattr(invert, "invert", counting(inversions, result))
+    monkeypatch.setattr(metrics, "load_evaluator", lambda: SimpleNamespace(model="evaluator"))
+    drawing = np.zeros((28, 28), np.float32)
+    survives_a_clear(inversions, lambda: view_draw.inverted(served, drawing, 3))
+    view_draw.inverted(served, drawing, 4)  # another label, another search
+    assert len(inversions) == 2
+
+
+def test_the_app_keeps_nothing_in_streamlit_caches():
+    """Every cache of the app is process-level: no st.cache_data / st.cache_resource a visitor could empty."""
+    root = Path(__file__).resolve().parent.parent
+    use = re.compile(r"st\.cache_(data|resource)\s*[(.]|@st\.cache")  # a decorator, a call or .clear(): not prose
+    offenders = [f"{path.relative_to(root)}:{number}" for path in [root / "app.py", *(root / "aigc").rglob("*.py")]
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if use.search(line.split("#")[0])]
+    assert not offenders, offenders

@@ -35,13 +35,23 @@ class Served:
 GENERATORS = ProcessCache(max_entries=6)
 
 
+def file_key(path: Path) -> tuple[str, int]:
+    """(path, modification time in ns): a retrained file is a new key, an unchanged one is reused."""
+    return str(path), Path(path).stat().st_mtime_ns
+
+
+def process_cached(cache: ProcessCache, key, make, *, spinner: str | None = None):
+    """cache.get_or_make(key, make), showing `spinner` only when the value must be computed."""
+    if spinner is None or key in cache:
+        return cache.get_or_make(key, make)
+    with st.spinner(spinner):
+        return cache.get_or_make(key, make)
+
+
 def load_served(path: Path):
     """(model, config, card) for a generator file, loaded once per process per (path, mtime)."""
-    key = (str(path), path.stat().st_mtime_ns)  # a retrained file is picked up, an unchanged one reused
-    if key in GENERATORS:
-        return GENERATORS.get_or_make(key, lambda: load_generator(key[0]))
-    with st.spinner("Loading the generator..."):
-        return GENERATORS.get_or_make(key, lambda: load_generator(key[0]))
+    key = file_key(path)
+    return process_cached(GENERATORS, key, lambda: load_generator(key[0]), spinner="Loading the generator...")
 
 
 def generator_sidebar_ui() -> Served | None:

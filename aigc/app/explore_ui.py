@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import urllib.parse
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from aigc.app.common import Served, load_served
+from aigc.app.common import Served, file_key, process_cached
+from aigc.app.process_cache import ProcessCache
 from aigc.engine.sampling import to_uint8
 from aigc.explore import directions as dirs
 from aigc.runs.files import png_bytes
@@ -24,16 +23,14 @@ def picture_png(image: np.ndarray, *, scale: int = 4) -> bytes:
     return png_bytes(picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST))
 
 
-@st.cache_resource(max_entries=6, show_spinner="Finding the style directions...")
-def _directions(path: str, mtime_ns: int) -> dirs.Directions:
-    del mtime_ns  # part of the cache key only: a retrained generator gets its own directions
-    model, _config, _card = load_served(Path(path))
-    return dirs.directions_for(model, path)
+DIRECTIONS = ProcessCache(max_entries=6)  # process-level, per (file, mtime): a clear-cache message cannot empty it
 
 
 def directions_of(served: Served) -> dirs.Directions:
     """The served generator's style directions: the shipped file when it matches, else fit once per server."""
-    return _directions(str(served.path), served.path.stat().st_mtime_ns)
+    key = file_key(served.path)
+    return process_cached(DIRECTIONS, key, lambda: dirs.directions_for(served.model, key[0]),
+                          spinner="Finding the style directions...")
 
 
 def reading_of(images: np.ndarray, requested=None):

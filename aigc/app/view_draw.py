@@ -1,12 +1,13 @@
 """Draw a digit: read it as MNIST would, invert it into the generator, show it in the GAN's hand for all ten digits."""
 from __future__ import annotations
 
-from pathlib import Path
+import hashlib
 
 import numpy as np
 import streamlit as st
 
-from aigc.app.common import Served, a_digit, load_served, toast
+from aigc.app.common import Served, a_digit, file_key, process_cached, toast
+from aigc.app.process_cache import ProcessCache
 from aigc.app.explore_ui import copy_link_ui, labeled_png, picture_png, reading_caption
 from aigc.engine.sampling import latents, run_generator, slerp
 from aigc.explore.preprocess import DrawingError, decode_png, mnist_style
@@ -18,6 +19,7 @@ AUTO = "Its reading"
 INVERT_AS = [AUTO] + [str(d) for d in range(10)]
 FRAMES = 8
 PINNED_KEY = "_pinned_style"
+INVERSIONS = ProcessCache(max_entries=256)  # process-level (a clear-cache message cannot empty it); ~3 KB each
 
 
 def canvas_ui():
@@ -40,16 +42,21 @@ def drawing_pixels(result) -> np.ndarray | None:
     return None if data is None else decode_png(data)
 
 
-@st.cache_data(max_entries=64, show_spinner="Searching the generator for your digit...")
-def _inverted(path: str, mtime_ns: int, target: bytes, label: int) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(z (D,), image (28, 28), pixel MSE, seconds) of one inversion, cached per generator, drawing and label."""
-    del mtime_ns
-    from aigc.explore.invert import invert
-    from aigc.quality import metrics
+def inverted(served: Served, digit: np.ndarray, label: int) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(z (D,), image (28, 28), pixel MSE, seconds) of one inversion of a (28, 28) drawing, cached per file, drawing, label."""
+    target = np.ascontiguousarray(digit, np.float32)
 
-    model, _config, _card = load_served(Path(path))
-    result = invert(model, metrics.load_evaluator().model, np.frombuffer(target, np.float32).reshape(28, 28), label)
-    return result.z, result.image, result.pixel_error, result.seconds
+    def make():
+        from aigc.explore.invert import invert
+        from aigc.quality import metrics
+
+        result = invert(served.model, metrics.load_evaluator().model, target, label)
+        for array in (result.z, result.image):
+            array.setflags(write=False)  # shared between sessions
+        return result.z, result.image, result.pixel_error, result.seconds
+
+    key = file_key(served.path) + (hashlib.sha256(target.tobytes()).hexdigest(), int(label))
+    return process_cached(INVERSIONS, key, make, spinner="Searching the generator for your digit...")
 
 
 def draw_ui(served: Served) -> None:
@@ -87,8 +94,7 @@ def _results_ui(served: Served, digit: np.ndarray, invert_as: str, partner: int)
     reading = read_images(digit[None])
     read, confidence = int(reading.labels[0]), float(reading.confidence[0])
     label = read if invert_as not in INVERT_AS[1:] else int(invert_as)
-    z, image, error, seconds = _inverted(str(served.path), served.path.stat().st_mtime_ns,
-                                         digit.astype(np.float32).tobytes(), label)
+    z, image, error, seconds = inverted(served, digit, label)
     flag = " - looks unlike MNIST digits" if reading.ood[0] else " - unsure" if reading.doubt[0] else ""
     st.markdown(f"**The evaluator reads {a_digit(read)}** ({percent(confidence)} calibrated confidence{flag}).")
     a, b = st.columns(2)

@@ -12,7 +12,7 @@ import streamlit as st
 from aigc import settings
 from aigc.app import hosting
 from aigc.engine.sampling import generate, gif_bytes, grid, interpolate
-from aigc.app.common import Served, display_scale, load_served, png_bytes
+from aigc.app.common import Served, display_scale, file_key, png_bytes, process_cached
 from aigc.app.explore_ui import sync_query
 from aigc.app.generate_explore import (EXTRA_KEYS, full_query, labeled_grid_png, link_ui, pin_ui, query_extras,
                                        reading_summary_ui, style_previews_ui, style_ui, styled_images)
@@ -25,6 +25,9 @@ NEAREST_MAX = 10  # generated images compared with the training set per click
 NEAREST_CHUNK = 10_000
 GRID_CACHE_MB = 64  # rendered grids shared by every session: a viral link is computed once
 GRIDS = ProcessCache(max_entries=1024, max_bytes=GRID_CACHE_MB * 2**20, size_of=lambda v: v[0].nbytes + len(v[1]))
+# Process-level, not st.cache_*: a visitor's clear-cache message must not make everyone recompute these.
+INTERPOLATIONS = ProcessCache(max_entries=64, max_bytes=16 * 2**20, size_of=lambda v: len(v[0]) + len(v[1]))
+TRAINING_SETS = ProcessCache(max_entries=1)  # one MNIST file, ~50 MB
 
 
 def _init_from_query() -> None:
@@ -125,7 +128,7 @@ def rendered_grid(served: Served, values: dict, shift: np.ndarray | None = None)
     """
     columns = min(10, math.ceil(math.sqrt(values["n"])))
     scale = display_scale(columns=columns)
-    key = (str(served.path), served.path.stat().st_mtime_ns, values["digit"], values["n"], values["seed"],
+    key = file_key(served.path) + (values["digit"], values["n"], values["seed"],
            round(float(values["truncation"]), 6), scale,
            None if shift is None or not np.any(shift) else tuple(np.round(shift, 6).tolist()))
 
@@ -144,13 +147,13 @@ def rendered_grid(served: Served, values: dict, shift: np.ndarray | None = None)
     return images, picture_png, columns, reading
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _interpolation_media(path: str, mtime_ns: int, **settings) -> tuple[bytes, bytes]:
-    """(strip PNG, animated GIF) of one interpolation, cached: other widgets' reruns do not recompute it."""
-    del mtime_ns  # part of the cache key only: a retrained generator gives new frames
-    model, config, _card = load_served(Path(path))
-    frames = interpolate(model, config=config, **settings)
-    return png_bytes(interpolation_strip(frames)), gif_bytes(frames, scale=6)
+def interpolation_media(served: Served, **settings) -> tuple[bytes, bytes]:
+    """(strip PNG, animated GIF) of one interpolation, shared by every session per (file, mtime, settings)."""
+    def make():
+        frames = interpolate(served.model, config=served.config, **settings)
+        return png_bytes(interpolation_strip(frames)), gif_bytes(frames, scale=6)
+
+    return INTERPOLATIONS.get_or_make(file_key(served.path) + tuple(sorted(settings.items())), make)
 
 
 def interpolation_strip(frames: np.ndarray) -> np.ndarray:
@@ -173,8 +176,8 @@ def interpolation_ui(served: Served) -> None:
         bounded = hosting.bounded_generate_inputs(n=1, seed=seed_a, truncation=st.session_state.get("gen_trunc", 1.0),
                                                   steps=steps)
         seed_b = hosting.bounded_generate_inputs(n=1, seed=seed_b, truncation=1.0)["seed"]
-        strip, animation = _interpolation_media(
-            str(served.path), served.path.stat().st_mtime_ns, seed_a=bounded["seed"], seed_b=seed_b,
+        strip, animation = interpolation_media(
+            served, seed_a=bounded["seed"], seed_b=seed_b,
             digit_a=int(digit_a) if conditional else None, digit_b=int(digit_b) if conditional else None,
             steps=bounded["steps"], truncation=bounded["truncation"])
         st.image(strip, caption=f"{bounded['steps']} frames, seed {bounded['seed']} to {seed_b}", output_format="PNG")
@@ -184,15 +187,18 @@ def interpolation_ui(served: Served) -> None:
                               key="download_gif")
 
 
-@st.cache_resource(max_entries=1, show_spinner="Loading the training images...")
-def _training_images(path: str, mtime_ns: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x_train (N, 784) uint8, squared norms (N,) float32) of the MNIST file, loaded once per server."""
-    del mtime_ns  # part of the cache key only
-    from aigc.engine.data import load_mnist
+def training_images(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(x_train (N, 784) uint8, squared norms (N,) float32) of the MNIST file, loaded once per process per mtime."""
+    def make():
+        from aigc.engine.data import load_mnist
 
-    x_train = load_mnist(path)[0].reshape(-1, 28 * 28)
-    norms = np.einsum("ij,ij->i", x_train.astype(np.float32) / 255, x_train.astype(np.float32) / 255)
-    return x_train, norms
+        x_train = load_mnist(str(path))[0].reshape(-1, 28 * 28)
+        norms = np.einsum("ij,ij->i", x_train.astype(np.float32) / 255, x_train.astype(np.float32) / 255)
+        x_train.setflags(write=False)
+        norms.setflags(write=False)  # shared between sessions
+        return x_train, norms
+
+    return process_cached(TRAINING_SETS, file_key(path), make, spinner="Loading the training images...")
 
 
 def nearest_training(images: np.ndarray, x_train: np.ndarray, norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -220,7 +226,7 @@ def nearest_ui(images: np.ndarray) -> None:
         if not st.button(f"Compare the first {min(len(images), NEAREST_MAX)} with the training set", key="nearest"):
             st.caption("Top row: generated. Bottom row: the closest MNIST training image (L2 distance in pixels).")
             return
-        x_train, norms = _training_images(str(path), path.stat().st_mtime_ns)
+        x_train, norms = training_images(path)
         shown = images[:NEAREST_MAX]
         index, distance = nearest_training(shown, x_train, norms)
         pairs = np.concatenate([shown, x_train[index].reshape(-1, 28, 28).astype(np.float32) / 255])

@@ -7,6 +7,7 @@ import streamlit as st
 
 from aigc.app import hosting
 from aigc.app.common import Served
+from aigc.app.process_cache import ProcessCache
 from aigc.app.model_card import card_rows, quality_of, quality_rows, readme, recipe_rows
 
 
@@ -23,13 +24,18 @@ def layer_rows(model) -> list[dict]:
     return rows
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _discriminator(config_json: str):
-    """The discriminator architecture of a config (weights untrained: shapes and params only)."""
-    from aigc.engine.spec import ModelConfig
-    from aigc.engine.models import build_discriminator
+DISCRIMINATORS = ProcessCache(max_entries=4)  # process-level: a visitor's clear-cache message cannot empty it
 
-    return build_discriminator(ModelConfig.from_dict(json.loads(config_json)))
+
+def discriminator_of(config_json: str):
+    """The discriminator architecture of a config (weights untrained: shapes and params only), built once per config."""
+    def make():
+        from aigc.engine.spec import ModelConfig
+        from aigc.engine.models import build_discriminator
+
+        return build_discriminator(ModelConfig.from_dict(json.loads(config_json)))
+
+    return DISCRIMINATORS.get_or_make(config_json, make)
 
 
 def model_ui(served: Served, policy: hosting.Policy) -> None:
@@ -41,7 +47,7 @@ def model_ui(served: Served, policy: hosting.Policy) -> None:
         _architecture_ui(served.model)
     with discriminator_tab:
         st.caption("The discriminator that trains against this generator (architecture of the preset).")
-        _architecture_ui(_discriminator(served.config.to_json()))
+        _architecture_ui(discriminator_of(served.config.to_json()))
 
 
 def _architecture_ui(model) -> None:

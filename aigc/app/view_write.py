@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
-
 import numpy as np
 import streamlit as st
 
-from aigc.app.common import Served, load_served
+from aigc.app.common import Served, file_key
 from aigc.app.explore_ui import (copy_link_ui, directions_of, labeled_png, picture_png, preview_strip, reading_caption,
                                  sliders_ui, sync_query)
+from aigc.app.process_cache import ProcessCache
 from aigc.explore import directions as dirs
 from aigc.explore.layout import ROWS_MAX, ROWS_MIN, parse_number, style_latents, write_number
 from aigc.explore.params import SCALE_MAX, SCALE_MIN, SEED_MAX, TEXT_MAX_CHARS, parse_write_params, write_query
@@ -17,6 +16,8 @@ from aigc.explore.params import SCALE_MAX, SCALE_MIN, SEED_MAX, TEXT_MAX_CHARS, 
 OWNED_KEYS = ("text", "rows", "seed", "scale") + dirs.NAMES
 PAGE_SCALE = 4
 PINNED_KEY = "_pinned_style"  # a latent (D,) pinned from Draw (or a Generate tile): row 1's style
+# Process-level, not st.cache_data: a visitor's clear-cache message must not empty it. Pages are ~100 KB at most.
+WRITTEN = ProcessCache(max_entries=64, max_bytes=32 * 2**20, size_of=lambda v: v[0].nbytes + v[1].nbytes)
 
 
 def _init_from_query() -> None:
@@ -64,14 +65,18 @@ def _pinned(served: Served) -> np.ndarray | None:
     return np.asarray(pinned, np.float32)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _written(path: str, mtime_ns: int, text: str, rows: int, seed: int, scale: float, shift: tuple,
-             pinned: tuple | None) -> tuple[np.ndarray, np.ndarray]:
-    """(digits (rows, n, 28, 28), page (H, W)) in [0, 1], cached per generator file and settings."""
-    del mtime_ns
-    model, _config, _card = load_served(Path(path))
-    return write_number(model, text, rows=rows, seed=seed, truncation=scale, shift=np.array(shift, np.float32),
-                        first_style=None if pinned is None else np.array(pinned, np.float32))
+def written(served: Served, text: str, rows: int, seed: int, scale: float, shift: tuple,
+            pinned: tuple | None) -> tuple[np.ndarray, np.ndarray]:
+    """(digits (rows, n, 28, 28), page (H, W)) in [0, 1], read-only, shared per generator file and settings."""
+    def make():
+        images, page = write_number(served.model, text, rows=rows, seed=seed, truncation=scale,
+                                    shift=np.array(shift, np.float32),
+                                    first_style=None if pinned is None else np.array(pinned, np.float32))
+        for array in (images, page):
+            array.setflags(write=False)  # shared between sessions
+        return images, page
+
+    return WRITTEN.get_or_make(file_key(served.path) + (text, rows, seed, scale, shift, pinned), make)
 
 
 def write_ui(served: Served) -> None:
@@ -92,9 +97,9 @@ def write_ui(served: Served) -> None:
         return
     values.update(sliders)
     shift = dirs.shift(directions_of(served), sliders)
-    images, page = _written(str(served.path), served.path.stat().st_mtime_ns, values["text"], values["rows"],
-                            values["seed"], values["scale"], tuple(float(v) for v in shift),
-                            None if pinned is None else tuple(float(v) for v in pinned))
+    images, page = written(served, values["text"], values["rows"], values["seed"], values["scale"],
+                           tuple(round(float(v), 6) for v in shift),
+                           None if pinned is None else tuple(round(float(v), 6) for v in pinned))
     with area:
         _page_ui(page, images, values)
     with controls:
