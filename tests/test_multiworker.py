@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import time
 import pytest
 
 from aigc.engine.cluster import Cluster, ClusterError, Role, cluster_from_env, tf_config_from_flags
+from aigc.runs import lifecycle
 from aigc.runs.files import read_json, read_metrics
 from aigc.runs.layout import RunPaths
 from aigc.runs.lock import TrainingLock
@@ -136,6 +138,20 @@ def _wait_all(processes, timeout: float = 240) -> list[int]:
             process.kill()
 
 
+def _training_cluster(tmp_path, name: str, data) -> tuple[RunPaths, list[subprocess.Popen]]:
+    """Two workers on a long run, returned once the chief reports 4 steps."""
+    paths = RunPaths(tmp_path / "runs" / name)
+    workers = _start_workers(tmp_path, paths.root, data, "--epochs", "500")
+    try:
+        wait_until(lambda: (read_json(paths.status) or {}).get("step", 0) >= 4, timeout=180, what="4 steps",
+                   process=workers[0], details=lambda: (tmp_path / "worker0.log").read_text()[-2000:])
+    except BaseException:
+        for process in workers:
+            process.kill()
+        raise
+    return paths, workers
+
+
 def _step_losses(paths: RunPaths) -> dict[int, tuple[float, float]]:
     return {r["step"]: (r["d_loss"], r["g_loss"]) for r in read_metrics(paths.metrics) if r.get("kind") == "step"}
 
@@ -194,11 +210,8 @@ def test_two_workers_train_like_one_process_with_one_writer_and_resume(tmp_path,
 
 @pytest.mark.slow
 def test_a_killed_worker_fails_the_chief_with_a_reason(tmp_path, synthetic_npz):
-    paths = RunPaths(tmp_path / "runs" / "lost")
-    workers = _start_workers(tmp_path, paths.root, synthetic_npz, "--epochs", "500")
+    paths, workers = _training_cluster(tmp_path, "lost", synthetic_npz)
     try:
-        wait_until(lambda: (read_json(paths.status) or {}).get("step", 0) >= 4, timeout=180, what="4 steps",
-                   process=workers[0], details=lambda: (tmp_path / "worker0.log").read_text()[-2000:])
         workers[1].kill()
         killed_at = time.time()
         assert workers[0].wait(timeout=LOST_WORKER_SECONDS * 2) == 1
@@ -213,3 +226,33 @@ def test_a_killed_worker_fails_the_chief_with_a_reason(tmp_path, synthetic_npz):
     chief_output = (tmp_path / "worker0.log").read_text()
     assert "error: training failed: worker 1" in chief_output
     print(f"the chief failed {seconds:.1f} s after worker 1 was killed: {status['error']}")
+
+
+@pytest.mark.slow
+def test_sigterm_on_any_worker_stops_the_whole_cluster(tmp_path, synthetic_npz):
+    # TensorFlow's preemption notifier takes SIGTERM when the strategy starts; the trainer takes it back.
+    paths, workers = _training_cluster(tmp_path, "stopped", synthetic_npz)
+    try:
+        workers[1].send_signal(signal.SIGTERM)
+        assert _wait_all(workers, timeout=60) == [0, 0]
+    finally:
+        for process in workers:
+            process.kill()
+    status = read_json(paths.status)
+    assert (status["state"], status["stop_reason"]) == ("stopped", "another worker asked to stop"), status
+    assert (paths.ckpt / f"ckpt-{status['step']}.index").exists(), "the step they stopped at is checkpointed"
+
+
+@pytest.mark.slow
+def test_a_worker_that_never_joins_fails_the_chief_after_the_timeout(tmp_path, synthetic_npz):
+    paths = RunPaths(tmp_path / "runs" / "alone")
+    hosts = ",".join(f"127.0.0.1:{port}" for port in _free_ports(2))
+    done = subprocess.run([sys.executable, "-m", "aigc", "train", "--run-dir", str(paths.root), "--data",
+                           str(synthetic_npz), *SETTINGS, "--worker-hosts", hosts, "--task-index", "0",
+                           "--collective-timeout", "3"], cwd=REPO, env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert not TrainingLock(tmp_path / "runs").is_held()
+    status = lifecycle.read_status(paths, holder=None)  # as the dashboard reads it
+    assert status["state"] == "failed" and "did not form within --collective-timeout 3 s" in status["error"], status
+    assert "Traceback" not in done.stderr

@@ -7,9 +7,8 @@ one line for status.json.
 """
 from __future__ import annotations
 
+import faulthandler
 import re
-
-import tensorflow as tf
 
 from aigc.engine.cluster import Role
 
@@ -18,8 +17,30 @@ _TASK = re.compile(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)")
 _ADDRESS = re.compile(r"ipv4:([\d.]+:\d+)")
 
 
-def make_agreement(strategy: tf.distribute.Strategy):
+def join_or_exit(make_strategy, role: Role, *, note, log_path):
+    """make_strategy(), or exit 1 when the cluster has not formed within the collective timeout.
+
+    TensorFlow waits for every worker to register without a limit, holding the GIL (no Python thread
+    or signal handler runs meanwhile), so the watchdog is faulthandler's C thread; the reason is noted
+    in status.json first, since nothing can be written once it fires. The traceback goes to log_path.
+    """
+    if not role.collective_timeout:
+        return make_strategy()
+    note(f"the cluster did not form within --collective-timeout {role.collective_timeout:g} s "
+         f"({role.workers} workers expected); start every worker")
+    with open(log_path, "a", encoding="utf-8") as log:
+        faulthandler.dump_traceback_later(role.collective_timeout, exit=True, file=log)
+        try:
+            strategy = make_strategy()
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+    note(None)
+    return strategy
+
+
+def make_agreement(strategy):
     """agree(stop_reason, checkpoint_due) -> the same (reason or None, due) on every worker, via one all-reduce."""
+    import tensorflow as tf
 
     @tf.function
     def tally(votes):
@@ -36,6 +57,8 @@ def make_agreement(strategy: tf.distribute.Strategy):
 
 def cluster_failure(error: BaseException, role: Role) -> str | None:
     """One line for a cluster error (a peer died, hung or became unreachable), else None."""
+    import tensorflow as tf
+
     if role.cluster is None or not isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                                                       tf.errors.AbortedError, tf.errors.CancelledError)):
         return None

@@ -18,6 +18,10 @@ class StopFlag:
     def __init__(self, stop_file: Path):
         self.stop_file = stop_file
         self.signalled = None
+        self.install()
+
+    def install(self) -> None:
+        """Take SIGTERM and SIGINT (again: a MultiWorkerMirroredStrategy's preemption notifier takes SIGTERM)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._handle)
 

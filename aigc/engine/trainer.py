@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from aigc.engine.cluster import Role
+from aigc.engine.distributed import cluster_failure, join_or_exit, make_agreement
 from aigc.engine.run_plan import Plan
 from aigc.engine.run_writer import RunWriter, StopFlag
 from aigc.runs.files import atomic_write_bytes, atomic_write_json, overwrite_json_in_place, png_bytes, read_json
@@ -60,17 +61,9 @@ def _run_writing(plan: Plan, role: Role) -> str:
             writer.log(f"removed {len(removed)} leftover temporary file(s) of an interrupted run")
         return _train(plan, writer, role)
     except Exception as error:  # noqa: BLE001  (any crash must become state 'failed')
-        lost = _cluster_failure(error, role)
+        lost = cluster_failure(error, role)
         _record_failure(paths, writer, lost or _one_line(error), with_traceback=not lost and not isinstance(error, TrainError))
         return "failed"
-
-
-def _cluster_failure(error: BaseException, role: Role) -> str | None:
-    if role.cluster is None:
-        return None  # TensorFlow's distributed helpers are not even imported for a single process
-    from aigc.engine.distributed import cluster_failure
-
-    return cluster_failure(error, role)
 
 
 def _one_line(error: BaseException, limit: int = 400) -> str:
@@ -175,9 +168,13 @@ def _train(plan: Plan, writer: RunWriter, role: Role) -> str:
     spec, paths = plan.spec, plan.paths
     stop = StopFlag(paths.stop)
     precision = _configure_runtime(plan)
-    if role.cluster:
+    if role.cluster:  # the strategy comes before any other TensorFlow op
         writer.log(f"{role.cluster.name} of {role.workers} workers: waiting for the others to join")
-    strategy = pick_strategy(role.cluster, collective_timeout=role.collective_timeout)  # before any other op
+        strategy = join_or_exit(lambda: pick_strategy(role.cluster, collective_timeout=role.collective_timeout), role,
+                                note=lambda why: writer.update(error=why), log_path=paths.log)
+        stop.install()
+    else:
+        strategy = pick_strategy()
     model_config = spec.model
     x_train, y_train, _x_test, _y_test = load_mnist(spec.data)
     if spec.train_limit:
@@ -204,8 +201,6 @@ def _train(plan: Plan, writer: RunWriter, role: Role) -> str:
                f"batch {spec.batch_size}, {precision}, {strategy.num_replicas_in_sync} replica(s) on {role.workers} worker(s))")
     loop = _Loop(plan, gan, writer, manager, counters, stop, steps_per_epoch, model_config, role)
     if role.cluster:
-        from aigc.engine.distributed import make_agreement
-
         loop.agree = make_agreement(strategy)
     return loop.run(lambda epoch, skip: make_dataset(
         x_train, y_train, batch_size=spec.batch_size, epoch_seed=spec.seed * 100_003 + epoch, skip_batches=skip),
