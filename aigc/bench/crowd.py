@@ -24,7 +24,7 @@ from aigc.settings import ROOT
 
 RAMP_S = 2.0  # sessions arrive spread over this many seconds
 SETTLE_S = 5.0  # after the sessions close, before the end RSS
-QUERY = "view=generate&digit=any&n=16&seed={seed}"
+QUERY = "digit=any&n=16&seed={seed}"  # "/" leads to /generate (st.switch_page), carrying these
 
 
 def free_port() -> int:

@@ -126,6 +126,8 @@ class StreamlitSession:
             elif kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
                 self._element(forward.delta.new_element, result, previous, start)
             elif kind == "script_finished":
+                if forward.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                    continue  # st.switch_page or st.rerun: the run that follows is the one this request gets
                 result.finished_s = time.perf_counter() - start
                 return result
 

@@ -99,7 +99,7 @@ def ood_score(features: np.ndarray, means: np.ndarray, precision: np.ndarray) ->
     """(N,) Mahalanobis distance (>= 0) of each feature row to its nearest class mean; larger = less MNIST-like."""
     features = np.asarray(features, np.float64)
     diffs = features[:, None, :] - means[None, :, :]  # (N, 10, D)
-    squared = np.einsum("ncd,de,nce->nc", diffs, precision, diffs)
+    squared = ((diffs @ precision) * diffs).sum(axis=2)  # matmul, not a 3-operand einsum (a naive D x D loop)
     return np.sqrt(np.maximum(squared.min(axis=1), 0.0))
 
 
@@ -118,7 +118,8 @@ def pixel_error(images: np.ndarray, labels: np.ndarray, means: np.ndarray, compo
     """(N,) L2 error (>= 0) left after projecting each image onto its label's principal subspace."""
     residual = np.asarray(images, np.float32).reshape(len(images), -1) - means[labels]
     basis = components[labels]  # (N, k, 784)
-    projected = np.einsum("nk,nkd->nd", np.einsum("nd,nkd->nk", residual, basis), basis)
+    coefficients = np.matmul(basis, residual[:, :, None])  # (N, k, 1)
+    projected = np.matmul(coefficients.transpose(0, 2, 1), basis)[:, 0]  # (N, 784)
     return np.sqrt(((residual - projected) ** 2).sum(axis=1))
 
 
