@@ -1,7 +1,8 @@
-"""The benchmark's structure, the reference's shapes and the FLOP counter; timed only against fake runners."""
+"""The benchmark's structure, the reference's shapes and the FLOP counter; ratios checked on a fake clock."""
 import argparse
 import json
 import time
+import types
 
 import numpy as np
 import pytest
@@ -53,16 +54,21 @@ def test_interleaved_throughput_on_tiny_data_reports_ratios():
 
 
 def test_ratios_compare_runners_round_by_round(monkeypatch):
-    """Fake runners, one twice as fast per image: the reported ratio is 2 (timed, so within a tolerance)."""
-    def sleeper(seconds_per_step):
-        return lambda steps: time.sleep(seconds_per_step * steps)
+    """Fake runners on a fake clock, one twice as fast per image: the ratio is exactly 2, whatever the load."""
+    clock = [0.0]
 
-    monkeypatch.setattr(bench, "default_runner", lambda x, y, batch, **_: (None, sleeper(0.004)))
-    monkeypatch.setattr(bench, "reference_runner", lambda x, batch: (None, sleeper(0.008)))
+    def runner(seconds_per_step):
+        def run(steps):
+            clock[0] += seconds_per_step * steps
+        return run
+
+    monkeypatch.setattr(bench, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(bench, "default_runner", lambda x, y, batch, **_: (None, runner(0.004)))
+    monkeypatch.setattr(bench, "reference_runner", lambda x, batch: (None, runner(0.008)))
     result = bench.throughput(None, None, batch=16, rounds=3, steps=5)
     default, reference = result["rows"]
-    assert 1.6 < default["ratio_vs_reference"] < 2.2, default
-    assert 1500 < default["img_per_s"] < 4200 and 800 < reference["img_per_s"] < 2100
+    assert default["ratio_vs_reference"] == pytest.approx(2.0) and default["ratios"] == [2.0, 2.0, 2.0]
+    assert default["img_per_s"] == pytest.approx(4000) and reference["img_per_s"] == pytest.approx(2000)
 
 
 def test_latency_section_covers_sizes_and_methods():
