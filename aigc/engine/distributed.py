@@ -74,4 +74,4 @@ def cluster_failure(error: BaseException, role: Role) -> str | None:
     address = _ADDRESS.search(text)
     if address:
         who = f"{who} ({address.group(1)})" if who else f"the worker at {address.group(1)}"
-    return f"{who or 'a worker'} stopped or became unreachable (lost from the cluster); {advice}"
+    return f"{who or 'a worker'} stopped or became unreachable (its own output says why, if it failed); {advice}"
