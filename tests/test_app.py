@@ -117,7 +117,10 @@ def test_bad_query_parameters_fall_back_with_notices(app_env):
 def test_interpolation_strip_and_gif(app_env):
     app = run_app()
     urls = [image.value[0] for image in app.image]
-    assert any(url.endswith(".gif") for url in urls) and len(urls) == 3
+    # the grid, one style-slider preview strip per direction (issue 12: shown by default), the strip, the GIF
+    assert any(url.endswith(".gif") for url in urls) and len(urls) == 6
+    captions = [caption for image in app.image for caption in image.captions]
+    assert sum(caption.endswith(": -2 ... +2") for caption in captions) == 3
     assert [b.label for b in app.get("download_button")] == ["Download PNG", "Download GIF"]
 
 

@@ -255,3 +255,32 @@ def test_write_number_reads_as_typed_in_one_hand_per_row(shipped):
     assert np.array_equal(images[:, 0], images[:, 2])  # same hand, same digit -> the same image
     pinned, _ = write_number(shipped, "2026", rows=2, seed=1, first_style=np.zeros(100, np.float32))
     assert np.array_equal(pinned[1], images[1]) and not np.array_equal(pinned[0], images[0])
+
+
+def test_tile_centers_land_on_the_tiles_of_a_grid_picture():
+    from aigc.engine.sampling import grid
+    from aigc.explore.pin import tile_centers
+
+    images = np.zeros((7, 28, 28), np.float32)
+    images[:, 14, 14] = 1.0  # one lit pixel in the middle of each tile
+    for scale in (1, 3, 4):
+        picture = np.asarray(grid(images, 3, scale=scale))
+        x, y, side = tile_centers(picture.shape[1], picture.shape[0], n=7, columns=3)
+        assert side == 28 * scale and len(x) == 7
+        assert all(picture[int(b), int(a)] == 255 for a, b in zip(x, y)), scale
+
+
+def test_a_walk_from_a_pinned_latent_starts_on_its_tile_and_ends_on_the_partner():
+    from aigc.engine.models import build_generator
+    from aigc.engine.sampling import latents, run_generator
+    from aigc.engine.spec import ModelConfig
+    from aigc.explore.pin import tile_latents, walk_from
+
+    generator = build_generator(ModelConfig(base_filters=8))
+    z, labels = tile_latents(100, n=4, digit=None, seed=5, truncation=1.0, shift=np.full(100, 0.5, np.float32))
+    assert np.allclose(z, latents(4, 100, seed=5) + 0.5) and labels.shape == (4,)
+    partner = latents(1, 100, seed=2)[0]
+    frames = walk_from(generator, z[1], int(labels[1]), partner, 7, steps=5)
+    assert frames.shape == (5, 28, 28)
+    assert np.allclose(frames[0], run_generator(generator, z[1:2], labels[1:2])[0], atol=1e-5)
+    assert np.allclose(frames[-1], run_generator(generator, partner[None], np.array([7]))[0], atol=1e-5)

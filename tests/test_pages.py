@@ -89,11 +89,42 @@ def test_interpolation_frames_are_legible():
     assert strip.height >= rows * 28 * FRAME_SCALE and 28 * FRAME_SCALE >= 80
 
 
-def test_pinning_a_tile_toasts_with_a_capital(app_env):
+def test_a_clicked_tile_is_read_from_the_selection_event_and_forged_events_pin_nothing():
+    from aigc.app.tile_pin import picked_tile
+
+    assert picked_tile({"selection": {"points": [{"point_index": 2, "x": 1}]}}, 4) == 2
+    for forged in (None, {}, {"selection": {"points": []}}, {"selection": {"points": [{"point_index": 4}]}},
+                   {"selection": {"points": [{"point_index": -1}]}}, {"selection": {"points": [{"point_index": "x"}]}},
+                   {"selection": "points"}):
+        assert picked_tile(forged, 4) is None, forged
+
+
+def test_pinning_stores_the_hand_once_per_click_and_only_fits_its_generator():
+    from aigc.app.tile_pin import pin, pinned_hand
+
+    state = {}
+    assert pin(np.arange(3, dtype=np.float32), 7, source=("grid", 0), state=state)
+    assert not pin(np.zeros(3), 7, source=("grid", 0), state=state)  # the same selection on a rerun: nothing new
+    z, digit = pinned_hand(3, state)
+    assert z.tolist() == [0.0, 1.0, 2.0] and digit == 7
+    assert pinned_hand(100, state) is None  # another generator's latent size
+    state["_pinned_digit"] = "7; drop"  # forged state: the hand stays, the digit is unknown
+    assert pinned_hand(3, state)[1] is None
+
+
+def test_a_pinned_tile_starts_the_interpolation_and_writes_row_one(app_env):
+    from aigc.app.tile_pin import pin
+    from aigc.engine.sampling import latents
+
     app = run_app(digit=3, n=4)
-    app.button(key="gen_pin").click().run()
+    pin(latents(1, 100, seed=9)[0], 3, source=("test", 0), state=app.session_state)
+    app.run()
     assert_clean(app)
-    assert [t.value for t in app.toast][0].startswith("Tile 1 pinned")
+    assert app.checkbox(key="interp_from_pin").value
+    assert any("my pinned tile (a 3) to seed 2" in c for image in app.image for c in image.captions)
+    visit(app, "write")
+    assert_clean(app)
+    assert app.checkbox(key="write_use_pinned").value
 
 
 def test_links_point_at_the_page_path():

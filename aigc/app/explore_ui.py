@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import urllib.parse
+
 import numpy as np
 import streamlit as st
 from PIL import Image
@@ -23,6 +24,7 @@ def picture_png(image: np.ndarray, *, scale: int = 4) -> bytes:
     return png_bytes(picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST))
 
 
+PREVIEWS = ProcessCache(max_entries=2048, max_bytes=16 * 2**20, size_of=lambda strips: sum(map(len, strips)))
 DIRECTIONS = ProcessCache(max_entries=6)  # process-level, per (file, mtime): a clear-cache message cannot empty it
 
 
@@ -78,14 +80,24 @@ def sliders_ui(prefix: str, defaults: dict) -> dict:
     return {name: float(np.clip(value, dirs.SLIDER_MIN, dirs.SLIDER_MAX)) for name, value in values.items()}
 
 
-def preview_strip(served: Served, name: str, z: np.ndarray, digit: int) -> np.ndarray:
-    """(len(PREVIEW_VALUES), 28, 28) images of one digit and style moved along one direction."""
+def preview_pngs(served: Served, z: np.ndarray, digit: int) -> list[bytes]:
+    """One PNG strip per style direction (dirs.NAMES order): latent z (D,) of one digit at PREVIEW_VALUES along it.
+
+    All strips come from one generator call and are shared by every session per (file, z, digit).
+    """
     from aigc.engine.sampling import run_generator
 
-    directions = directions_of(served)
-    vector = directions.vectors[directions.names.index(name)]
-    latents = np.stack([z + value * vector for value in PREVIEW_VALUES]).astype(np.float32)
-    return run_generator(served.model, latents, np.full(len(latents), digit, np.int32))
+    z = np.asarray(z, np.float32)
+
+    def make():
+        directions = directions_of(served)
+        vectors = [directions.vectors[directions.names.index(name)] for name in dirs.NAMES]
+        moved = np.stack([z + value * vector for vector in vectors for value in PREVIEW_VALUES]).astype(np.float32)
+        images = run_generator(served.model, moved, np.full(len(moved), digit, np.int32))
+        strips = images.reshape(len(vectors), len(PREVIEW_VALUES), 28, 28)
+        return [picture_png(np.concatenate(list(strip), axis=1), scale=2) for strip in strips]
+
+    return PREVIEWS.get_or_make(file_key(served.path) + (tuple(np.round(z, 5).tolist()), int(digit)), make)
 
 
 def sync_query(query: dict, owned: tuple) -> None:

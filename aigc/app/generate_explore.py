@@ -1,20 +1,20 @@
-"""Explore additions to the Generate view: labels on tiles with doubt flags, style sliders, pinning, full links."""
+"""Explore additions to the Generate view: labels on tiles with doubt flags, style sliders with previews, full links."""
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from aigc.app.common import Served, a_digit, toast
-from aigc.app.explore_ui import copy_link_ui, directions_of, picture_png, preview_strip, reading_of, sliders_ui
-from aigc.engine.sampling import GRID_PAD, digit_labels, grid, latents, run_generator
+from aigc.app.common import Served, a_digit
+from aigc.app.explore_ui import copy_link_ui, directions_of, preview_pngs, reading_of, sliders_ui
+from aigc.engine.sampling import GRID_PAD, grid, latents, run_generator
 from aigc.explore import directions as dirs
+from aigc.explore.pin import tile_latents
 from aigc.explore.params import parse_scale, parse_slider_params
 from aigc.explore.reading import percent, tile_texts
 from aigc.explore.tiles import annotate_grid
 from aigc.runs.files import png_bytes
 
 LABEL_SCALE_MIN = 3  # tiles are drawn at least 3x so their labels stay legible when the browser shrinks them
-PINNED_KEY = "_pinned_style"
 EXTRA_KEYS = ("scale", "generator") + dirs.NAMES
 
 
@@ -27,9 +27,8 @@ def query_extras(params) -> tuple[float, dict, list[str]]:
 
 def styled_images(served: Served, values: dict, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(images (n, 28, 28) in [0, 1], labels (n,), z (n, D)) for the Generate settings moved by shift (D,)."""
-    latent_dim = int(served.model.inputs[0].shape[-1])
-    z = latents(values["n"], latent_dim, seed=values["seed"], truncation=values["truncation"]) + shift[None]
-    labels = digit_labels(values["n"], values["digit"], seed=values["seed"])
+    z, labels = tile_latents(int(served.model.inputs[0].shape[-1]), n=values["n"], digit=values["digit"],
+                             seed=values["seed"], truncation=values["truncation"], shift=shift)
     conditional = bool(served.config.conditional)
     return run_generator(served.model, z, labels if conditional else None), labels, z
 
@@ -75,27 +74,10 @@ def style_previews_ui(served: Served, values: dict) -> None:
         return
     z = latents(1, int(served.model.inputs[0].shape[-1]), seed=values["seed"], truncation=values["truncation"])[0]
     digit = values["digit"] if values["digit"] is not None else 8
-    # Behind a toggle: the page's images stay the grid and the interpolation until asked for (tests/test_app.py).
-    if not st.toggle("Preview the style sliders (first tile's hand, -2 ... +2)", key="gen_previews"):
-        return
     with st.container(border=True):
-        for column, name in zip(st.columns(len(dirs.NAMES)), dirs.NAMES):
-            strip = preview_strip(served, name, z, digit)
-            column.image(picture_png(np.concatenate(list(strip), axis=1), scale=2), output_format="PNG",
-                         caption=f"{dirs.LABELS[name]}: -2 ... +2")
-
-
-def pin_ui(served: Served, values: dict, shift: np.ndarray) -> None:
-    """Pick a tile by number to pin its latent: row 1 of Write a number writes in that hand."""
-    z = latents(values["n"], int(served.model.inputs[0].shape[-1]), seed=values["seed"],
-                truncation=values["truncation"]) + shift[None]
-    with st.expander("Pin a tile's hand"):
-        options = list(range(1, len(z) + 1))
-        tile = st.selectbox("Tile (row by row, from 1)", options, key="gen_pin_tile")
-        tile = int(np.clip(tile or 1, 1, len(z)))
-        if st.button("Pin this hand", key="gen_pin"):
-            st.session_state[PINNED_KEY] = [float(v) for v in z[tile - 1]]
-            toast(f"tile {tile} pinned: Write a number writes row 1 in this hand.")
+        st.caption("Style sliders, previewed on the first tile's hand")
+        for column, name, strip in zip(st.columns(len(dirs.NAMES)), dirs.NAMES, preview_pngs(served, z, digit)):
+            column.image(strip, output_format="PNG", caption=f"{dirs.LABELS[name]}: -2 ... +2")
 
 
 def link_ui(query: dict) -> None:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from aigc.app.common import Served, a_digit, file_key, process_cached, toast
 from aigc.app.process_cache import ProcessCache
+from aigc.app.tile_pin import pin
 from aigc.app.explore_ui import copy_link_ui, labeled_png, picture_png, reading_caption
 from aigc.engine.sampling import latents, run_generator, slerp
 from aigc.explore.preprocess import DrawingError, decode_png, mnist_style
@@ -18,7 +19,6 @@ STROKE_PX = 24
 AUTO = "Its reading"
 INVERT_AS = [AUTO] + [str(d) for d in range(10)]
 FRAMES = 8
-PINNED_KEY = "_pinned_style"
 INVERSIONS = ProcessCache(max_entries=256)  # process-level (a clear-cache message cannot empty it); ~3 KB each
 
 
@@ -112,7 +112,7 @@ def _results_ui(served: Served, digit: np.ndarray, invert_as: str, partner: int)
     st.image(picture_png(np.concatenate(list(frames), axis=1), scale=3), output_format="PNG",
              caption="slerp in the latent space, same digit label")
     if st.button("Pin this hand for Write a number", key="draw_pin"):
-        st.session_state[PINNED_KEY] = [float(v) for v in z]
+        pin(z, label, source=("draw", label, tuple(np.round(z, 5).tolist())))
         toast("pinned: Write a number now writes row 1 in this hand.")
     with st.expander("Share"):
         copy_link_ui({}, page="draw", label="Link to this view (a drawing stays in your browser)")

@@ -11,12 +11,14 @@ import streamlit as st
 
 from aigc import settings
 from aigc.app import hosting
-from aigc.engine.sampling import generate, gif_bytes, grid, interpolate
-from aigc.app.common import Served, display_scale, file_key, png_bytes, process_cached
+from aigc.engine.sampling import generate, gif_bytes, grid, interpolate, latents
+from aigc.app.common import Served, a_digit, display_scale, file_key, png_bytes, process_cached
 from aigc.app.explore_ui import sync_query
-from aigc.app.generate_explore import (EXTRA_KEYS, full_query, labeled_grid_png, link_ui, pin_ui, query_extras,
+from aigc.app.generate_explore import (EXTRA_KEYS, full_query, labeled_grid_png, link_ui, query_extras,
                                        reading_summary_ui, style_previews_ui, style_ui, styled_images)
 from aigc.app.process_cache import ProcessCache
+from aigc.app.tile_pin import pinned_hand, tile_pin_ui
+from aigc.explore.pin import walk_from
 
 DIGIT_OPTIONS = ["Any"] + [str(d) for d in hosting.DIGITS]
 QUERY_KEYS = ("digit", "n", "seed")
@@ -114,7 +116,7 @@ def generate_ui(served: Served) -> np.ndarray:
         style_previews_ui(served, values)
         nearest_ui(images)
         if conditional:
-            pin_ui(served, values, shift)
+            tile_pin_ui(served, values, shift, picture_png, columns)
         query = full_query(values, sliders, st.session_state.get("_generator_label"))
         link_ui(query)
     sync_query({k: v for k, v in query.items() if k != "view"}, QUERY_KEYS + EXTRA_KEYS)
@@ -147,13 +149,22 @@ def rendered_grid(served: Served, values: dict, shift: np.ndarray | None = None)
     return images, picture_png, columns, reading
 
 
-def interpolation_media(served: Served, **settings) -> tuple[bytes, bytes]:
-    """(strip PNG, animated GIF) of one interpolation, shared by every session per (file, mtime, settings)."""
+def interpolation_media(served: Served, *, pinned: tuple | None = None, **settings) -> tuple[bytes, bytes]:
+    """(strip PNG, animated GIF) of one interpolation, shared by every session per (file, mtime, settings).
+
+    pinned: (latent (D,), digit or None) replaces end A (seed_a, digit_a) with a pinned tile's hand.
+    """
     def make():
-        frames = interpolate(served.model, config=served.config, **settings)
+        if pinned is None:
+            frames = interpolate(served.model, config=served.config, **settings)
+        else:
+            z_b = latents(1, len(pinned[0]), seed=settings["seed_b"], truncation=settings["truncation"])[0]
+            label_a = pinned[1] if pinned[1] is not None else settings["digit_b"]  # a pin without a digit keeps B's
+            frames = walk_from(served.model, pinned[0], label_a, z_b, settings["digit_b"], steps=settings["steps"])
         return png_bytes(interpolation_strip(frames)), gif_bytes(frames, scale=6)
 
-    return INTERPOLATIONS.get_or_make(file_key(served.path) + tuple(sorted(settings.items())), make)
+    pin_key = None if pinned is None else (tuple(np.round(pinned[0], 5).tolist()), pinned[1])
+    return INTERPOLATIONS.get_or_make(file_key(served.path) + tuple(sorted(settings.items())) + (pin_key,), make)
 
 
 def interpolation_strip(frames: np.ndarray) -> np.ndarray:
@@ -165,6 +176,10 @@ def interpolation_ui(served: Served) -> None:
     """A strip of frames walking (slerp) between two seeds and, for a conditional generator, two digits."""
     conditional = bool(served.config.conditional)
     with st.expander("Interpolate between two seeds / digits", expanded=False):
+        pinned = pinned_hand(int(served.model.inputs[0].shape[-1])) if conditional else None
+        if pinned is not None and not st.checkbox(f"Start from my pinned tile ({pinned_label(pinned)})", value=True,
+                                                  key="interp_from_pin", help="Click a tile above to pin another."):
+            pinned = None
         with st.form("interp_form", border=False):
             a, b, c = st.columns(3)
             seed_a = a.number_input("Seed A", hosting.SEED_MIN, hosting.SEED_MAX, value=1, step=1, key="interp_a")
@@ -179,12 +194,18 @@ def interpolation_ui(served: Served) -> None:
         strip, animation = interpolation_media(
             served, seed_a=bounded["seed"], seed_b=seed_b,
             digit_a=int(digit_a) if conditional else None, digit_b=int(digit_b) if conditional else None,
-            steps=bounded["steps"], truncation=bounded["truncation"])
-        st.image(strip, caption=f"{bounded['steps']} frames, seed {bounded['seed']} to {seed_b}", output_format="PNG")
+            steps=bounded["steps"], truncation=bounded["truncation"], pinned=pinned)
+        start = f"my pinned tile ({pinned_label(pinned)}) to seed" if pinned is not None else f"seed {bounded['seed']} to"
+        st.image(strip, caption=f"{bounded['steps']} frames, {start} {seed_b}", output_format="PNG")
         left, right = st.columns([1, 3])
         left.image(animation, caption="animated", output_format="auto")
         right.download_button("Download GIF", animation, mime="image/gif", file_name="interpolation.gif",
                               key="download_gif")
+
+
+def pinned_label(pinned: tuple) -> str:
+    """'a 7' for a pinned hand with its digit, 'its digit' when none was recorded."""
+    return a_digit(pinned[1]) if pinned[1] is not None else "its digit"
 
 
 def training_images(path: Path) -> tuple[np.ndarray, np.ndarray]:

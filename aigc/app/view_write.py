@@ -6,16 +6,16 @@ import numpy as np
 import streamlit as st
 
 from aigc.app.common import Served, file_key
-from aigc.app.explore_ui import (copy_link_ui, directions_of, labeled_png, picture_png, preview_strip, reading_caption,
+from aigc.app.explore_ui import (copy_link_ui, directions_of, labeled_png, picture_png, preview_pngs, reading_caption,
                                  sliders_ui, sync_query)
 from aigc.app.process_cache import ProcessCache
+from aigc.app.tile_pin import pinned_hand
 from aigc.explore import directions as dirs
 from aigc.explore.layout import ROWS_MAX, ROWS_MIN, parse_number, style_latents, write_number
 from aigc.explore.params import SCALE_MAX, SCALE_MIN, SEED_MAX, TEXT_MAX_CHARS, parse_write_params, write_query
 
 OWNED_KEYS = ("text", "rows", "seed", "scale") + dirs.NAMES
 PAGE_SCALE = 4
-PINNED_KEY = "_pinned_style"  # a latent (D,) pinned from Draw (or a Generate tile): row 1's style
 # Process-level, not st.cache_data: a visitor's clear-cache message must not empty it. Pages are ~100 KB at most.
 WRITTEN = ProcessCache(max_entries=64, max_bytes=32 * 2**20, size_of=lambda v: v[0].nbytes + v[1].nbytes)
 
@@ -56,13 +56,13 @@ def controls_ui() -> dict | None:
 
 def _pinned(served: Served) -> np.ndarray | None:
     """The pinned latent when it fits this generator and the visitor keeps it on."""
-    pinned = st.session_state.get(PINNED_KEY)
-    if pinned is None or len(pinned) != int(served.model.inputs[0].shape[-1]):
+    pinned = pinned_hand(int(served.model.inputs[0].shape[-1]))
+    if pinned is None:
         return None
     if not st.checkbox("Row 1 in my pinned hand", value=True, key="write_use_pinned",
                        help="A hand pinned in Draw a digit (or from a Generate tile)."):
         return None
-    return np.asarray(pinned, np.float32)
+    return pinned[0]
 
 
 def written(served: Served, text: str, rows: int, seed: int, scale: float, shift: tuple,
@@ -128,8 +128,5 @@ def _previews_ui(served: Served, values: dict, pinned: np.ndarray | None) -> Non
     """A small strip per slider: the first typed digit, row 1's hand, at -2 ... +2 along the direction."""
     z = pinned if pinned is not None else style_latents(1, int(served.model.inputs[0].shape[-1]),
                                                           seed=values["seed"], truncation=values["scale"])[0]
-    digit = int(values["text"][0])
-    for name in dirs.NAMES:
-        strip = preview_strip(served, name, z, digit)
-        st.image(picture_png(np.concatenate(list(strip), axis=1), scale=2), output_format="PNG",
-                 caption=f"{dirs.LABELS[name]}: -2 ... +2")
+    for name, strip in zip(dirs.NAMES, preview_pngs(served, z, int(values["text"][0]))):
+        st.image(strip, output_format="PNG", caption=f"{dirs.LABELS[name]}: -2 ... +2")

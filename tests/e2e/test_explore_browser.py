@@ -107,7 +107,23 @@ def test_generate_flags_broken_digits_and_keeps_scale_in_the_link(page, server, 
     assert "scale=2" in page.url and "slant=0.5" in page.url
     link = page.get_by_test_id("stCode").last.inner_text()
     assert "scale=2" in link and "digit=8" in link and "generator=" in link
-    page.get_by_text("Pin a tile's hand").click()
-    page.get_by_role("button", name="Pin this hand").click()
-    page.get_by_text("Tile 1 pinned").wait_for(timeout=30_000)
     _shoot(page, screenshot_dir, "generate_flags")
+
+
+def test_clicking_a_tile_pins_its_hand_for_interpolate_and_write(page, server, screenshot_dir):
+    """Issue 12: clicking a tile pins its latent; it becomes an interpolation end and Write a number's row 1."""
+    _open(page, server, "view=generate&digit=7&n=9&seed=3")
+    page.get_by_text(re.compile(r"9 x digit 7 - seed 3")).wait_for(timeout=LOAD_S)
+    page.get_by_text("Pin a tile's hand: click a tile").click()
+    chart = page.get_by_test_id("stPlotlyChart").locator(".js-plotly-plot").first
+    chart.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)  # plotly attaches its handlers after the first draw
+    box = chart.bounding_box()
+    # 9 tiles in 3 columns: tile 5 is the middle one; the figure has no margins, so fractions of its box are tiles
+    chart.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
+    page.get_by_text("Tile 5 pinned").wait_for(timeout=30_000)
+    page.get_by_text("Interpolate between two seeds / digits").click()
+    page.get_by_text(re.compile(r"frames, my pinned tile \(a 7\) to seed 2")).wait_for(timeout=30_000)
+    _shoot(page, screenshot_dir, "generate_pin")
+    page.get_by_test_id("stSidebar").get_by_text("Write a number").click()
+    page.get_by_text("Row 1 in my pinned hand").wait_for(timeout=30_000)
