@@ -95,6 +95,14 @@ def test_cluster_flag_mistakes_are_one_line_usage_errors(tmp_path, flags, says):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def test_tf_config_and_the_flags_together_are_refused(tmp_path):
+    tf_config = tf_config_from_flags("127.0.0.1:1,127.0.0.1:2", 0)
+    done = run_cli("train", "--run-dir", str(tmp_path / "run"), "--worker-hosts", "127.0.0.1:1,127.0.0.1:2",
+                   "--task-index", "1", timeout=60, env={"AIGC_RUNS_DIR": str(tmp_path / "runs"), "TF_CONFIG": tf_config})
+    assert done.returncode == 2 and "one way, not both" in done.stderr, done.stderr
+    assert not (tmp_path / "run").exists(), "nothing is written before the cluster is settled"
+
+
 # --- two real workers on loopback -----------------------------------------------------------------
 
 def _free_ports(count: int) -> list[int]:
