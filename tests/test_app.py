@@ -207,6 +207,13 @@ def test_a_failed_run_shows_one_line_without_traceback_or_server_path(app_env):
     assert any(b.label == "Resume run-fake" for b in app.button)  # Resume where Stop was
 
 
+def test_a_cluster_run_says_workers_times_replicas(app_env):
+    run = write_fake_run(app_env, state="stopped")
+    atomic_write_json(run.status, dict(json.loads(run.status.read_text()), workers=2, replicas=1))
+    app = run_app(view="train")
+    assert "State: **stopped** - 2 workers x 1 replica" in texts(app, "markdown")
+
+
 def test_a_skipped_damaged_checkpoint_is_shown(app_env):
     run = write_fake_run(app_env, state="stopped")
     status = json.loads(run.status.read_text())

@@ -182,3 +182,25 @@ def test_the_log_download_names_no_server_folder(env):
     text = jobs.log_for_download(run).decode()
     assert str(env["runs"]) not in text and str(settings.ROOT) not in text and str(Path.home()) not in text
     assert "loaded config.json" in text and "aigc/cli.py" in text and "~/.keras" in text
+
+
+def test_a_page_job_never_joins_the_servers_cluster(env, monkeypatch):
+    """TF_CONFIG in the server's environment would make the page's trainer a cluster worker."""
+    seen = {}
+
+    class FakeProcess:
+        pid = 4242
+
+        def __init__(self, command, **kwargs):
+            seen.update(kwargs["env"])
+
+        def poll(self):
+            return 2
+
+        def wait(self):
+            return 2
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}')
+    monkeypatch.setattr(jobs.subprocess, "Popen", FakeProcess)
+    result = jobs.start_job(jobs.JobRequest(init="scratch"), policy=Policy())
+    assert not result.ok and seen and "TF_CONFIG" not in seen

@@ -147,3 +147,23 @@ def _status(paths: RunPaths) -> dict | None:
         return json.loads(paths.status.read_text())
     except (OSError, ValueError):
         return None
+
+
+def test_a_trainer_on_another_host_gets_the_stop_file_but_no_signal(tmp_path, monkeypatch):
+    """On shared storage the lock's pid may belong to another machine: never signal it from here."""
+    from aigc.app import supervisor
+    from aigc.runs.lock import TrainingLock
+
+    run = RunPaths(tmp_path / "run")
+    run.root.mkdir()
+    lock = TrainingLock(tmp_path)
+    assert lock.acquire(run.root)
+    record = json.loads(lock.path.read_text())
+    lock.path.write_text(json.dumps(dict(record, host="another-host", pid=os.getpid())))
+    signals = []
+    monkeypatch.setattr(supervisor.os, "kill", lambda pid, sig: signals.append((pid, sig)))
+    try:
+        supervisor.Supervisor(["true"], runs_root=tmp_path, grace_s=0.2).stop_training()
+    finally:
+        lock.release()
+    assert run.stop.exists() and signals == []

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -88,7 +89,8 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 request_stop(RunPaths(Path(run_dir)))  # the cooperative way, checked after every step
         pid = holder.get("pid")
-        if isinstance(pid, int) and pid > 1:
+        here = holder.get("host") in (None, socket.gethostname())  # a chief on another host gets only the STOP file
+        if isinstance(pid, int) and pid > 1 and here:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGTERM)  # the lock is held, so this pid is the live trainer
         deadline = time.monotonic() + self.grace_s

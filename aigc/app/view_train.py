@@ -94,11 +94,19 @@ def _live_body(*, run_dir: str, was_active: bool, can_control: bool, policy: hos
 def progress_ui(status: dict, *, active: bool) -> None:
     """State, a progress bar with epoch, step, ETA and img/s (only what is true in this state)."""
     state = status.get("state") or ("created" if active else "unknown")
-    st.markdown(f"State: **{state}**")
+    st.markdown(f"State: **{state}**" + _hardware(status))
     st.progress(_fraction(status), text=progress_text(status))
     kind, note = STATE_NOTES.get(state, (None, None))
     if note:
         getattr(st, kind)(note)
+
+
+def _hardware(status: dict) -> str:
+    """' - 2 workers x 1 replica' when a run reports more than one of either, else ''."""
+    workers, replicas = int(status.get("workers") or 1), int(status.get("replicas") or 1)
+    if workers == 1 and replicas == 1:
+        return ""
+    return f" - {workers} worker{'s' * (workers > 1)} x {replicas} replica{'s' * (replicas > 1)}"
 
 
 def _fraction(status: dict) -> float:

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import socket
 import struct
 import time
 from pathlib import Path
@@ -49,7 +50,8 @@ class TrainingLock:
         except OSError:
             os.close(fd)
             return False
-        payload = json.dumps({"pid": os.getpid(), "run_dir": str(run_dir or ""), "since": time.time()})
+        payload = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "run_dir": str(run_dir or ""),
+                              "since": time.time()})
         os.ftruncate(fd, 0)
         os.pwrite(fd, payload.encode(), 0)
         self._fd = fd
@@ -76,7 +78,7 @@ class TrainingLock:
         return struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK
 
     def holder(self) -> dict | None:
-        """{'pid', 'run_dir', 'since'} of the live holder, or None when nobody trains."""
+        """{'pid', 'host', 'run_dir', 'since'} of the live holder, or None when nobody trains."""
         if not self.is_held():
             return None
         # The holder writes its record right after locking: a reader may see it empty for an instant.
