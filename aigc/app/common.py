@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gc
-import io
 import logging
 import os
 import threading
@@ -132,11 +131,6 @@ def compact_top_ui() -> None:
     st.html(TOP_CSS)
 
 
-def png_bytes(picture) -> bytes:
-    """A PIL image as PNG bytes."""
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def display_scale(*, columns: int, target_px: int = 560) -> int:

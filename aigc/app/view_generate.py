@@ -12,7 +12,8 @@ import streamlit as st
 from aigc import settings
 from aigc.app import hosting
 from aigc.engine.sampling import generate, gif_bytes, grid, interpolate, latents
-from aigc.app.common import Served, a_digit, display_scale, file_key, png_bytes, process_cached
+from aigc.app.common import Served, a_digit, display_scale, file_key, process_cached
+from aigc.runs.files import png_bytes
 from aigc.app.explore_ui import sync_query
 from aigc.app.generate_explore import (EXTRA_KEYS, full_query, labeled_grid_png, link_ui, query_extras,
                                        reading_summary_ui, style_previews_ui, style_ui, styled_images)
@@ -25,7 +26,7 @@ QUERY_KEYS = ("digit", "n", "seed")
 STRIP_COLUMNS, FRAME_SCALE = 10, 3  # interpolation frames: 84 px each, wrapped 10 to a row
 NEAREST_MAX = 10  # generated images compared with the training set per click
 NEAREST_CHUNK = 10_000
-GRID_CACHE_MB = 64  # rendered grids shared by every session: a viral link is computed once
+GRID_CACHE_MB = 32  # rendered grids shared by every session: a viral link is computed once (bounded: memory returns)
 GRIDS = ProcessCache(max_entries=1024, max_bytes=GRID_CACHE_MB * 2**20, size_of=lambda v: v[0].nbytes + len(v[1]))
 # Process-level, not st.cache_*: a visitor's clear-cache message must not make everyone recompute these.
 INTERPOLATIONS = ProcessCache(max_entries=64, max_bytes=16 * 2**20, size_of=lambda v: len(v[0]) + len(v[1]))
