@@ -30,3 +30,27 @@ def test_bench_parser_takes_crowd_options():
     assert (args.crowd, args.clicks, args.think) == (50, 3, 1.5)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "--crowd", "0"])
+
+
+def test_a_coroutine_runs_even_inside_a_running_event_loop():
+    """Playwright's sync API (the browser tests) leaves a loop running in the main thread for the session."""
+    import asyncio
+
+    from aigc.bench.crowd import run_coroutine
+
+    async def answer():
+        return 42
+
+    async def inside_a_loop():
+        return run_coroutine(answer)
+
+    assert run_coroutine(answer) == 42
+    assert asyncio.run(inside_a_loop()) == 42
+    with pytest.raises(ZeroDivisionError):
+        asyncio.run(_raise_inside_a_loop(run_coroutine))
+
+
+async def _raise_inside_a_loop(run_coroutine):
+    async def divide():
+        return 1 / 0
+    return run_coroutine(divide)

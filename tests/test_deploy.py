@@ -1,7 +1,6 @@
 """The scale-out recipe: deploy/nginx.conf in front of two replicas, brought up on loopback with Debian's nginx."""
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import subprocess
@@ -40,7 +39,7 @@ def test_recipe_shape():
 @pytest.mark.skipif(not Path(NGINX).exists(), reason="needs Debian's nginx (apt-get install -y nginx)")
 @pytest.mark.skipif(not shipped_generator().is_file(), reason="needs the shipped generator")
 def test_two_replicas_behind_nginx_serve_a_crowd_with_sticky_sessions(tmp_path):
-    from aigc.bench.crowd import crowd_against, free_port, start_server, wait_healthy
+    from aigc.bench.crowd import crowd_against, free_port, run_coroutine, start_server, wait_healthy
 
     ports = [free_port(), free_port()]
     listen = free_port()
@@ -62,7 +61,7 @@ def test_two_replicas_behind_nginx_serve_a_crowd_with_sticky_sessions(tmp_path):
                 await wait_healthy(f"http://127.0.0.1:{port}", timeout_s=180)
             return await crowd_against(url, sessions=10, clicks=2, think_s=0.2, server_pid=None)
 
-        result = asyncio.run(run())
+        result = run_coroutine(run)
     finally:
         proxy.terminate()
         for process in replicas:

@@ -15,6 +15,7 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -173,6 +174,31 @@ def _summary(out: dict, *, sessions, clicks, think_s, wall, client_cpu, server_c
             "upstreams": out["upstreams"]}
 
 
+def run_coroutine(make_coroutine):
+    """asyncio.run(make_coroutine()), in a thread of its own when this thread already runs an event loop.
+
+    (Playwright's sync API, a notebook or a test session may hold one; asyncio.run refuses to nest.)
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coroutine())
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = asyncio.run(make_coroutine())
+        except BaseException as error:  # noqa: BLE001  (re-raised in the caller's thread)
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, name="crowd-event-loop")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def crowd(*, sessions: int, clicks: int = 5, think_s: float = 2.0, clear_cache: bool = True) -> dict:
     """Start the app on 127.0.0.1 in hosted mode, run the crowd, stop the app; the figures."""
     port = free_port()
@@ -187,7 +213,7 @@ def crowd(*, sessions: int, clicks: int = 5, think_s: float = 2.0, clear_cache: 
         return result
 
     try:
-        return asyncio.run(main())
+        return run_coroutine(main)
     finally:
         server.terminate()
         try:
