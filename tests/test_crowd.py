@@ -34,8 +34,6 @@ def test_bench_parser_takes_crowd_options():
 
 def test_a_coroutine_runs_even_inside_a_running_event_loop():
     """Playwright's sync API (the browser tests) leaves a loop running in the main thread for the session."""
-    import asyncio
-
     from aigc.bench.crowd import run_coroutine
 
     async def answer():
@@ -44,13 +42,12 @@ def test_a_coroutine_runs_even_inside_a_running_event_loop():
     async def inside_a_loop():
         return run_coroutine(answer)
 
+    async def divide_inside_a_loop():
+        async def divide():
+            return 1 / 0
+        return run_coroutine(divide)
+
     assert run_coroutine(answer) == 42
-    assert asyncio.run(inside_a_loop()) == 42
+    assert run_coroutine(inside_a_loop) == 42  # the inner call finds a running loop
     with pytest.raises(ZeroDivisionError):
-        asyncio.run(_raise_inside_a_loop(run_coroutine))
-
-
-async def _raise_inside_a_loop(run_coroutine):
-    async def divide():
-        return 1 / 0
-    return run_coroutine(divide)
+        run_coroutine(divide_inside_a_loop)
