@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from aigc.engine.spec import MAX_EPOCHS  # the run spec's own ceiling
+from aigc.settings import without_paths
 
 LOG = logging.getLogger("aigc.app.hosting")
 TRAINING_MODES = ("on", "off", "password")
@@ -165,7 +166,6 @@ def password_ok(given: str | None, policy: Policy) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), policy.password.encode("utf-8"))
 
 
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(?:/[\w.@+-]+)+/?")
 _PIDS = [re.compile(pattern, re.IGNORECASE) for pattern in
          (r"\s*\(pid\s*\d+\)", r"\bpid\s*\d+,\s*", r",\s*pid\s*\d+", r"\s*\bpid\s*\d+")]
 
@@ -174,7 +174,7 @@ def visitor_message(message: str, policy: Policy, *, limit: int = 300) -> str:
     """A message fit for this server's visitors: one line; hosted, also no absolute paths (basename kept) or pids."""
     text = " ".join(str(message).split())
     if policy.hosted:
-        text = _ABSOLUTE_PATH.sub(lambda match: match.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+        text = without_paths(text)
         for pattern in _PIDS:
             text = pattern.sub("", text)
     return text if len(text) <= limit else text[:limit - 3] + "..."
