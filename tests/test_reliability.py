@@ -184,6 +184,7 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+@pytest.mark.slow
 def test_disk_full_fails_with_reason_and_keeps_the_checkpoint(tmp_path, synthetic_npz):
     """Every atomic write fails with ENOSPC after the first checkpoint: state failed with the reason."""
     paths = RunPaths(tmp_path / "runs" / "full")
@@ -200,6 +201,7 @@ def test_disk_full_fails_with_reason_and_keeps_the_checkpoint(tmp_path, syntheti
     assert_checkpoint_restores(paths, synthetic_npz)
 
 
+@pytest.mark.slow
 def test_real_full_disk_on_a_small_tmpfs(tmp_path, synthetic_npz):
     """A real ENOSPC: the run dir sits on a 160 MB tmpfs that we fill up after the first checkpoint."""
     mount = tmp_path / "small"
@@ -239,6 +241,7 @@ def fill(path: Path) -> None:
                     break
 
 
+@pytest.mark.slow
 def test_unwritable_status_exits_nonzero_with_reason_on_stderr(tmp_path, synthetic_npz):
     """status.json turns into a folder mid-run: nothing can record the failure, so stderr must."""
     paths = RunPaths(tmp_path / "runs" / "blocked")
@@ -282,6 +285,7 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+@pytest.mark.slow
 def test_two_starts_at_the_same_moment_make_exactly_one_job(tmp_path, synthetic_npz):
     runs_root = tmp_path / "runs"
     runs_root.mkdir()
