@@ -24,7 +24,7 @@ def picture_png(image: np.ndarray, *, scale: int = 4) -> bytes:
     return png_bytes(picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST))
 
 
-PREVIEWS = ProcessCache(max_entries=2048, max_bytes=16 * 2**20, size_of=lambda strips: sum(map(len, strips)))
+PREVIEWS = ProcessCache(max_entries=2048, max_bytes=8 * 2**20, size_of=lambda strips: sum(map(len, strips)))
 DIRECTIONS = ProcessCache(max_entries=6)  # process-level, per (file, mtime): a clear-cache message cannot empty it
 
 

@@ -26,10 +26,10 @@ QUERY_KEYS = ("digit", "n", "seed")
 STRIP_COLUMNS, FRAME_SCALE = 10, 3  # interpolation frames: 84 px each, wrapped 10 to a row
 NEAREST_MAX = 10  # generated images compared with the training set per click
 NEAREST_CHUNK = 10_000
-GRID_CACHE_MB = 32  # rendered grids shared by every session: a viral link is computed once (bounded: memory returns)
+GRID_CACHE_MB = 16  # rendered grids shared by every session: a viral link is computed once (bounded: memory returns)
 GRIDS = ProcessCache(max_entries=1024, max_bytes=GRID_CACHE_MB * 2**20, size_of=lambda v: v[0].nbytes + len(v[1]))
 # Process-level, not st.cache_*: a visitor's clear-cache message must not make everyone recompute these.
-INTERPOLATIONS = ProcessCache(max_entries=64, max_bytes=16 * 2**20, size_of=lambda v: len(v[0]) + len(v[1]))
+INTERPOLATIONS = ProcessCache(max_entries=64, max_bytes=8 * 2**20, size_of=lambda v: len(v[0]) + len(v[1]))
 TRAINING_SETS = ProcessCache(max_entries=1)  # one MNIST file, ~50 MB
 
 
