@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from aigc import settings
+from aigc.runs.files import atomic_write_npz
 
 CALIBRATION_FILE = "evaluator_calibration.npz"
 DOUBT_CONFIDENCE = 0.9  # a calibrated confidence below this is doubtful
@@ -150,17 +150,11 @@ def calibration_path() -> Path:
 
 def save_calibration(path: str | Path, calibration: Calibration) -> None:
     """Write a Calibration as a plain .npz (no pickles), atomically."""
-    path = Path(path)
-    tmp = path.parent / f".{path.stem}.{os.getpid()}.tmp.npz"
-    try:
-        np.savez(tmp, temperature=np.float64(calibration.temperature), means=calibration.means,
-                 precision=calibration.precision, pixel_means=calibration.pixel_means.astype(np.float32),
-                 pixel_components=calibration.pixel_components.astype(np.float32),
-                 thresholds=np.array(calibration.thresholds, np.float64),
-                 info=np.array(json.dumps(calibration.info or {}, sort_keys=True)))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_npz(Path(path), temperature=np.float64(calibration.temperature), means=calibration.means,
+                     precision=calibration.precision, pixel_means=calibration.pixel_means.astype(np.float32),
+                     pixel_components=calibration.pixel_components.astype(np.float32),
+                     thresholds=np.array(calibration.thresholds, np.float64),
+                     info=np.array(json.dumps(calibration.info or {}, sort_keys=True)))
 
 
 def load_calibration(path: str | Path | None = None) -> Calibration:

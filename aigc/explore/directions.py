@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from aigc.engine.sampling import latents, run_generator
+from aigc.runs.files import atomic_write_npz
 
 NAMES = ("ink", "slant", "width")
 LABELS = {"ink": "Stroke thickness (ink)", "slant": "Slant", "width": "Width"}
@@ -96,14 +96,9 @@ def file_digest(path: str | Path) -> str:
 
 def save_directions(path: str | Path, directions: Directions, *, generator_sha256: str) -> None:
     """Write directions beside their generator as a plain .npz, atomically."""
-    path = Path(path)
-    tmp = path.parent / f".{path.stem}.{os.getpid()}.tmp.npz"
-    try:
-        np.savez(tmp, vectors=directions.vectors, slopes=directions.slopes, names=np.array(directions.names),
-                 info=np.array(json.dumps({"generator_sha256": generator_sha256, "samples": FIT_SAMPLES})))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_npz(Path(path), vectors=directions.vectors, slopes=directions.slopes,
+                     names=np.array(directions.names),
+                     info=np.array(json.dumps({"generator_sha256": generator_sha256, "samples": FIT_SAMPLES})))
 
 
 def load_shipped(generator_path: str | Path) -> Directions | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aigc.runs.files import atomic_write_npz
 from aigc.settings import SHIPPED_DIR
 
 EVALUATOR_PATH = SHIPPED_DIR / "evaluator.keras"
@@ -100,18 +101,10 @@ def read_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict, dict]:
 
 def write_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray, ladder: dict, info: dict) -> None:
     """Save reference stats as a plain .npz (no pickles), atomically."""
-    import os
-
-    path = Path(path)
-    tmp = path.parent / f".{path.stem}.{os.getpid()}.tmp.npz"
-    try:
-        np.savez(tmp, mu=mu.astype(np.float64), sigma=sigma.astype(np.float64),
-                 ladder_names=np.array(list(ladder), dtype=str),
-                 ladder_values=np.array(list(ladder.values()), dtype=np.float64),
-                 info=np.array(json.dumps(info, sort_keys=True)))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_npz(Path(path), mu=mu.astype(np.float64), sigma=sigma.astype(np.float64),
+                     ladder_names=np.array(list(ladder), dtype=str),
+                     ladder_values=np.array(list(ladder.values()), dtype=np.float64),
+                     info=np.array(json.dumps(info, sort_keys=True)))
 
 
 def _as_images(images) -> np.ndarray:

@@ -44,6 +44,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def atomic_write_npz(path: Path, **arrays) -> None:
+    """Atomically replace path with a plain (uncompressed, pickle-free) .npz of arrays."""
+    import numpy as np  # only this writer needs it
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def atomic_write_json(path: Path, data: dict) -> None:
     """Atomically replace path with data as JSON (NaN/inf written as null)."""
     atomic_write_bytes(path, json.dumps(json_safe(data), indent=1, sort_keys=True).encode())
