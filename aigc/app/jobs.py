@@ -256,7 +256,7 @@ def _new_run_dir(root: Path) -> Path:
 
 def _launch(command: list[str], paths: RunPaths, *, started: str) -> StartResult:
     """Popen the trainer in its own session (output to train.log); report who really holds the lock."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=settings.env("TF_CPP_MIN_LOG_LEVEL", "2"), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")  # `python -m aigc` quiets TensorFlow's start-up itself
     env.pop("TF_CONFIG", None)  # a page's job trains on this machine, never as a worker of the server's cluster
     with open(paths.log, "ab") as log:
         process = subprocess.Popen(command, cwd=settings.ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,

@@ -21,7 +21,6 @@ from aigc.settings import without_paths
 
 POLL_S = 1.5  # how often the live view re-reads status.json / metrics.jsonl while a job runs
 START_CHOICES = {"Train more (shipped weights)": "shipped", "From scratch": "scratch"}
-DEFAULT_LR = SETTINGS["lr_g"].default
 STATE_NOTES = {
     "created": ("info", "Starting: the trainer is loading TensorFlow and the data."),
     "running": ("info", "Training in the background. You can leave this page; the job keeps running."),
@@ -223,8 +222,10 @@ def new_job_ui(policy: hosting.Policy, *, busy: bool) -> None:
         preset = right.selectbox("Preset", PRESETS, key="job_preset")
         start_from = st.radio("Start from", list(START_CHOICES), horizontal=True, key="job_init")
         with st.expander("Learning rates"):
-            lr_g = st.number_input("Generator", 1e-6, jobs.MAX_PAGE_LR, DEFAULT_LR, format="%.6f", key="job_lr_g")
-            lr_d = st.number_input("Discriminator", 1e-6, jobs.MAX_PAGE_LR, DEFAULT_LR, format="%.6f", key="job_lr_d")
+            lr_g = st.number_input("Generator", 1e-6, jobs.MAX_PAGE_LR, SETTINGS["lr_g"].default, format="%.6f",
+                                   key="job_lr_g")
+            lr_d = st.number_input("Discriminator", 1e-6, jobs.MAX_PAGE_LR, SETTINGS["lr_d"].default, format="%.6f",
+                                   key="job_lr_d")
         if not available and policy.allows_server_paths:
             data_path = st.text_input("MNIST .npz on this server", key="job_data",
                                       placeholder="/path/to/mnist.npz (Keras layout)")
