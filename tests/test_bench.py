@@ -1,7 +1,6 @@
 """The benchmark's structure, the reference's shapes and the FLOP counter; ratios checked on a fake clock."""
 import argparse
 import json
-import time
 import types
 
 import numpy as np
@@ -64,6 +63,7 @@ def test_ratios_compare_runners_round_by_round(monkeypatch):
 
     monkeypatch.setattr(bench, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
     monkeypatch.setattr(bench, "default_runner", lambda x, y, batch, **_: (None, runner(0.004)))
+    monkeypatch.setattr(bench, "pick_precision", lambda requested: "float32", raising=False)
     monkeypatch.setattr(bench, "reference_runner", lambda x, batch: (None, runner(0.008)))
     result = bench.throughput(None, None, batch=16, rounds=3, steps=5)
     default, reference = result["rows"]
@@ -83,14 +83,24 @@ def test_cli_tiny_run_writes_a_table_and_json(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     out = tmp_path / "bench.json"
-    args = parser.parse_args(["--tiny", "--only", "flops,quality", "--json", str(out)])
+    args = parser.parse_args(["--tiny", "--only", "flops,scratch", "--json", str(out)])
     assert bench.main(args) == 0
     printed = capsys.readouterr().out
-    assert "Compute per image" in printed and "Time to quality" in printed
+    assert "Compute per image" in printed and "From scratch" in printed
     results = json.loads(out.read_text())
     assert results["mode"] == "tiny" and results["data"] == "synthetic"
     assert set(results["flops"]["models"]) == {"default", "reference"}
-    assert "skipped" in results["quality"]  # synthetic data never claims a quality number
+    assert "skipped" in results["scratch"]  # synthetic data never claims a quality number
+
+
+def test_set_changes_the_recipe_and_refuses_what_the_spec_refuses(capsys):
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert parser.parse_args(["--set", "batch_size=64", "--set", "jit=true"]).set == [("batch_size", 64), ("jit", True)]
+    for bad in ("batch_size=0", "nope=1", "lr_g"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--set", bad])
+        assert "--set" in capsys.readouterr().err
 
 
 def test_unknown_section_is_a_one_line_error(capsys):
@@ -98,14 +108,6 @@ def test_unknown_section_is_a_one_line_error(capsys):
     bench.add_arguments(parser)
     assert bench.main(parser.parse_args(["--tiny", "--only", "nope"])) == 2
     assert "unknown section" in capsys.readouterr().err
-
-
-def test_match_time_uses_the_reference_best_fdd():
-    curves = {"reference": [{"train_s": 10, "fdd": 80.0}, {"train_s": 20, "fdd": 60.0}, {"train_s": 30, "fdd": 90.0}],
-              "default (raw generator)": [{"train_s": 10, "fdd": 70.0}, {"train_s": 20, "fdd": 55.0}],
-              "default (EMA, served)": [{"train_s": 10, "fdd": 99.0}, {"train_s": 20, "fdd": 65.0}]}
-    matched = bench._match_time(curves)
-    assert matched == {"reference_best_fdd": 60.0, "default (raw generator)": 20, "default (EMA, served)": None}
 
 
 def test_browser_section_renders_without_a_browser():
@@ -118,30 +120,57 @@ def test_browser_section_renders_without_a_browser():
     assert "1.50x" in text and "cold_start_s (app): 9.5" in text and "app server: 700 MB" in text
 
 
-def test_reference_budget_lets_the_tutorial_train_on_alone(monkeypatch):
-    """--reference-budget: the default stops at its budget, the tutorial keeps training and being evaluated."""
+def test_from_scratch_reports_images_and_seconds_to_target_per_seed(monkeypatch):
+    """Fake runners and a fake evaluator whose accuracy grows with the images trained: the report finds the first
+    evaluation at >= 97%, excludes evaluation from training time, stops the tutorial after its epoch, takes medians."""
     from types import SimpleNamespace
 
+    from aigc.bench import scratch
+    from aigc.engine.spec import ModelConfig
     from aigc.quality import metrics
 
-    steps = {"default": 0, "reference": 0}
+    clock, trained = [0.0], {}
 
-    def runner(name):
-        def run(n):
-            steps[name] += n
-            time.sleep(0.005)
-        return run
+    def make(name, seconds_per_image, gain):
+        def factory(*_args, batch, seed=0, **_kwargs):
+            key = (name, seed)
+            trained[key] = 0
 
-    fake_gan = SimpleNamespace(serving_generator="ema", generator="raw", config=None)
+            def run(steps):
+                trained[key] += steps * batch
+                clock[0] += steps * batch * seconds_per_image
+            model = SimpleNamespace(serving_generator=key, generator=key, config=ModelConfig())
+            return model, run
+        factory.gain = gain
+        return factory
+
+    default, tutorial = make("default", 1e-3, {0: 1.0, 1: 1.2, 2: 0.8}), make("tutorial", 2.5e-3, None)
+
+    def evaluate(contender, n):
+        name, seed = contender.generator
+        clock[0] += 100.0  # evaluation is never training time
+        images = trained[(name, seed)]
+        if name == "tutorial":
+            return {"fdd": 300.0 - images / 1000, "collapse": False}
+        accuracy = min(0.99 if seed != 2 else 0.9, default.gain[seed] * images / 50_000)
+        return {"class_accuracy": accuracy, "fdd": 60_000 / images, "collapse": images > 60_000 and seed == 2}
+
     monkeypatch.setattr(metrics, "evaluator_available", lambda: True)
-    monkeypatch.setattr(bench, "default_runner", lambda *a, **k: (fake_gan, runner("default")))
-    monkeypatch.setattr(bench, "reference_runner", lambda *a, **k: (SimpleNamespace(generator="ref"), runner("reference")))
-    monkeypatch.setattr(bench, "_evaluate", lambda generator, config, n: {"fdd": 100.0 if generator == "ref" else 50.0})
-    x = np.zeros((1000, 28, 28), np.float32)
-    result = bench.time_to_quality(x, np.zeros(1000, int), budget_s=0.1, interval_s=0.05, eval_n=10,
-                                   reference_budget_s=0.3)
-    curves = result["curves"]
-    assert len(curves["default (EMA, served)"]) == 2 and len(curves["reference"]) == 6
-    assert curves["reference"][-1]["train_s"] >= 0.3 - 1e-6 > curves["default (raw generator)"][-1]["train_s"]
-    assert result["reference_budget_s"] == 0.3 and result["default_matches_reference_at_s"]["reference_best_fdd"] == 100
-    assert "the reference" in bench_report.render_quality(result)  # the unequal budgets are said
+    monkeypatch.setattr(scratch, "_evaluate", evaluate)
+    monkeypatch.setattr(scratch.time, "perf_counter", lambda: clock[0])
+    result = scratch.from_scratch(np.zeros((60_000, 28, 28), np.uint8), np.zeros(60_000, int), seeds=range(3), epochs=2,
+                                  every=6000, eval_n=10, recipe={"batch_size": 32}, runners=(default, tutorial))
+    runs = {r["seed"]: r for r in result["runs"]}
+    # seed 0: 0.97 * 50k = 48.5k -> first evaluation at or after it, on the 6k grid (in steps of 32 images)
+    assert 48_500 <= runs[0]["default"]["images_to_target"] < 54_500
+    assert runs[0]["default"]["seconds_to_target"] == pytest.approx((runs[0]["default"]["images_to_target"] - 32) * 1e-3,
+                                                                   abs=0.01)  # rounded to 10 ms
+    assert runs[2]["default"]["images_to_target"] is None  # seed 2 never reaches 0.97
+    assert runs[2]["default"]["collapse_seen"] and not runs[0]["default"]["collapse_seen"]
+    assert [p["images"] for p in runs[0]["default"]["curve"]][-2:] == [60_000, 120_000]  # then once per epoch
+    assert runs[0]["tutorial"]["curve"][-1]["images"] == 60_160 and "class_accuracy" not in runs[0]["tutorial"]["curve"][-1]
+    median = result["median"]["default"]
+    assert median["images_to_target"] == runs[0]["default"]["images_to_target"]  # seeds 1 (sooner) and 2 (never)
+    assert result["median"]["default"]["collapse_seen"] is True
+    text = bench_report.render_scratch(result)
+    assert "images to 97%" in text and "median" in text and "tutorial FDD @ 1 epoch" in text

@@ -30,6 +30,18 @@ def test_one_point_gets_a_sensible_window():
     assert list(loss.layout.xaxis.range) == [4, 6]
 
 
+def test_first_epoch_checks_draw_before_any_epoch_ends():
+    probes = [{"kind": "probe", "epoch": e, "step": int(e * 100), "class_accuracy": 0.5 + e / 3, "fdd": 300 * (1 - e)}
+              for e in (0.25, 0.5, 0.75)]
+    figure = charts.quality_figure(probes)
+    assert figure is not None and [list(t.x) for t in figure.data][:1] == [[0.25, 0.5, 0.75]]
+    assert figure.layout.xaxis.range[0] == 0.0 and figure.layout.xaxis.range[1] >= 0.75
+    both = charts.quality_figure(probes + epoch_records([1, 2], class_accuracy=0.9, fdd=40.0))
+    names = {trace.name for trace in both.data}
+    assert "first-epoch check (500 samples)" in names and "Class accuracy" in names
+    assert max(both.layout.xaxis.range) >= 2 and min(both.layout.xaxis.range) == 0.0
+
+
 def test_many_epochs_keep_about_ten_whole_ticks():
     axis = charts.epoch_axis(list(range(1, 101)))
     assert axis["dtick"] == 10 and axis["tickformat"] == "d"

@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
     from aigc.engine.spec import ModelConfig, RunSpec
-    from aigc.engine.data import make_dataset, synthetic_mnist
+    from aigc.engine.data import epoch_batches, synthetic_mnist
     from aigc.engine.gan import GAN, pick_strategy
 
     strategy = pick_strategy()
@@ -30,17 +30,19 @@ SCRIPT = textwrap.dedent("""
     cfg = RunSpec.resolve(batch_size=16)
     gan = GAN(ModelConfig(), lr_g=cfg.lr_g, lr_d=cfg.lr_d, beta_1=cfg.beta_1, ema_decay=cfg.ema_decay,
               loss=cfg.loss, label_smoothing=cfg.label_smoothing, global_batch=16, strategy=strategy)
-    dataset = make_dataset(arrays["x_train"], arrays["y_train"], batch_size=16, epoch_seed=0)
-    real_images, labels = next(iter(strategy.experimental_distribute_dataset(dataset)))
+    gan.attach_data(arrays["x_train"], arrays["y_train"])
+    rows = epoch_batches(64, batch_size=16, epoch_seed=0)[:2]
+    slices = strategy.experimental_distribute_values_from_function(lambda context: gan._replica_rows(rows[0], context))
     before = [w.copy() for w in gan.generator.get_weights()]
-    metrics = gan.train_step(real_images, labels)
+    metrics = gan.train_steps(rows)
     from aigc.engine.sampling import generate  # the trainer samples from mirrored weights after each epoch
     images, _ = generate(gan.serving_generator, 3, seed=0, config=gan.config)
     print(json.dumps({
         "sample_shape": list(images.shape),
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
-        "per_replica_batches": [int(t.shape[0]) for t in strategy.experimental_local_results(real_images)],
+        "per_replica_rows": [list(map(int, t)) for t in strategy.experimental_local_results(slices)],
+        "row": list(map(int, rows[0])),
         "metrics": {k: float(v) for k, v in metrics.items()},
         "generator_changed": any(not np.allclose(a, b) for a, b in zip(before, gan.generator.get_weights())),
     }))
@@ -55,7 +57,8 @@ def test_mirrored_strategy_splits_the_batch_over_two_logical_cpus():
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["strategy"] == "MirroredStrategy"
     assert result["replicas"] == 2
-    assert result["per_replica_batches"] == [8, 8], "each replica should get half of the global batch"
+    first, second = result["per_replica_rows"]
+    assert first + second == result["row"] and len(first) == 8, "each replica trains on its half of the global batch"
     assert all(abs(v) < 1e6 and v == v for v in result["metrics"].values()), result["metrics"]
     assert 0 <= result["metrics"]["d_real"] <= 1 and 0 <= result["metrics"]["d_fake"] <= 1
     assert result["generator_changed"]

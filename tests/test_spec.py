@@ -63,3 +63,11 @@ def test_defaults_come_from_the_table_per_preset():
     with pytest.raises(Exception):
         spec.batch_size = 1
     assert RunSpec.from_dict({**spec.to_dict(), "unknown": 1}) == spec
+
+
+def test_learning_rates_follow_the_half_life():
+    spec = RunSpec.resolve(lr_g=4e-4, lr_d=2e-4, lr_half_life=2.0)
+    assert spec.learning_rates(0) == (4e-4, 2e-4)
+    assert spec.learning_rates(2.0) == pytest.approx((2e-4, 1e-4))
+    assert spec.learning_rates(5.0) == pytest.approx((4e-4 / 2 ** 2.5, 2e-4 / 2 ** 2.5))
+    assert RunSpec.resolve(lr_g=4e-4, lr_half_life=0).learning_rates(100)[0] == 4e-4  # 0: constant

@@ -35,6 +35,52 @@ def test_one_step_is_finite_and_changes_weights(preset):
     assert int(gan.g_optimizer.iterations) == 1 and int(gan.d_optimizer.iterations) == 1
 
 
+def test_many_steps_on_attached_data_match_one_step_per_batch():
+    """The trainer's path (data on the device, batches gathered inside one call of K steps) trains like
+    train_step fed the same batches: same scaling to [-1, 1], same labels, same noise, same updates."""
+    import keras
+
+    from aigc.engine.data import epoch_batches, synthetic_mnist, to_model_range
+    from aigc.engine.gan import GAN
+
+    arrays = synthetic_mnist(96, 8)
+    rows = epoch_batches(96, batch_size=16, epoch_seed=3)[:3]
+    gans, first, rest = [], [], []
+    for fused in (False, True):
+        keras.utils.set_random_seed(7)
+        gan = GAN(ModelConfig(), lr_g=1e-3, lr_d=1e-3, beta_1=0.5, ema_decay=0.9, loss="bce",
+                  label_smoothing=0.0, global_batch=16, seed=7)
+        if fused:
+            gan.attach_data(arrays["x_train"], arrays["y_train"])
+            first.append(gan.train_steps(rows[:1]))
+            rest.append(gan.train_steps(rows[1:]))  # two steps in one call: their mean metrics
+        else:
+            steps = [{k: float(v) for k, v in gan.train_step(to_model_range(arrays["x_train"][row]),
+                                                             arrays["y_train"][row].astype(np.int32)).items()}
+                     for row in rows]
+            first.append(steps[0])
+            rest.append({k: (steps[1][k] + steps[2][k]) / 2 for k in steps[0]})
+        gans.append(gan)
+    for key in first[0]:  # the first step's losses come from the initial weights: a pure function of the batch
+        assert first[1][key] == pytest.approx(first[0][key], rel=1e-5, abs=1e-6), key
+        assert rest[1][key] == pytest.approx(rest[0][key], rel=1e-3, abs=1e-4), key
+    assert int(gans[1].g_optimizer.iterations) == 3
+    # Adam turns float noise in near-zero gradients into whole lr-sized steps for a few weights; the rest agree.
+    differences = np.concatenate([np.abs(a - b).ravel() for a, b in zip(
+        *(g.generator.get_weights() + g.discriminator.get_weights() for g in gans))])
+    assert np.percentile(differences, 99) < 1e-5, np.percentile(differences, [50, 99, 100])
+
+
+def test_set_learning_rates_changes_the_next_steps():
+    from aigc.engine.gan import GAN
+
+    gan = GAN(ModelConfig(), lr_g=2e-4, lr_d=3e-4, beta_1=0.5, ema_decay=0.0, loss="bce",
+              label_smoothing=0.0, global_batch=8)
+    gan.set_learning_rates(1e-5, 2e-5)
+    assert float(gan.g_optimizer.learning_rate) == pytest.approx(1e-5)
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(2e-5)
+
+
 def test_hinge_loss_step_is_finite():
     from aigc.engine.data import synthetic_mnist, to_model_range
     from aigc.engine.gan import GAN
@@ -241,3 +287,40 @@ def test_mixed_bfloat16_run_trains_and_ships_a_float32_generator(tmp_path, synth
     images, labels = generate(model, 4, 7, seed=0, config=config)
     assert images.dtype == np.float32 and np.isfinite(images).all() and 0 <= images.min() <= images.max() <= 1
     assert list(labels) == [7] * 4
+
+
+def test_the_first_epoch_shows_quick_checks_and_a_live_grid(tmp_path, synthetic_npz):
+    """A from-scratch visitor sees quality points and the forming digits before the first epoch ends."""
+    run_dir = tmp_path / "run"
+    assert tiny_run(run_dir, synthetic_npz, epochs=2, probe_seconds=1e-6, eval_samples=100) == "finished"
+    paths = RunPaths(run_dir)
+    records = read_metrics(paths.metrics)
+    probes = [r for r in records if r["kind"] == "probe"]
+    # 8 steps per epoch in calls of 2 steps: a check after each call but the epoch's last, and none in epoch 2
+    assert [r["epoch"] for r in probes] == [0.25, 0.5, 0.75]
+    assert [r["images"] for r in probes] == [128, 256, 384]
+    assert all(0 <= r["class_accuracy"] <= 1 and r["fdd"] > 0 for r in probes)
+    assert paths.live_sample.is_file() and paths.live_sample.read_bytes().startswith(b"\x89PNG")
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2]
+
+
+def test_quick_checks_can_be_turned_off(tmp_path, synthetic_npz):
+    assert tiny_run(tmp_path / "run", synthetic_npz, probe_seconds=0, eval_samples=100) == "finished"
+    assert not any(r["kind"] == "probe" for r in read_metrics(RunPaths(tmp_path / "run").metrics))
+    assert not RunPaths(tmp_path / "run").live_sample.exists()
+
+
+def test_learning_rates_halve_every_half_life_and_resume_on_schedule(tmp_path, synthetic_npz):
+    import tensorflow as tf
+
+    run_dir = tmp_path / "run"
+    assert tiny_run(run_dir, synthetic_npz, epochs=1, lr_half_life=1.0, lr_g=1e-3, lr_d=2e-3, max_steps=4) == "stopped"
+    assert tiny_run(run_dir, synthetic_npz, resume=True) == "finished"
+    paths = RunPaths(run_dir)
+    reader = tf.train.load_checkpoint(str(tf.train.latest_checkpoint(str(paths.ckpt))))
+    rates = {name.split("/")[0]: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+             if "learning_rate" in name and "optimizer" in name}
+    # The last call (steps 7-8 of 8) trained at 6/8 of an epoch: 0.5 ** 0.75 of the starting rates.
+    assert rates["g_optimizer"] == pytest.approx(1e-3 * 0.5 ** 0.75, rel=1e-5)
+    assert rates["d_optimizer"] == pytest.approx(2e-3 * 0.5 ** 0.75, rel=1e-5)
+    assert "learning rates halve every 1 epochs" in paths.log.read_text()

@@ -90,24 +90,38 @@ def quality_figure(records: list[dict]) -> go.Figure | None:
     from plotly.subplots import make_subplots
 
     _steps, epochs = split_records(records)
+    probes = sorted((r for r in records if r.get("kind") == "probe"), key=lambda r: _num(r.get("epoch")) or 0)
     panels = []
     for key, label, axis, _fixed in QUALITY_SERIES:
-        points = [(_num(r.get("epoch")), _num(r.get(key))) for r in epochs]
-        points = [p for p in points if p[1] is not None and p[0] is not None]
-        if points:
-            panels.append((key, label, axis, points))
+        points, quick = (_points(rows, key) for rows in (epochs, probes))
+        if points or quick:
+            panels.append((key, label, axis, points, quick))
     if not panels:
         return None
     # One panel per metric: their scales differ by orders of magnitude.
-    figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[label for _k, label, _a, _p in panels])
-    for column, (key, label, axis, points) in enumerate(panels, start=1):
-        figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=label,
-                                    mode="lines+markers", showlegend=False), row=1, col=column)
-        figure.update_xaxes(title_text=EPOCH_TITLE, row=1, col=column, **epoch_axis([p[0] for p in points]))
-        figure.update_yaxes(title_text=axis, row=1, col=column, range=value_range(key, [p[1] for p in points]))
+    figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[label for _k, label, *_rest in panels])
+    for column, (key, label, axis, points, quick) in enumerate(panels, start=1):
+        if quick:  # the first epoch's quick checks: fewer samples, so drawn lighter
+            figure.add_trace(go.Scatter(x=[p[0] for p in quick], y=[p[1] for p in quick], mode="lines+markers",
+                                        name="first-epoch check (500 samples)", showlegend=False,
+                                        line=dict(color="#9ecae1", dash="dot"), marker=dict(size=5)),
+                             row=1, col=column)
+        if points:
+            figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=label,
+                                        mode="lines+markers", showlegend=False, line=dict(color="#1f77b4")),
+                             row=1, col=column)
+        xs = [p[0] for p in points + quick]
+        figure.update_xaxes(title_text=EPOCH_TITLE, row=1, col=column, **epoch_axis(xs + ([0.0] if quick else [])))
+        figure.update_yaxes(title_text=axis, row=1, col=column, range=value_range(key, [p[1] for p in points + quick]))
     figure.update_layout(height=CHART_HEIGHT, margin=dict(l=10, r=50, t=40, b=10), uirevision="keep",
                          modebar=MODEBAR)
     return figure
+
+
+def _points(records: list[dict], key: str) -> list[tuple[float, float]]:
+    """(epoch, value) of the records that have both."""
+    points = [(_num(r.get("epoch")), _num(r.get(key))) for r in records]
+    return [p for p in points if p[0] is not None and p[1] is not None]
 
 
 def epoch_axis(epochs: list[float], *, time_axis: bool = False) -> dict:

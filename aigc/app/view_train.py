@@ -191,20 +191,32 @@ def charts_ui(records: list[dict]) -> None:
 def samples_ui(paths: RunPaths) -> None:
     """The per-epoch fixed-seed grids (one row per digit) with a slider to watch the digits form."""
     files = paths.sample_files()
-    if not files:
+    if not files:  # the first epoch in progress: its live grid, redrawn at each quick check
+        data = _grid_png(paths.live_sample)
+        if data:
+            st.markdown("**Fixed-seed samples, first epoch in progress** (row = digit 0-9)")
+            st.image(data, output_format="PNG")
         return
     epochs = [int(f.stem.split("_")[-1]) for f in files]
     st.markdown("**Fixed-seed samples per epoch** (row = digit 0-9)")
     # No key: when a new epoch lands the options change and the slider jumps to the newest.
     chosen = st.select_slider("Epoch", options=epochs, value=epochs[-1]) if len(epochs) > 1 else epochs[0]
+    data = _grid_png(files[epochs.index(chosen)])
+    if data:
+        st.image(data, caption=f"epoch {chosen}", output_format="PNG")
+    else:
+        st.caption(f"Sample grid of epoch {chosen} unreadable.")
+
+
+def _grid_png(path) -> bytes | None:
+    """A sample grid scaled 2x for the page, or None when it is missing or unreadable."""
     try:
         from PIL import Image
 
-        with Image.open(files[epochs.index(chosen)]) as picture:
-            picture = picture.resize((picture.width * 2, picture.height * 2), Image.NEAREST)
-            st.image(png_bytes(picture), caption=f"epoch {chosen}", output_format="PNG")
-    except OSError as error:
-        st.caption(f"Sample grid of epoch {chosen} unreadable ({type(error).__name__}).")
+        with Image.open(path) as picture:
+            return png_bytes(picture.resize((picture.width * 2, picture.height * 2), Image.NEAREST))
+    except (OSError, ValueError):
+        return None
 
 
 def new_job_ui(policy: hosting.Policy, *, busy: bool) -> None:

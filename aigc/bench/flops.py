@@ -46,13 +46,14 @@ def measure_peak(*, dtype: str, size: int = 2048, seconds: float = 1.0) -> float
     return 2 * size ** 3 * count / (time.perf_counter() - start) / 1e9
 
 
-def flops(throughput_result: dict | None, *, tiny: bool = False) -> dict:
-    """FLOPs per image (generation and training) of both models, against the measured matmul peak."""
-    from aigc.engine.spec import ModelConfig
+def flops(throughput_result: dict | None, *, tiny: bool = False, spec=None) -> dict:
+    """FLOPs per image (generation and training) of both models, against the measured matmul peak of the
+    precision each trains in (the default's: bf16 when that is its default; the tutorial's: float32)."""
+    from aigc.engine.spec import RunSpec
     from aigc.engine.models import build_discriminator, build_generator
     from aigc.bench.reference import make_discriminator_model, make_generator_model
 
-    config = ModelConfig()
+    config = (spec or RunSpec.resolve()).model
     models = {"default": (build_generator(config), build_discriminator(config)),
               "reference": (make_generator_model(), make_discriminator_model())}
     peak = {dtype: measure_peak(dtype=dtype, size=256 if tiny else 2048, seconds=0.1 if tiny else 1.0)
@@ -61,13 +62,16 @@ def flops(throughput_result: dict | None, *, tiny: bool = False) -> dict:
     out = {"peak_gflops_measured": peak, "clock_ghz": clock,
            # 2 AVX-512 FMA units x 16 fp32 lanes x 2 FLOPs per core per cycle (Sapphire Rapids class cores).
            "peak_gflops_fp32_nominal": (os.cpu_count() or 1) * 64 * clock if clock else None, "models": {}}
-    rates = {row["name"].split(" ")[0]: row["img_per_s"] for row in (throughput_result or {}).get("rows", [])}
+    rows = (throughput_result or {}).get("rows", [])
+    rates = {row["role"]: row["img_per_s"] for row in rows if row.get("role") in models}
+    default_dtype = "bfloat16" if (throughput_result or {}).get("precision") == "mixed_bfloat16" else "float32"
     for name, (generator, discriminator) in models.items():
         entry = {"generate_mflops": forward_flops(generator) / 1e6,
                  "train_mflops": train_flops(generator, discriminator) / 1e6}
         if name in rates:
+            dtype = default_dtype if name == "default" else "float32"
             achieved = entry["train_mflops"] * rates[name] / 1e3
-            entry.update(train_gflops=achieved, share_of_fp32_peak=achieved / peak["float32"])
+            entry.update(train_gflops=achieved, peak_dtype=dtype, share_of_peak=achieved / peak[dtype])
         out["models"][name] = entry
     return out
 

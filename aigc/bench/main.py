@@ -17,36 +17,42 @@ import numpy as np
 from aigc import settings
 from aigc.bench.flops import flops
 from aigc.bench.report import render
+from aigc.bench.scratch import from_scratch
 from aigc.cli import bounded_int, positive_float
+from aigc.engine.spec import SETTINGS, RunSpec, SpecError
 
-SECTIONS = ("throughput", "quality", "latency", "flops")
-# Per mode: interleaved rounds, steps per timed window, time-to-quality budget and interval (s), eval samples, repeats.
+SECTIONS = ("throughput", "scratch", "latency", "flops")
+# Per mode: interleaved rounds and steps per timed window (throughput), seeds, images between evaluations and
+# samples per evaluation (from scratch), repeats (latency).
 MODES = {
-    "full": dict(rounds=6, steps=20, budget_s=600.0, interval_s=60.0, eval_n=2000, repeats=50),
-    "quick": dict(rounds=4, steps=10, budget_s=120.0, interval_s=30.0, eval_n=1000, repeats=30),
-    "tiny": dict(rounds=1, steps=2, budget_s=2.0, interval_s=1.0, eval_n=100, repeats=3),
+    "full": dict(rounds=6, steps=40, seeds=3, every=6000, eval_n=2000, repeats=50),
+    "quick": dict(rounds=4, steps=20, seeds=1, every=12000, eval_n=1000, repeats=30),
+    "tiny": dict(rounds=1, steps=2, seeds=1, every=6000, eval_n=100, repeats=3),
 }
-VARIANTS = {  # name -> (batch, precision, jit): opt-in settings of the default trainer measured by --variants
-    "default b256 jit": (256, "float32", True),
-    "default b256 bf16": (256, "mixed_bfloat16", False),
-    "default b256 bf16+jit": (256, "mixed_bfloat16", True),
-    "default b128": (128, "float32", False),
-    "default b512": (512, "float32", False),
+VARIANTS = {  # name -> changes to the default recipe, measured by --variants
+    "default in float32": dict(precision="float32"),
+    "default in bf16": dict(precision="mixed_bfloat16"),
+    "default with XLA": dict(jit=True),
+    "default at batch 128": dict(batch_size=128),
+    "default at batch 256": dict(batch_size=256),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="MNIST .npz (default: $AIGC_MNIST, else Keras; synthetic if none)")
-    parser.add_argument("--quick", action="store_true", help="short windows and a 2-minute quality budget")
+    parser.add_argument("--quick", action="store_true", help="short windows; from scratch with one seed")
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run on synthetic data (tests)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
     parser.add_argument("--browser", action="store_true", help="also time the Streamlit app in Chromium (slow)")
     parser.add_argument("--variants", action="store_true", help="also measure XLA, bf16 and batch sizes of the trainer")
-    parser.add_argument("--quality-bf16", action="store_true", help="time to quality also for the default in bf16")
-    parser.add_argument("--batch-size", type=bounded_int(2, 8192), default=256, help="batch of the throughput comparison")
-    parser.add_argument("--budget", type=positive_float(86_400), default=None, help="time-to-quality seconds per contender")
-    parser.add_argument("--reference-budget", type=positive_float(86_400), default=None,
-                        help="time-to-quality seconds for the tutorial (default: --budget); it trains on alone after")
+    parser.add_argument("--batch-size", type=bounded_int(2, 8192), default=None,
+                        help="batch of the throughput comparison (default: the default recipe's)")
+    parser.add_argument("--seeds", type=bounded_int(1, 100), default=None, help="from scratch: seeds 0..N-1 (full: 3)")
+    parser.add_argument("--epochs", type=bounded_int(1, 1000), default=1,
+                        help="from scratch: epochs of the default (the tutorial trains one)")
+    parser.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE", type=_recipe_item,
+                        help="from scratch and throughput: train the default with this setting changed "
+                             "(e.g. --set batch_size=64 --set precision=float32); repeatable")
     parser.add_argument("--threads", type=bounded_int(0, 1024), default=0, help="TensorFlow intra-op threads (0 = default)")
     parser.add_argument("--checkpoint", default=None, help="generator for latency (default: shipped, else fresh)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON ('-' = stdout)")
@@ -54,6 +60,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only the crowd bench: N concurrent sessions on `streamlit run app.py` (hosted, loopback)")
     parser.add_argument("--clicks", type=bounded_int(1, 1000), default=5, help="--crowd: New seed presses per session")
     parser.add_argument("--think", type=positive_float(600), default=2.0, help="--crowd: mean think time (s)")
+
+
+def _recipe_item(text: str) -> tuple[str, object]:
+    """'name=value' -> (name, value) checked against the run spec's table."""
+    name, _sep, value = text.partition("=")
+    setting = SETTINGS.get(name.strip().replace("-", "_"))
+    if setting is None or not _sep:
+        raise argparse.ArgumentTypeError(f"expected SETTING=VALUE with a training setting, got {text!r}")
+    try:
+        if setting.kind is bool:
+            return setting.name, setting.check({"true": True, "false": False}.get(value.strip().lower(), value))
+        return setting.name, setting.parse(value.strip())
+    except SpecError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -68,10 +88,15 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: --json: folder does not exist: {os.path.dirname(args.json)}", file=sys.stderr)
         return 2
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
-    settings = dict(MODES[mode], batch=args.batch_size)
-    if args.budget:
-        settings.update(budget_s=args.budget, interval_s=args.budget / 4)
-    settings["reference_budget_s"] = args.reference_budget or settings["budget_s"]
+    recipe = dict(args.set)
+    try:
+        spec = RunSpec.resolve(**recipe)
+    except SpecError as error:
+        print(f"error: --set: {error}", file=sys.stderr)
+        return 2
+    settings = dict(MODES[mode], batch=args.batch_size or spec.batch_size)
+    if args.seeds:
+        settings["seeds"] = args.seeds
     _configure(args.threads)
     results = {"machine": machine(), "mode": mode, "settings": settings, "started_at": time.time()}
     try:
@@ -82,11 +107,12 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     results["data"] = source
-    steps = [("throughput", lambda: throughput(x, y, variants=args.variants, **settings)),
-             ("flops", lambda: flops(results.get("throughput"), tiny=args.tiny)),
+    steps = [("throughput", lambda: throughput(x, y, variants=args.variants, spec=spec, **settings)),
+             ("flops", lambda: flops(results.get("throughput"), tiny=args.tiny, spec=spec)),
              ("latency", lambda: latency(checkpoint=args.checkpoint, repeats=settings["repeats"])),
-             ("quality", lambda: time_to_quality(x, y, synthetic=source == "synthetic", bf16=args.quality_bf16,
-                                                  **settings))]
+             ("scratch", lambda: from_scratch(x, y, seeds=range(settings["seeds"]), epochs=args.epochs,
+                                              every=settings["every"], eval_n=settings["eval_n"],
+                                              synthetic=source == "synthetic", recipe=recipe))]
     for name, run in steps:
         if name in sections:
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
@@ -160,34 +186,45 @@ def machine() -> dict:
 
 # ---- training throughput -------------------------------------------------------------------------------------
 
-def default_gan(*, batch: int, precision: str = "float32", jit: bool = False, seed: int = 0):
-    """aigc.engine.gan.GAN with the dcgan preset's default hyperparameters, built under `precision`."""
+def default_gan(*, batch: int, precision: str = "float32", jit: bool = False, seed: int = 0, spec=None):
+    """aigc.engine.gan.GAN with `spec`'s hyperparameters (default: the dcgan preset's), built under `precision`."""
     import keras
 
     from aigc.engine.gan import GAN
-    from aigc.engine.spec import ModelConfig, RunSpec
+    from aigc.engine.spec import RunSpec
 
-    cfg = RunSpec.resolve(preset="dcgan", batch_size=batch)
+    spec = spec or RunSpec.resolve(preset="dcgan", batch_size=batch)
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(precision)
     try:
-        return GAN(ModelConfig(), lr_g=cfg.lr_g, lr_d=cfg.lr_d, beta_1=cfg.beta_1, ema_decay=cfg.ema_decay,
-                   loss=cfg.loss, label_smoothing=cfg.label_smoothing, global_batch=batch, seed=seed, jit=jit)
+        return GAN(spec.model, lr_g=spec.lr_g, lr_d=spec.lr_d, beta_1=spec.beta_1, ema_decay=spec.ema_decay,
+                   loss=spec.loss, label_smoothing=spec.label_smoothing, global_batch=batch, seed=seed, jit=jit)
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def default_runner(x, y, *, batch: int, precision: str = "float32", jit: bool = False):
-    """(gan, run(steps)): the project's pipeline and train step, synced every step like aigc.engine.trainer."""
-    from aigc.engine.data import make_dataset
+def default_runner(x, y, *, batch: int, precision: str = "float32", jit: bool = False, seed: int = 0, spec=None):
+    """(gan, run(steps)): the trainer's path: device-resident data, steps in chunks, the spec's learning-rate schedule."""
+    from aigc.engine.data import epoch_batches
+    from aigc.engine.gan import steps_per_call
+    from aigc.engine.spec import RunSpec
 
-    gan = default_gan(batch=batch, precision=precision, jit=jit)
-    batches = iter(make_dataset(x, y, batch_size=batch, epoch_seed=0).repeat())
+    spec = spec or RunSpec.resolve(preset="dcgan", batch_size=batch)
+    gan = default_gan(batch=batch, precision=precision, jit=jit, seed=seed, spec=spec)
+    gan.attach_data(x, y)
+    chunk = steps_per_call(batch, spec.log_every)
+    state = {"epoch": 0, "steps": 0, "rows": np.zeros((0, batch), np.int32)}
 
     def run(steps: int) -> None:
-        for _ in range(steps):
-            real_images, labels = next(batches)
-            {k: float(v) for k, v in gan.train_step(real_images, labels).items()}
+        while steps > 0:
+            if not len(state["rows"]):
+                state["epoch"] += 1
+                state["rows"] = epoch_batches(len(x), batch_size=batch, epoch_seed=seed * 100_003 + state["epoch"])
+            count = min(chunk, steps, len(state["rows"]))
+            if spec.lr_half_life:
+                gan.set_learning_rates(*spec.learning_rates(state["steps"] * batch / len(x)))
+            gan.train_steps(state["rows"][:count])
+            state["rows"], state["steps"], steps = state["rows"][count:], state["steps"] + count, steps - count
     return gan, run
 
 
@@ -222,23 +259,32 @@ def interleave(runners: dict, *, rounds: int, steps: int) -> dict:
     return rates
 
 
-def throughput(x, y, *, batch: int, rounds: int, steps: int, variants: bool = False, **_) -> dict:
+def throughput(x, y, *, batch: int, rounds: int, steps: int, variants: bool = False, spec=None, **_) -> dict:
     """Images/s of the default trainer and the tutorial at `batch`, and ratios from interleaved rounds."""
-    runners = {"default (aigc.engine.gan.GAN, dcgan)": (default_runner(x, y, batch=batch)[1], batch),
-               "reference (TF DCGAN tutorial)": (reference_runner(x, batch=batch)[1], batch)}
+    from aigc.engine.gan import pick_precision
+
+    spec = (spec or RunSpec.resolve()).replace(batch_size=batch)
+
+    def runner(recipe):
+        return default_runner(x, y, batch=recipe.batch_size, precision=pick_precision(recipe.precision),
+                              jit=recipe.jit, spec=recipe)[1], recipe.batch_size
+
+    default_name = f"default (aigc.engine.gan.GAN, {spec.preset}, {pick_precision(spec.precision)})"
+    runners = {default_name: runner(spec), "reference (TF DCGAN tutorial)": (reference_runner(x, batch=batch)[1], batch)}
     if variants:
-        for name, (variant_batch, precision, jit) in VARIANTS.items():
-            runners[name] = (default_runner(x, y, batch=variant_batch, precision=precision, jit=jit)[1], variant_batch)
+        for name, changes in VARIANTS.items():
+            runners[name] = runner(spec.replace(**changes))
     rates = interleave(runners, rounds=rounds, steps=steps)
     reference = rates["reference (TF DCGAN tutorial)"]
     rows = []
-    for name, values in rates.items():
+    for index, (name, values) in enumerate(rates.items()):
         ratios = [a / b for a, b in zip(values, reference)]  # same round: same background load
-        rows.append({"name": name, "batch": runners[name][1], "img_per_s": float(np.median(values)),
+        rows.append({"name": name, "role": ("default", "reference")[index] if index < 2 else "variant",
+                     "batch": runners[name][1], "img_per_s": float(np.median(values)),
                      "min": float(np.min(values)), "max": float(np.max(values)),
                      "ratio_vs_reference": float(np.median(ratios)), "ratios": [round(r, 3) for r in ratios],
                      "epoch_s": 60_000 / float(np.median(values))})
-    return {"rows": rows, "rounds": rounds, "steps_per_window": steps}
+    return {"rows": rows, "rounds": rounds, "steps_per_window": steps, "precision": pick_precision(spec.precision)}
 
 
 # ---- generation latency ---------------------------------------------------------------------------------------
@@ -290,74 +336,3 @@ def latency(*, checkpoint: str | None, repeats: int, sizes=(1, 64, 100)) -> dict
             rows.append({"n": n, "method": name, "median_ms": float(np.median(values)),
                          "p95_ms": float(np.percentile(values, 95))})
     return {"generator": source, "repeats": repeats, "rows": rows}
-
-
-# ---- time to quality -----------------------------------------------------------------------------------------
-
-def _evaluate(generator, config, *, n: int) -> dict:
-    from aigc.quality import metrics
-
-    result = metrics.evaluate_generator(generator, config, n=n, seed=0, batch_size=500)
-    # The histogram stands in for class accuracy where the generator is unconditional (the reference).
-    return dict(metrics.summary(result), class_histogram=[int(c) for c in result.get("class_histogram", [])])
-
-
-def time_to_quality(x, y, *, budget_s: float, interval_s: float, eval_n: int, synthetic: bool = False,
-                    bf16: bool = False, reference_budget_s: float | None = None, **_) -> dict:
-    """Train the default (its batch 128, EMA served) and the tutorial (256) in alternating slices; evaluate each slice.
-
-    The tutorial may get a longer budget (`reference_budget_s`): it then trains on alone after the others stop.
-    """
-    from aigc.quality import metrics
-    from aigc.engine.spec import ModelConfig, RunSpec
-
-    if synthetic or not metrics.evaluator_available():
-        return {"skipped": "needs real MNIST and the shipped evaluator (python -m aigc eval --train-evaluator)"}
-    default_batch = RunSpec.resolve().batch_size
-    gan, run_default = default_runner(x, y, batch=default_batch)
-    reference, run_reference = reference_runner(x, batch=256)
-    contenders = {  # name: (run, batch, [(generator, config, label)])
-        "default": (run_default, default_batch, [(gan.serving_generator, gan.config, "default (EMA, served)"),
-                                                 (gan.generator, gan.config, "default (raw generator)")]),
-        "reference": (run_reference, 256, [(reference.generator, ModelConfig(preset="seed"), "reference")]),
-    }
-    if bf16:
-        fast, run_fast = default_runner(x, y, batch=default_batch, precision="mixed_bfloat16")
-        contenders["default bf16"] = (run_fast, default_batch, [
-            (fast.serving_generator, fast.config, "default bf16 (EMA, served)"),
-            (fast.generator, fast.config, "default bf16 (raw generator)")])
-    curves = {label: [] for *_r, outputs in contenders.values() for _g, _c, label in outputs}
-    trained = {name: 0.0 for name in contenders}
-    steps = {name: 1 for name in contenders}
-    budgets = {name: (reference_budget_s or budget_s) if name == "reference" else budget_s for name in contenders}
-    for run, *_rest in contenders.values():
-        run(1)  # the first step traces the train step: one-off start-up cost, kept off the clock
-    while any(trained[name] < budgets[name] - 1e-6 for name in contenders):
-        for name, (run, batch, outputs) in contenders.items():
-            if trained[name] >= budgets[name] - 1e-6:
-                continue
-            start = time.perf_counter()
-            while time.perf_counter() - start < interval_s:
-                run(1)
-                steps[name] += 1
-            trained[name] += time.perf_counter() - start  # evaluation time is not training time
-            for generator, config, label in outputs:
-                point = {"train_s": round(trained[name], 1), "epochs": round(steps[name] * batch / len(x), 3)}
-                curves[label].append(dict(point, **_evaluate(generator, config, n=eval_n)))
-    return {"budget_s": budget_s, "reference_budget_s": budgets["reference"], "interval_s": interval_s,
-            "eval_n": eval_n, "curves": curves,
-            "default_matches_reference_at_s": _match_time(curves)}
-
-
-def _match_time(curves: dict) -> dict:
-    """Training seconds at which each default curve first reaches the reference's best FDD (lower is better).
-
-    Best rather than final: a GAN's curve is not monotone, and the best point is the harder bar.
-    """
-    scores = [p["fdd"] for p in curves["reference"] if p.get("fdd") is not None]
-    out = {"reference_best_fdd": min(scores) if scores else None}
-    for label, points in curves.items():
-        if label != "reference" and scores:
-            hits = [p["train_s"] for p in points if p.get("fdd") is not None and p["fdd"] <= min(scores)]
-            out[label] = hits[0] if hits else None
-    return out

@@ -1,6 +1,8 @@
 """The benchmark's results as Markdown tables (python -m aigc bench prints this)."""
 from __future__ import annotations
 
+import statistics
+
 def _table(headers: list[str], rows: list[list]) -> str:
     cells = [[f"{c:.3g}" if isinstance(c, float) and abs(c) < 100 else f"{c:.0f}" if isinstance(c, float) else str(c)
               for c in row] for row in rows]
@@ -25,16 +27,16 @@ def render(results: dict) -> str:
         parts += [f"\n## Compute per image (analytic) vs this CPU (matmul peak: fp32 "
                   f"{f['peak_gflops_measured']['float32']:.0f} GFLOP/s, bf16 {f['peak_gflops_measured']['bfloat16']:.0f};"
                   f" nominal fp32 {f['peak_gflops_fp32_nominal'] or 0:.0f})",
-                  _table(["model", "generate MFLOP/img", "train MFLOP/img", "train GFLOP/s", "share of fp32 peak"],
+                  _table(["model", "generate MFLOP/img", "train MFLOP/img", "train GFLOP/s", "share of peak", "peak of"],
                          [[k, v["generate_mflops"], v["train_mflops"], v.get("train_gflops", "-"),
-                           v.get("share_of_fp32_peak", "-")] for k, v in f["models"].items()])]
+                           v.get("share_of_peak", "-"), v.get("peak_dtype", "-")] for k, v in f["models"].items()])]
     if "latency" in results:
         lat = results["latency"]
         parts += [f"\n## Generation latency in-process, ms ({lat['repeats']} repeats; {lat['generator']})",
                   _table(["digits", "method", "median", "p95"],
                          [[r["n"], r["method"], r["median_ms"], r["p95_ms"]] for r in lat["rows"]])]
-    if "quality" in results:
-        parts += [render_quality(results["quality"])]
+    if "scratch" in results:
+        parts += [render_scratch(results["scratch"])]
     if "browser" in results:
         from aigc.bench.browser import render_browser
 
@@ -42,15 +44,40 @@ def render(results: dict) -> str:
     return "\n".join(parts)
 
 
-def render_quality(q: dict) -> str:
+def render_scratch(q: dict) -> str:
+    """From scratch: per seed and median, the default beside the tutorial; then the median curves."""
     if "skipped" in q:
-        return f"\n## Time to quality: skipped ({q['skipped']})"
-    rows = [[label, p["train_s"], p["epochs"], p.get("fdd", "-"), p.get("digit_score", "-"),
-             p.get("class_accuracy", "-") if label != "reference" else "n/a", p.get("collapsed_digits", "-")]
-            for label, points in q["curves"].items() for p in points]
-    reference_s = q.get("reference_budget_s", q["budget_s"])
-    budgets = f"same training-time budget {q['budget_s']:.0f} s each" if reference_s == q["budget_s"] else \
-        f"training-time budget {q['budget_s']:.0f} s, the reference {reference_s:.0f} s"
-    return "\n".join([f"\n## Time to quality ({budgets}, {q['eval_n']} samples per evaluation)",
-                      _table(["model", "train s", "epochs", "FDD", "digit score", "class acc", "collapsed"], rows),
-                      f"training seconds to reach the reference's best FDD: {q['default_matches_reference_at_s']}"])
+        return f"\n## From scratch: skipped ({q['skipped']})"
+    target = f"{q['target_accuracy']:.0%}"
+    recipe = ", ".join(f"{k} {v}" for k, v in q["recipe"].items())
+    head = (f"\n## From scratch, beside the tutorial ({len(q['seeds'])} seed(s); default: {recipe}; "
+            f"{q['eval_n']} samples per evaluation, every {q['every']} images in the first epoch)")
+    headers = ["seed", f"images to {target}", f"train s to {target}", "acc @ 1 epoch", "FDD @ 1 epoch",
+               "s for 1 epoch", f"FDD @ {q['epochs']} ep", f"acc @ {q['epochs']} ep", "collapse after epoch 1",
+               "tutorial FDD @ 1 epoch", "tutorial s for 1 epoch"]
+
+    def row(label, d, t):
+        return [label, _or_dash(d["images_to_target"]), _or_dash(d["seconds_to_target"]), _or_dash(d["epoch1_accuracy"]),
+                _or_dash(d["epoch1_fdd"]), _or_dash(d["epoch1_seconds"]), _or_dash(d["final_fdd"]),
+                _or_dash(d["final_accuracy"]), "yes" if d["collapse_seen"] else "no", _or_dash(t["epoch1_fdd"]),
+                _or_dash(t["epoch1_seconds"])]
+    rows = [row(r["seed"], r["default"], r["tutorial"]) for r in q["runs"]]
+    rows.append(row("median", q["median"]["default"], q["median"]["tutorial"]))
+    curve_rows = []
+    for index, point in enumerate(q["runs"][0]["default"]["curve"]):
+        values = [r["default"]["curve"][index] for r in q["runs"] if index < len(r["default"]["curve"])]
+        tutorial = [r["tutorial"]["curve"][index] for r in q["runs"] if index < len(r["tutorial"]["curve"])]
+        curve_rows.append([point["images"], _median(values, "train_s"), _median(values, "class_accuracy"),
+                           _median(values, "fdd"), _median(tutorial, "train_s"), _median(tutorial, "fdd")])
+    return "\n".join([head, _table(headers, rows), "\nMedian curves (- where the tutorial had stopped):",
+                      _table(["images", "default train s", "default acc", "default FDD", "tutorial train s",
+                              "tutorial FDD"], curve_rows)])
+
+
+def _median(points: list[dict], key: str):
+    values = [p[key] for p in points if p.get(key) is not None]
+    return float(statistics.median(values)) if values else "-"
+
+
+def _or_dash(value):
+    return "-" if value is None else value

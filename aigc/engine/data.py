@@ -141,27 +141,16 @@ def to_model_range(images_uint8: np.ndarray) -> np.ndarray:
     return (images_uint8.astype(np.float32)[..., None] / 127.5) - 1.0
 
 
-def make_dataset(images_uint8: np.ndarray, labels: np.ndarray, *, batch_size: int, epoch_seed: int, skip_batches: int = 0):
-    """One epoch as a tf.data.Dataset of (images (B, 28, 28, 1) in [-1, 1], labels (B,) int32).
+def epoch_batches(n_images: int, *, batch_size: int, epoch_seed: int, skip_batches: int = 0) -> np.ndarray:
+    """One epoch's batches as rows of image indices: int32 (steps, batch_size), remainder dropped.
 
-    The shuffle order depends only on epoch_seed, so a resumed epoch can skip the batches
-    it already trained on, and every worker of a cluster sees the same order (then keeps its shard).
+    The shuffle order depends only on epoch_seed, so a resumed epoch skips the batches it already
+    trained on, and every worker of a cluster sees the same global batches (each replica then trains
+    on its own contiguous slice of every row: see aigc.engine.gan.GAN.train_steps).
     """
-    import tensorflow as tf
-
-    dataset = tf.data.Dataset.from_tensor_slices((images_uint8, labels.astype(np.int32)))
-    dataset = dataset.shuffle(len(images_uint8), seed=epoch_seed, reshuffle_each_iteration=False)
-    dataset = dataset.batch(batch_size, drop_remainder=True)
-    if skip_batches:
-        dataset = dataset.skip(skip_batches)
-    # Scale after batching: one vectorised op per batch instead of one per image.
-    dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32)[..., None] / 127.5 - 1.0, y),
-                          num_parallel_calls=tf.data.AUTOTUNE)
-    # Across workers, each global batch is split into per-replica slices and every worker keeps its own
-    # (DATA sharding: in-memory arrays have no files to shard by, so AUTO would only warn and fall back).
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+    order = np.random.default_rng(epoch_seed).permutation(n_images).astype(np.int32)
+    steps = n_images // batch_size
+    return order[:steps * batch_size].reshape(steps, batch_size)[skip_batches:]
 
 
 def synthetic_mnist(n_train: int = 512, n_test: int = 128, *, seed: int = 0) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from aigc.engine.spec import ModelConfig
@@ -24,6 +25,12 @@ def pick_strategy(cluster=None, *, collective_timeout: float | None = None) -> t
     if not gpus and len(cpus) > 1:
         return tf.distribute.MirroredStrategy([d.name for d in cpus])
     return tf.distribute.get_strategy()
+
+
+def steps_per_call(batch_size: int, log_every: int) -> int:
+    """Train steps per call of GAN.train_steps: about 1k images, so a stop or a checkpoint waits ~1 s at most,
+    and no more than a metrics line's worth."""
+    return max(1, min(32, round(1024 / batch_size), log_every))
 
 
 def pick_precision(requested: str) -> str:
@@ -58,6 +65,8 @@ class GAN:
         if self.ema_generator is not None:
             self.ema_generator.set_weights(self.generator.get_weights())
         self._step = tf.function(self._distributed_step, jit_compile=jit, reduce_retracing=True)
+        self._jit = jit
+        self._images = self._labels = self._fused = None
 
     @property
     def serving_generator(self) -> keras.Model:
@@ -83,6 +92,53 @@ class GAN:
     def train_step(self, real_images, labels) -> dict:
         """One step on a batch: images (B, 28, 28, 1) in [-1, 1], labels (B,) int32 -> scalar metrics."""
         return self._step(real_images, labels)
+
+    def attach_data(self, images_uint8: np.ndarray, labels: np.ndarray) -> None:
+        """Keep the training set on the device as two tensors (uint8 pixels, int32 labels) for train_steps."""
+        self._images = tf.constant(images_uint8)
+        self._labels = tf.constant(np.asarray(labels, np.int32))
+        if self.strategy.num_replicas_in_sync == 1:
+            # Many steps per call: one trace, batches gathered inside the loop, one host sync per call.
+            self._fused = tf.function(self._fused_steps, jit_compile=self._jit,
+                                      input_signature=[tf.TensorSpec([None, self.global_batch], tf.int32)])
+
+    def train_steps(self, rows: np.ndarray) -> dict:
+        """len(rows) steps on the attached data; rows int32 (K, global batch) of image indices -> mean metrics.
+
+        With several replicas each trains on its contiguous slice of every row, like train_step's split.
+        """
+        assert self._images is not None, "attach_data first"
+        if self._fused is not None:
+            return {k: float(v) for k, v in self._fused(tf.constant(rows, tf.int32)).items()}
+        sums: dict = {}
+        for row in rows:
+            images, labels = (self.strategy.experimental_distribute_values_from_function(
+                lambda context, part=part: self._gather(self._replica_rows(row, context))[part]) for part in (0, 1))
+            for key, value in self._step(images, labels).items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+        return {k: v / len(rows) for k, v in sums.items()}
+
+    def set_learning_rates(self, lr_g: float, lr_d: float) -> None:
+        """Both optimizers' learning rates from now on (a schedule is applied by the caller, between calls)."""
+        self.g_optimizer.learning_rate.assign(lr_g)
+        self.d_optimizer.learning_rate.assign(lr_d)
+
+    def _replica_rows(self, row: np.ndarray, context) -> np.ndarray:
+        per_replica = len(row) // context.num_replicas_in_sync
+        start = context.replica_id_in_sync_group * per_replica
+        return row[start:start + per_replica]
+
+    def _gather(self, indices):
+        images = tf.cast(tf.gather(self._images, indices), tf.float32)[..., None] / 127.5 - 1.0
+        return images, tf.gather(self._labels, indices)
+
+    def _fused_steps(self, rows):
+        sums = {key: tf.constant(0.0) for key in ("d_loss", "g_loss", "d_real", "d_fake")}
+        for index in tf.range(tf.shape(rows)[0]):
+            values = self._distributed_step(*self._gather(rows[index]))
+            sums = {key: sums[key] + tf.cast(values[key], tf.float32) for key in sums}
+        count = tf.cast(tf.shape(rows)[0], tf.float32)
+        return {key: value / count for key, value in sums.items()}
 
     def _distributed_step(self, real_images, labels):
         per_replica = self.strategy.run(self._replica_step, args=(real_images, labels))

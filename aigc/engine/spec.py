@@ -131,6 +131,8 @@ SETTINGS = {s.name: s for s in (
     Setting("batch_size", int, 128, "images per step (changing it on resume restarts the current epoch)", 1, 65_536),
     Setting("lr_g", float, 2e-4, "generator learning rate", 0.0, 1.0, above_low=True),
     Setting("lr_d", float, 2e-4, "discriminator learning rate", 0.0, 1.0, above_low=True),
+    Setting("lr_half_life", float, 0.0, "halve both learning rates every N epochs of the run (0 = constant)",
+            0.0, MAX_EPOCHS),
     Setting("beta_1", float, 0.5, "Adam beta_1 of both optimizers", 0.0, 0.999),
     Setting("loss", str, "bce", "adversarial loss", choices=("bce", "hinge")),
     Setting("ema_decay", float, {"dcgan": 0.999, "seed": 0.0}, "EMA of generator weights (0 = off)", 0.0, 0.99999),
@@ -143,6 +145,8 @@ SETTINGS = {s.name: s for s in (
     Setting("seed", int, 0, "random seed (weights, shuffling, noise)", 0, 2**31 - 1),
     Setting("train_limit", int, 0, "use only the first N training images (0 = all)", 0, 10**7),
     Setting("eval_samples", int, 2000, "samples for per-epoch quality (0 = off)", 0, 100_000),
+    Setting("probe_seconds", float, 15.0, "in a run's first epoch, a 500-sample quality check and the sample grid "
+            "every N seconds of training (0 = off)", 0.0, 86_400.0),
     Setting("log_every", int, 20, "steps per metrics line", 1, 100_000),
     Setting("checkpoint_seconds", float, 60.0, "seconds between checkpoints inside an epoch", 0.0, 86_400.0,
             above_low=True),
@@ -161,6 +165,7 @@ class RunSpec:
     batch_size: int
     lr_g: float
     lr_d: float
+    lr_half_life: float
     beta_1: float
     loss: str
     ema_decay: float
@@ -172,6 +177,7 @@ class RunSpec:
     seed: int
     train_limit: int
     eval_samples: int
+    probe_seconds: float
     log_every: int
     checkpoint_seconds: float
     keep_every: int
@@ -202,6 +208,11 @@ class RunSpec:
         """The architecture this spec trains."""
         return ModelConfig(preset=self.preset, discriminator=self.discriminator, spectral_norm=self.spectral_norm,
                            **self.model_extra)
+
+    def learning_rates(self, epochs_done: float) -> tuple[float, float]:
+        """(lr_g, lr_d) after epochs_done epochs of this run: halved every lr_half_life epochs (0: constant)."""
+        factor = 0.5 ** (epochs_done / self.lr_half_life) if self.lr_half_life else 1.0
+        return self.lr_g * factor, self.lr_d * factor
 
     def replace(self, **changes) -> "RunSpec":
         """A copy with some settings changed (validated again)."""

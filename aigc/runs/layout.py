@@ -62,6 +62,11 @@ class RunPaths:
     def config(self) -> Path:
         return self.root / "config.json"
 
+    @property
+    def live_sample(self) -> Path:
+        """The sample grid of the first epoch in progress (rewritten at each probe)."""
+        return self.samples / "live.png"
+
     def sample_path(self, epoch: int) -> Path:
         return self.samples / f"epoch_{epoch:04d}.png"
 

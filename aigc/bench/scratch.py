@@ -1,0 +1,126 @@
+"""From scratch beside the TF DCGAN tutorial: images and training seconds to 97% class accuracy, FDD curves, per seed.
+
+Both train in alternating slices of `every` images (so background load hits both alike); after each slice
+the slice's generator is evaluated off the clock. Training seconds exclude evaluation and the first
+step's tracing. The tutorial is unconditional: it has no class accuracy, only FDD and digit score.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+TARGET_ACCURACY = 0.97
+EPOCH_IMAGES = 60_000  # "one epoch" in the issue's sense: MNIST's training set
+TUTORIAL_BATCH = 256
+
+
+def from_scratch(x, y, *, seeds, epochs: int, every: int, eval_n: int, synthetic: bool = False,
+                 recipe: dict | None = None, tutorial_epochs: int = 1, runners=None) -> dict:
+    """{"runs": per seed {default, tutorial} curves and summaries, "median": across seeds, settings...}.
+
+    The default trains `epochs` epochs (evaluated every `every` images in the first, then once per epoch);
+    the tutorial trains `tutorial_epochs` (it is 2.5x slower per image: ten of its epochs would dwarf the rest).
+    """
+    from aigc.quality import metrics
+
+    if synthetic or not metrics.evaluator_available():
+        return {"skipped": "needs real MNIST and the shipped evaluator (python -m aigc eval --train-evaluator)"}
+    from aigc.bench.main import default_runner, reference_runner
+    from aigc.engine.gan import pick_precision
+    from aigc.engine.spec import ModelConfig, RunSpec
+
+    spec = RunSpec.resolve(**(recipe or {}))
+    precision = pick_precision(spec.precision)
+    make_default, make_tutorial = runners or (default_runner, reference_runner)
+    runs = []
+    for seed in seeds:
+        gan, run_default = make_default(x, y, batch=spec.batch_size, precision=precision, seed=seed, spec=spec)
+        tutorial, run_tutorial = make_tutorial(x, batch=TUTORIAL_BATCH)
+        contenders = {
+            "default": _Contender(run_default, spec.batch_size, epochs, gan.serving_generator, gan.config),
+            "tutorial": _Contender(run_tutorial, TUTORIAL_BATCH, tutorial_epochs, tutorial.generator,
+                                   ModelConfig(preset="seed")),
+        }
+        while any(c.images < c.budget for c in contenders.values()):
+            for name, contender in contenders.items():
+                if contender.images < contender.budget:
+                    contender.train_slice(every)
+                    contender.curve.append(dict(contender.point(), **_evaluate(contender, eval_n)))
+            print(f"[bench]   seed {seed}: " + "; ".join(
+                f"{n} {c.images / 1000:.0f}k images, {c.seconds:.0f} s: " + ", ".join(
+                    f"{k} {c.curve[-1][k]:.3g}" for k in ("class_accuracy", "fdd") if c.curve[-1].get(k) is not None)
+                for n, c in contenders.items()), file=sys.stderr, flush=True)
+        runs.append({"seed": seed, **{name: {"curve": c.curve, **summarize(c.curve)} for name, c in contenders.items()}})
+    return {"recipe": {k: v for k, v in spec.to_dict().items() if k in ("batch_size", "lr_g", "lr_d", "lr_half_life",
+                                                                        "ema_decay")} | {"precision": precision},
+            "seeds": list(seeds), "epochs": epochs, "tutorial_epochs": tutorial_epochs, "every": every,
+            "eval_n": eval_n, "target_accuracy": TARGET_ACCURACY, "runs": runs, "median": _medians(runs)}
+
+
+class _Contender:
+    """One model in the race: its runner, counters and curve."""
+
+    def __init__(self, run, batch: int, epochs: int, generator, config):
+        self.run, self.batch, self.generator, self.config = run, batch, generator, config
+        self.budget = epochs * EPOCH_IMAGES
+        self.images, self.seconds, self.curve = 0, 0.0, []
+        self.run(1)  # the first step traces: one-off start-up, kept off the clock (its images count)
+        self.images = batch
+
+    def train_slice(self, every: int) -> None:
+        """Train to the next evaluation point: every `every` images in the first epoch, then at epoch ends."""
+        step = every if self.images < EPOCH_IMAGES else EPOCH_IMAGES
+        target = min(self.budget, (self.images // step + 1) * step)
+        steps = max(1, math.ceil((target - self.images) / self.batch))
+        start = time.perf_counter()
+        self.run(steps)
+        self.seconds += time.perf_counter() - start
+        self.images += steps * self.batch
+
+    def point(self) -> dict:
+        return {"images": self.images, "train_s": round(self.seconds, 2), "epochs": round(self.images / EPOCH_IMAGES, 3)}
+
+
+def _evaluate(contender: _Contender, n: int) -> dict:
+    from aigc.quality import metrics
+
+    result = metrics.evaluate_generator(contender.generator, contender.config, n=n, seed=0, batch_size=500)
+    summary = metrics.summary(result)
+    if not contender.config.conditional:
+        summary.pop("class_accuracy", None)  # an unconditional generator is never asked for a digit
+    return summary
+
+
+def summarize(curve: list[dict]) -> dict:
+    """Images and seconds to the target accuracy, quality at one epoch and at the end, and whether it held."""
+    hit = next((p for p in curve if (p.get("class_accuracy") or 0) >= TARGET_ACCURACY), None)
+    at_epoch = min(curve, key=lambda p: abs(p["images"] - EPOCH_IMAGES)) if curve else {}
+    last = curve[-1] if curve else {}
+    after = [p for p in curve if hit and p["images"] >= hit["images"]]
+    return {"images_to_target": hit and hit["images"], "seconds_to_target": hit and hit["train_s"],
+            "epoch1_accuracy": at_epoch.get("class_accuracy"), "epoch1_fdd": at_epoch.get("fdd"),
+            "epoch1_seconds": at_epoch.get("train_s"), "final_epochs": last.get("epochs"),
+            "final_fdd": last.get("fdd"), "final_accuracy": last.get("class_accuracy"),
+            "collapse_seen": any(p.get("collapse") for p in curve if p["images"] >= EPOCH_IMAGES),
+            "held_target": bool(after) and all((p.get("class_accuracy") or 0) >= TARGET_ACCURACY for p in after)}
+
+
+def _medians(runs: list[dict]) -> dict:
+    """Median over seeds of each numeric summary (a seed that never reached the target counts as infinitely slow)."""
+    out = {}
+    for name in ("default", "tutorial"):
+        keys = [k for k, v in runs[0][name].items() if k != "curve" and not isinstance(v, (list, bool))]
+        entry = {}
+        for key in keys:
+            values = [r[name][key] for r in runs]
+            if key.endswith("_to_target"):
+                values = [math.inf if v is None else v for v in values]
+            values = [v for v in values if v is not None]
+            median = float(np.median(values)) if values else None
+            entry[key] = None if median is None or math.isinf(median) else median
+        entry["collapse_seen"] = any(r[name]["collapse_seen"] for r in runs)
+        out[name] = entry
+    return out

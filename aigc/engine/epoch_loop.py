@@ -1,0 +1,225 @@
+"""The epoch loop of a training run: chunks of steps, learning-rate schedule, logging, checkpoints, the
+first epoch's quick checks, per-epoch samples, generator files and evaluation.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from aigc.runs.files import atomic_write_bytes, png_bytes
+
+SAMPLE_SEED = 1234
+SAMPLE_COLUMNS = 10
+PROBE_SAMPLES = 500  # a quick check's samples: ~1 s on 2 cores, noisier than the epoch's evaluation
+
+
+class EpochLoop:
+    """The epoch loop with its bookkeeping: logging, checkpoints, samples, evaluation."""
+
+    def __init__(self, plan, gan, writer, manager, counters, stop, steps_per_epoch, model_config, role):
+        self.__dict__.update(spec=plan.spec, invocation=plan.invocation, gan=gan, paths=plan.paths, writer=writer,
+                             manager=manager, counters=counters, stop=stop, steps_per_epoch=steps_per_epoch,
+                             total_epochs=plan.spec.epochs, model_config=model_config, chief=role.chief)
+        self.agree = None  # set for a cluster: decisions that must be the same on every worker
+        self.steps_this_run = 0
+        self.last_checkpoint = time.time()
+        self.step_times: list[tuple[float, int]] = []  # (time, global step) after each call, for the ETA
+        from aigc.engine.gan import steps_per_call
+
+        self.chunk = steps_per_call(self.spec.batch_size, self.spec.log_every)
+        self.probe_clock = 0.0  # training seconds since the last probe (first epoch only)
+
+    def run(self, rows_for) -> str:
+        while int(self.counters["epoch"]) < self.total_epochs:
+            epoch = int(self.counters["epoch"]) + 1
+            reason = self._epoch(epoch, rows_for(epoch, int(self.counters["step_in_epoch"])))
+            if reason:
+                return self._finish("stopped", f"stopped ({reason})")
+        return self._finish("finished", "finished")
+
+    def _epoch(self, epoch: int, rows) -> str | None:
+        """Train the epoch's remaining batches (rows of image indices), a chunk of steps per call."""
+        bar = _progress_bar(self.steps_per_epoch, int(self.counters["step_in_epoch"]))
+        window, epoch_sums, epoch_count = [], {}, 0
+        epoch_start = window_start = time.time()
+        while len(rows):
+            count = min(self.chunk, len(rows), self._steps_left())
+            self._schedule_learning_rates(epoch)
+            started = time.time()
+            values = self.gan.train_steps(rows[:count])
+            rows = rows[count:]
+            self._count_steps(count)
+            window.append((count, values))
+            for key, value in values.items():
+                epoch_sums[key] = epoch_sums.get(key, 0.0) + value * count
+            epoch_count += count
+            if bar:
+                bar.update(int(self.counters["step_in_epoch"]), [(k, v) for k, v in values.items() if "loss" in k])
+            if sum(n for n, _v in window) >= self.spec.log_every:
+                self._log_window(epoch, window, time.time() - window_start)
+                window, window_start = [], time.time()
+            self._maybe_probe(epoch, time.time() - started)
+            reason = self._should_stop()
+            checkpoint_due = time.time() - self.last_checkpoint >= self.spec.checkpoint_seconds
+            if self.agree:  # the chief's clock decides checkpoints; any worker's signal stops everyone
+                reason, checkpoint_due = self.agree(reason, checkpoint_due and self.chief)
+            if reason:
+                self.writer.update(state="stopping", stop_reason=reason, eta_s=None)
+                self._save_checkpoint()
+                self._save_generator(epoch - 1)
+                return reason
+            if checkpoint_due:
+                self._save_checkpoint()
+        self._end_epoch(epoch, epoch_sums, epoch_count, time.time() - epoch_start)
+        return None
+
+    def _steps_left(self) -> int:
+        """Steps this invocation may still train (--max-steps), at least 1."""
+        if not self.invocation.max_steps:
+            return self.chunk
+        return max(1, self.invocation.max_steps - self.steps_this_run)
+
+    def _progress(self, epoch: int) -> float:
+        """Epochs trained so far, fractional (epoch 1 half done: 0.5)."""
+        return epoch - 1 + int(self.counters["step_in_epoch"]) / max(1, self.steps_per_epoch)
+
+    def _schedule_learning_rates(self, epoch: int) -> None:
+        """Halve both learning rates every lr_half_life epochs of this run (0: constant)."""
+        if self.spec.lr_half_life:
+            self.gan.set_learning_rates(*self.spec.learning_rates(self._progress(epoch)))
+
+    def _count_steps(self, count: int) -> None:
+        self.counters["step"].assign_add(count)
+        self.counters["step_in_epoch"].assign_add(count)
+        self.steps_this_run += count
+        self.step_times = (self.step_times + [(time.time(), int(self.counters["step"]))])[-20:]
+
+    def _should_stop(self) -> str | None:
+        if self.invocation.max_steps and self.steps_this_run >= self.invocation.max_steps:
+            return f"--max-steps {self.invocation.max_steps} reached"
+        return self.stop.reason()
+
+    def _seconds_per_step(self) -> float | None:
+        if len(self.step_times) < 2:
+            return None
+        (first, first_step), (last, last_step) = self.step_times[0], self.step_times[-1]
+        return (last - first) / max(1, last_step - first_step)
+
+    def _progress_fields(self, epoch: int) -> dict:
+        per_step = self._seconds_per_step()
+        done = (epoch - 1) * self.steps_per_epoch + int(self.counters["step_in_epoch"])
+        remaining = self.total_epochs * self.steps_per_epoch - done
+        return dict(epoch=epoch - 1, current_epoch=epoch, step=int(self.counters["step"]),
+                    step_in_epoch=int(self.counters["step_in_epoch"]),
+                    eta_s=round(remaining * per_step, 1) if per_step else None)
+
+    def _log_window(self, epoch: int, window: list[tuple[int, dict]], seconds: float) -> None:
+        steps = sum(count for count, _values in window)
+        record = {k: sum(count * values[k] for count, values in window) / steps for k in window[0][1]}
+        record.update(kind="step", epoch=epoch, step=int(self.counters["step"]), time=time.time(),
+                      img_per_s=round(steps * self.spec.batch_size / max(seconds, 1e-9), 1))
+        self.writer.metrics(record)
+        self.writer.update(state="running", img_per_s=record["img_per_s"], **self._progress_fields(epoch))
+
+    def _end_epoch(self, epoch: int, sums: dict, count: int, seconds: float) -> None:
+        self.counters["epoch"].assign(epoch)
+        self.counters["step_in_epoch"].assign(0)
+        record = {k: v / max(count, 1) for k, v in sums.items()}
+        record.update(kind="epoch", epoch=epoch, step=int(self.counters["step"]), time=time.time(),
+                      epoch_time_s=round(seconds, 2), img_per_s=round(count * self.spec.batch_size / max(seconds, 1e-9), 1))
+        self._save_samples(epoch)
+        self._save_generator(epoch)
+        keep_every = self.spec.keep_every
+        if keep_every and epoch % keep_every == 0 and self.chief:
+            snapshot = self.paths.root / "generators" / f"epoch_{epoch:04d}.keras"
+            snapshot.parent.mkdir(exist_ok=True)
+            atomic_write_bytes(snapshot, self.paths.generator.read_bytes())
+        self._save_checkpoint()
+        record.update(self._evaluate())
+        self.writer.metrics(record)
+        self.writer.update(state="running", **self._progress_fields(epoch + 1), last_epoch=record)
+        self.writer.log(f"epoch {epoch}/{self.total_epochs}: " + ", ".join(
+            f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float)))
+
+    def _maybe_probe(self, epoch: int, seconds: float) -> None:
+        """In the run's first epoch, every probe_seconds of training: the live sample grid and a quick quality check."""
+        if epoch != 1 or not self.spec.probe_seconds or not self.chief:
+            return
+        self.probe_clock += seconds
+        if self.probe_clock < self.spec.probe_seconds or not int(self.counters["step_in_epoch"]) < self.steps_per_epoch:
+            return  # the epoch's own samples and evaluation follow at its end
+        self.probe_clock = 0.0
+        self._save_samples(None)
+        step = int(self.counters["step"])
+        record = dict(kind="probe", epoch=round(self._progress(epoch), 4), step=step, time=time.time(),
+                      images=step * self.spec.batch_size, **self._evaluate(PROBE_SAMPLES))
+        self.writer.metrics(record)
+
+    def _evaluate(self, samples: int | None = None) -> dict:
+        from aigc.quality import metrics
+
+        samples = samples or self.spec.eval_samples
+        if not self.chief or not self.spec.eval_samples or not metrics.evaluator_available():
+            return {}
+        start = time.time()
+        try:
+            result = metrics.evaluate_generator(self.gan.serving_generator, self.model_config, n=samples)
+        except Exception as error:  # noqa: BLE001  (a broken evaluator must not end the training)
+            self.writer.log(f"evaluation skipped: {type(error).__name__}: {error}")
+            return {}
+        return dict(metrics.summary(result), eval_time_s=round(time.time() - start, 2))
+
+    def _save_checkpoint(self) -> None:
+        self.manager.save(checkpoint_number=int(self.counters["step"]))
+        self.last_checkpoint = time.time()
+
+    def _save_samples(self, epoch: int | None) -> None:
+        """The fixed-seed grid (row = digit) of an epoch, or the live grid of the first epoch when epoch is None."""
+        from aigc.engine.sampling import grid, run_generator
+
+        if not self.chief:
+            return  # only the run directory's writer draws samples
+
+        per_row = SAMPLE_COLUMNS
+        rng = np.random.default_rng(SAMPLE_SEED)
+        z = rng.standard_normal((10 * per_row, self.model_config.latent_dim)).astype(np.float32)
+        labels = np.repeat(np.arange(10, dtype=np.int32), per_row)
+        images = run_generator(self.gan.serving_generator, z, labels if self.model_config.conditional else None)
+        target = self.paths.live_sample if epoch is None else self.paths.sample_path(epoch)
+        atomic_write_bytes(target, png_bytes(grid(images, per_row)))
+
+    def _save_generator(self, epoch: int) -> None:
+        from aigc.engine.checkpoints import export_for_serving, run_card, save_model_file
+
+        if not self.chief:
+            return
+
+        # The card travels in the file: epochs here, lineage (init_from chain), data, time, hardware, recipe.
+        card = run_card(self.spec, epoch=epoch, step=int(self.counters["step"]), paths=self.paths)
+        serving = export_for_serving(self.gan.serving_generator, self.model_config)
+        save_model_file(serving, self.paths.generator, config=self.model_config, card=card)
+        # The discriminator rides along so that "train more" from these weights keeps its critic.
+        critic = export_for_serving(self.gan.discriminator, self.model_config, discriminator=True)
+        save_model_file(critic, self.paths.discriminator, config=self.model_config, card=card)
+
+    def _finish(self, state: str, message: str) -> str:
+        self.writer.update(state=state, eta_s=None, img_per_s=None, epoch=int(self.counters["epoch"]),
+                           current_epoch=int(self.counters["epoch"]), step=int(self.counters["step"]),
+                           step_in_epoch=int(self.counters["step_in_epoch"]), finished_at=time.time())
+        self.writer.log(message)
+        self.paths.stop.unlink(missing_ok=True)
+        return state
+
+
+def _progress_bar(steps_per_epoch: int, start: int):
+    """A keras Progbar when stdout is a terminal, else None (the UI reads status.json instead)."""
+    if not sys.stdout.isatty():
+        return None
+    import keras
+
+    bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["d_loss", "g_loss"])
+    if start:
+        bar.update(start)
+    return bar
