@@ -13,6 +13,27 @@ from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
+CPUINFO = Path("/proc/cpuinfo")
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # oneDNN computes bfloat16 natively with either
+
+
+def cpu_model_and_flags(cpuinfo: Path = CPUINFO) -> tuple[str | None, set[str]]:
+    """(model name, feature flags) of the first CPU in /proc/cpuinfo; (None, set()) where there is none."""
+    model, flags = None, None
+    try:
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name") and model is None:
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and flags is None:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return model, flags or set()
+
+
+def has_native_bf16(cpuinfo: Path = CPUINFO) -> bool:
+    """True when this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX), where mixed_bfloat16 pays."""
+    return any(flag in cpu_model_and_flags(cpuinfo)[1] for flag in NATIVE_BF16_FLAGS)
 
 
 def usable_cpus(*, cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int:

@@ -88,3 +88,15 @@ def test_trainer_threads_leave_one_for_the_server(monkeypatch):
 
 def test_this_machine():
     assert 1 <= cpus.usable_cpus() <= (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("flags, native", [("fpu avx2 avx512f", False), ("fpu avx512f avx512_bf16", True),
+                                           ("fpu amx_tile amx_bf16", True), ("", False)])
+def test_native_bf16_comes_from_the_cpu_flags(tmp_path, flags, native):
+    from aigc.cpus import cpu_model_and_flags, has_native_bf16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t: avx512_bf16\n")
+    assert has_native_bf16(cpuinfo) is native  # the first CPU's line decides
+    assert cpu_model_and_flags(cpuinfo)[0] == "Some CPU"
+    assert has_native_bf16(tmp_path / "missing") is False

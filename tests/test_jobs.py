@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aigc.__main__ import build_parser as build_train_parser
+from aigc.engine.spec import given_settings, spec_to_args
+
 from aigc import settings
 from aigc.app import jobs
 from aigc.settings import SHIPPED_FILES
@@ -106,6 +109,18 @@ def test_trainer_command_is_nice_and_thread_limited(env, monkeypatch):
     joined = " ".join(jobs.trainer_command(spec, run_dir=Path("/r/x")))
     assert "--nice 10" in joined and "--threads 1" in joined and "--epochs 2" in joined
     assert "--init-from" in joined and joined.endswith(FAST_TRAINER_ARGS)
+
+
+def test_train_more_takes_the_shipped_files_width_not_todays_default(env):
+    """A shipped generator built before a change of the default width still trains more from the page."""
+    from aigc.engine.run_plan import Invocation, make_plan
+
+    save_untrained_generator(env["ckpt"] / SHIPPED_FILES["dcgan"], base_filters=16, card={"preset": "dcgan", "epochs": 30})
+    spec = jobs.request_spec(jobs.JobRequest(epochs=1, init="shipped"), Policy())
+    assert spec.width == 16 and spec.model.base_filters == 16
+    args = build_train_parser().parse_args(["train", "--run-dir", "x", *spec_to_args(spec)])
+    plan = make_plan(Invocation(env["runs"] / "r", add_epochs=1), given_settings(args))  # the trainer agrees
+    assert plan.spec.width == 16 and plan.base_epochs == 30
 
 
 def test_current_job_without_runs(env):

@@ -18,7 +18,7 @@ SPECS = [
     RunSpec.resolve(epochs=3, loss="hinge", ema_decay=0.99, label_smoothing=0.1, discriminator="concat",
                     spectral_norm=True, jit=True, precision="float32", data="/data/mnist.npz",
                     init_from="/w/generator.keras", train_limit=512, eval_samples=0, log_every=5,
-                    checkpoint_seconds=2.5, keep_every=2, beta_1=0.0),
+                    checkpoint_seconds=2.5, keep_every=2, beta_1=0.0, width=32, lr_half_life=2.5, probe_seconds=0.0),
 ]
 
 
@@ -49,6 +49,9 @@ def test_every_setting_has_a_flag_and_a_help_line():
     (dict(epochs=2.5), "--epochs: must be a whole number"),
     (dict(preset="vae"), "--preset: must be one of dcgan, seed"),
     (dict(preset="seed", spectral_norm=True), "apply to dcgan only"),
+    (dict(preset="seed", width=48), "apply to dcgan only"),
+    (dict(width=2), "--width: must be a whole number at least 4"),
+    (dict(lr_half_life=-1.0), "--lr-half-life: must be a number at least 0"),
     (dict(colour="red"), "unknown setting"),
 ])
 def test_bad_settings_get_a_sentence_not_an_assert(given, message):
@@ -71,3 +74,24 @@ def test_learning_rates_follow_the_half_life():
     assert spec.learning_rates(2.0) == pytest.approx((2e-4, 1e-4))
     assert spec.learning_rates(5.0) == pytest.approx((4e-4 / 2 ** 2.5, 2e-4 / 2 ** 2.5))
     assert RunSpec.resolve(lr_g=4e-4, lr_half_life=0).learning_rates(100)[0] == 4e-4  # 0: constant
+
+
+def test_runs_saved_before_the_width_setting_keep_the_width_they_were_built_with(tmp_path):
+    from aigc.engine.run_plan import spec_of
+
+    saved = {k: v for k, v in RunSpec.resolve(batch_size=64).to_dict().items() if k != "width"}
+    assert RunSpec.from_dict(saved).width == 64 and RunSpec.from_dict(saved).model.base_filters == 64
+    assert RunSpec.from_dict(dict(saved, model_extra={"base_filters": 32})).model.base_filters == 32
+    legacy = {"model_config": {"preset": "dcgan", "base_filters": 16}, "hyperparameters": {"lr_g": 1e-4}}
+    assert spec_of(legacy).width == 16 and spec_of({"model_config": {"preset": "dcgan"}}).width == 64
+    assert RunSpec.resolve().width == 48 and RunSpec.resolve().model.base_filters == 48  # the new default
+
+
+def test_a_run_started_from_weights_takes_their_width(tmp_path):
+    from helpers import save_untrained_generator
+
+    weights = save_untrained_generator(tmp_path / "g.keras", base_filters=16)
+    plan = make_plan(Invocation(tmp_path / "run", add_epochs=1), {"init_from": str(weights)})
+    assert plan.spec.width == 16 and plan.spec.model.base_filters == 16
+    with pytest.raises(SpecError, match="width of 16"):
+        make_plan(Invocation(tmp_path / "run2", add_epochs=1), {"init_from": str(weights), "width": 48})

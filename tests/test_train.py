@@ -254,16 +254,20 @@ def test_log_lines_appear_once_when_stdout_is_train_log(tmp_path, synthetic_npz)
     assert sum(line.endswith("] finished") for line in lines) == 1
 
 
-def test_auto_precision_is_bf16_on_a_gpu_and_float32_on_the_cpu(monkeypatch):
+@pytest.mark.parametrize("gpu, native_bf16, expected", [(True, False, "mixed_bfloat16"), (False, True, "mixed_bfloat16"),
+                                                         (False, False, "float32")])
+def test_auto_precision_is_bf16_where_the_hardware_computes_it(monkeypatch, gpu, native_bf16, expected):
     import tensorflow as tf
 
+    from aigc import cpus
     from aigc.engine.gan import pick_precision
 
     real = tf.config.list_physical_devices
-    assert pick_precision("auto") == ("mixed_bfloat16" if real("GPU") else "float32")
     monkeypatch.setattr(tf.config, "list_physical_devices",
-                        lambda kind=None: ["/physical_device:GPU:0"] if kind == "GPU" else real(kind))
-    assert pick_precision("auto") == "mixed_bfloat16"
+                        lambda kind=None: (["/physical_device:GPU:0"] if gpu else []) if kind == "GPU" else real(kind))
+    monkeypatch.setattr(cpus, "has_native_bf16", lambda: native_bf16)
+    assert pick_precision("auto") == expected
+    assert pick_precision("float32") == "float32"  # an explicit choice is kept
     assert pick_precision("float32") == "float32" and pick_precision("mixed_bfloat16") == "mixed_bfloat16"
 
 
@@ -324,3 +328,22 @@ def test_learning_rates_halve_every_half_life_and_resume_on_schedule(tmp_path, s
     assert rates["g_optimizer"] == pytest.approx(1e-3 * 0.5 ** 0.75, rel=1e-5)
     assert rates["d_optimizer"] == pytest.approx(2e-3 * 0.5 ** 0.75, rel=1e-5)
     assert "learning rates halve every 1 epochs" in paths.log.read_text()
+
+
+def test_the_schedule_counts_the_epochs_behind_the_starting_weights(tmp_path, synthetic_npz):
+    """Train more from a 30-epoch generator: its schedule is long past the start, so it trains at the floor rate
+    (1/16), not at the from-scratch rate that would undo the shipped quality."""
+    import tensorflow as tf
+
+    from helpers import save_untrained_generator
+
+    weights = save_untrained_generator(tmp_path / "g.keras", card={"preset": "dcgan", "epochs": 30})
+    run_dir = tmp_path / "run"
+    assert tiny_run(run_dir, synthetic_npz, init_from=str(weights), lr_half_life=3.0, lr_g=1e-3, lr_d=2e-3) == "finished"
+    paths = RunPaths(run_dir)
+    assert json.loads(paths.config.read_text())["base_epochs"] == 30
+    reader = tf.train.load_checkpoint(str(tf.train.latest_checkpoint(str(paths.ckpt))))
+    rates = {name.split("/")[0]: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+             if "learning_rate" in name and "optimizer" in name}
+    assert rates["g_optimizer"] == pytest.approx(1e-3 / 16) and rates["d_optimizer"] == pytest.approx(2e-3 / 16)
+    assert "counted from the 30 epochs behind the starting weights" in paths.log.read_text()

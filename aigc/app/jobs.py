@@ -21,7 +21,8 @@ from aigc import settings
 from aigc.app import retention
 from aigc.app.hosting import Policy, clamp_epochs
 from aigc.cpus import trainer_threads
-from aigc.engine.spec import PRESETS, RunSpec, SpecError, spec_to_args
+from aigc.engine.run_plan import architecture_of
+from aigc.engine.spec import PRESETS, SETTINGS, RunSpec, SpecError, spec_to_args
 from aigc.runs.files import read_json
 from aigc.runs.layout import RunPaths, list_runs
 from aigc.runs.lifecycle import (ACTIVE_STATES, RESUMABLE_STATES, delete_run, holds_lock, read_status,
@@ -94,7 +95,7 @@ class JobRequest:
     """What the Train panel asks for (validated here, never trusted)."""
 
     epochs: int = 1
-    batch_size: int = 128
+    batch_size: int = SETTINGS["batch_size"].default
     preset: str = "dcgan"
     init: str = "shipped"  # shipped | scratch
     lr_g: float | None = None
@@ -128,8 +129,11 @@ def request_spec(request: JobRequest, policy: Policy) -> RunSpec:
         raise SpecError(f"no shipped {request.preset} weights to train more from; choose 'from scratch'")
     if request.data:
         check_data_file(request.data)
-    return RunSpec.resolve(preset=request.preset, epochs=epochs, batch_size=request.batch_size, lr_g=request.lr_g,
-                           lr_d=request.lr_d, init_from=str(init_from) if init_from else None, data=request.data)
+    given = dict(preset=request.preset, epochs=epochs, batch_size=request.batch_size, lr_g=request.lr_g,
+                 lr_d=request.lr_d, init_from=str(init_from) if init_from else None, data=request.data)
+    if init_from:
+        given = architecture_of(str(init_from), given)  # train more: the shipped file's width, not today's default
+    return RunSpec.resolve(**given)
 
 
 def check_data_file(path: str) -> None:

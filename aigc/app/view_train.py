@@ -230,7 +230,7 @@ def new_job_ui(policy: hosting.Policy, *, busy: bool) -> None:
         left, middle, right = st.columns(3)
         epochs = left.number_input("Epochs to add", 1, policy.max_epochs, min(5, policy.max_epochs), step=1,
                                    key="job_epochs")
-        batch = middle.selectbox("Batch size", jobs.BATCH_SIZES, index=jobs.BATCH_SIZES.index(128), key="job_batch")
+        batch = middle.selectbox("Batch size", jobs.BATCH_SIZES, index=jobs.BATCH_SIZES.index(SETTINGS["batch_size"].default), key="job_batch")
         preset = right.selectbox("Preset", PRESETS, key="job_preset")
         start_from = st.radio("Start from", list(START_CHOICES), horizontal=True, key="job_init")
         with st.expander("Learning rates"):

@@ -170,15 +170,10 @@ def machine() -> dict:
     """CPU model, cores, flags that matter, TF version, GPUs."""
     import tensorflow as tf
 
-    flags, model = set(), platform.processor()
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    from aigc.cpus import cpu_model_and_flags
+
+    model, flags = cpu_model_and_flags()
+    model = model or platform.processor()
     wanted = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
     return {"cpu": model, "cores": os.cpu_count(), "flags": [f for f in wanted if f in flags],
             "tensorflow": tf.__version__, "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
@@ -291,7 +286,6 @@ def throughput(x, y, *, batch: int, rounds: int, steps: int, variants: bool = Fa
 
 def _serving_generator(checkpoint: str | None):
     from aigc.engine.checkpoints import load_generator
-    from aigc.engine.spec import ModelConfig
     from aigc.engine.models import build_generator
 
     shipped = settings.shipped_generator()
@@ -299,7 +293,8 @@ def _serving_generator(checkpoint: str | None):
     if path:
         generator, config, _card = load_generator(path)
         return generator, config, str(path)
-    return build_generator(ModelConfig()), ModelConfig(), "untrained dcgan generator (same compute)"
+    config = RunSpec.resolve().model
+    return build_generator(config), config, "untrained dcgan generator (same compute)"
 
 
 def latency(*, checkpoint: str | None, repeats: int, sizes=(1, 64, 100)) -> dict:

@@ -21,7 +21,8 @@ class EpochLoop:
     def __init__(self, plan, gan, writer, manager, counters, stop, steps_per_epoch, model_config, role):
         self.__dict__.update(spec=plan.spec, invocation=plan.invocation, gan=gan, paths=plan.paths, writer=writer,
                              manager=manager, counters=counters, stop=stop, steps_per_epoch=steps_per_epoch,
-                             total_epochs=plan.spec.epochs, model_config=model_config, chief=role.chief)
+                             total_epochs=plan.spec.epochs, model_config=model_config, chief=role.chief,
+                             base_epochs=plan.base_epochs)
         self.agree = None  # set for a cluster: decisions that must be the same on every worker
         self.steps_this_run = 0
         self.last_checkpoint = time.time()
@@ -86,9 +87,9 @@ class EpochLoop:
         return epoch - 1 + int(self.counters["step_in_epoch"]) / max(1, self.steps_per_epoch)
 
     def _schedule_learning_rates(self, epoch: int) -> None:
-        """Halve both learning rates every lr_half_life epochs of this run (0: constant)."""
+        """The spec's schedule, counted from the epochs behind the starting weights."""
         if self.spec.lr_half_life:
-            self.gan.set_learning_rates(*self.spec.learning_rates(self._progress(epoch)))
+            self.gan.set_learning_rates(*self.spec.learning_rates(self.base_epochs + self._progress(epoch)))
 
     def _count_steps(self, count: int) -> None:
         self.counters["step"].assign_add(count)

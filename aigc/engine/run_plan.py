@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aigc.engine.spec import MODEL_SETTINGS, SETTINGS, RunSpec, SpecError
+from aigc.engine.spec import LEGACY_WIDTH, MODEL_SETTINGS, SETTINGS, RunSpec, SpecError
 from aigc.runs.files import atomic_write_json, read_json
 from aigc.runs.layout import RunPaths
 from aigc.settings import mnist_env_path
@@ -43,6 +43,11 @@ class Plan:
     done: str | None = None  # set when there is nothing to train (a finished run resumed)
     record: dict = field(default_factory=dict)  # config.json as saved
 
+    @property
+    def base_epochs(self) -> int:
+        """Epochs behind the weights the run started from (0 from scratch)."""
+        return int(self.record.get("base_epochs") or 0)
+
 
 def make_plan(invocation: Invocation, given: dict) -> Plan:
     """The plan for this invocation; SpecError with a reason when the flags cannot apply to this run."""
@@ -63,15 +68,20 @@ def _new_run(paths: RunPaths, invocation: Invocation, given: dict) -> Plan:
         if given.get(name):
             given[name] = str(Path(given[name]).expanduser().resolve())
     if given.get("init_from"):
-        given = _architecture_of(given["init_from"], given)
+        given = architecture_of(given["init_from"], given)
     spec = RunSpec.resolve(**given, epochs=invocation.add_epochs or SETTINGS["epochs"].default)
     record = {"spec": spec.to_dict(), "model_config": dataclasses.asdict(spec.model), "created_at": time.time(),
               "overrides": []}
+    if spec.init_from:
+        from aigc.engine.checkpoints import lineage_of
+
+        # Epochs already behind the starting weights: the learning-rate schedule continues from there.
+        record["base_epochs"] = sum(int(link.get("epochs") or 0) for link in lineage_of(spec.init_from))
     return Plan(paths, spec, invocation, created=True, record=record)
 
 
-def _architecture_of(init_from: str, given: dict) -> dict:
-    """given with preset/discriminator/spectral_norm taken from the weights it starts from."""
+def architecture_of(init_from: str, given: dict) -> dict:
+    """given with the architecture (preset, discriminator, spectral_norm, width) of the weights it starts from."""
     from aigc.engine.checkpoints import CheckpointError, read_meta
 
     try:
@@ -84,7 +94,7 @@ def _architecture_of(init_from: str, given: dict) -> dict:
             raise SpecError(f"--init-from holds a {name} of {theirs!r}; it cannot train as {given[name]!r}")
         given[name] = theirs
     default = type(config)()
-    extra = {k: getattr(config, k) for k in ("latent_dim", "base_filters") if getattr(config, k) != getattr(default, k)}
+    extra = {k: getattr(config, k) for k in ("latent_dim",) if getattr(config, k) != getattr(default, k)}
     return dict(given, model_extra=extra)
 
 
@@ -124,7 +134,8 @@ def spec_of(record: dict, *, status: dict | None = None) -> RunSpec:
     data = record.get("data")
     legacy.update(data=None if data in (None, "keras") else data, init_from=record.get("init_from"),
                   batch_size=status.get("batch_size"), epochs=status.get("total_epochs"))
-    extra = {k: model[k] for k in ("latent_dim", "base_filters") if k in model}
+    legacy["width"] = model.get("base_filters", LEGACY_WIDTH)
+    extra = {k: model[k] for k in ("latent_dim",) if k in model}
     return RunSpec.resolve(**{k: v for k, v in legacy.items() if k in SETTINGS}, model_extra=extra)
 
 

@@ -17,7 +17,9 @@ PRESETS = ("dcgan", "seed")
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28, 1)
 MAX_EPOCHS = 10_000
-MODEL_SETTINGS = ("preset", "discriminator", "spectral_norm")  # fixed once a run exists
+MODEL_SETTINGS = ("preset", "discriminator", "spectral_norm", "width")  # fixed once a run exists
+LR_FLOOR = 1 / 16  # the learning-rate schedule's lowest factor
+LEGACY_WIDTH = 64  # the dcgan width of runs and files from before the width setting
 
 
 class SpecError(ValueError):
@@ -31,7 +33,7 @@ class ModelConfig:
     preset: str = "dcgan"
     latent_dim: int = 100
     num_classes: int = NUM_CLASSES
-    base_filters: int = 64  # dcgan only: width of the first conv layer
+    base_filters: int = LEGACY_WIDTH  # dcgan only: width of the first conv layer (RunSpec.width)
     discriminator: str = "projection"  # dcgan only: "projection" or "concat" (label maps as extra channels)
     spectral_norm: bool = False  # dcgan only: spectral normalization on the discriminator's layers
 
@@ -40,6 +42,11 @@ class ModelConfig:
         SETTINGS["discriminator"].check(self.discriminator)
         if not isinstance(self.latent_dim, int) or self.latent_dim <= 0:
             raise SpecError(f"latent_dim must be a positive whole number, got {self.latent_dim!r}")
+
+    @property
+    def width(self) -> int:
+        """The run spec's name for base_filters."""
+        return self.base_filters
 
     @property
     def conditional(self) -> bool:
@@ -127,17 +134,19 @@ SETTINGS = {s.name: s for s in (
     Setting("discriminator", str, "projection", "dcgan discriminator's conditioning (fixed once the run exists)",
             choices=("projection", "concat")),
     Setting("spectral_norm", bool, False, "dcgan: spectral normalization in D (fixed once the run exists)"),
+    Setting("width", int, {"dcgan": 48, "seed": LEGACY_WIDTH},
+            "dcgan: filters of D's first and G's last hidden convolution (fixed once the run exists)", 4, 512),
     Setting("epochs", int, 1, "total epochs the run trains to", 1, MAX_EPOCHS),
     Setting("batch_size", int, 128, "images per step (changing it on resume restarts the current epoch)", 1, 65_536),
     Setting("lr_g", float, 2e-4, "generator learning rate", 0.0, 1.0, above_low=True),
     Setting("lr_d", float, 2e-4, "discriminator learning rate", 0.0, 1.0, above_low=True),
-    Setting("lr_half_life", float, 0.0, "halve both learning rates every N epochs of the run (0 = constant)",
-            0.0, MAX_EPOCHS),
+    Setting("lr_half_life", float, 0.0, "halve both learning rates every N epochs, counting the epochs behind "
+            "--init-from, down to 1/16 of them (0 = constant)", 0.0, MAX_EPOCHS),
     Setting("beta_1", float, 0.5, "Adam beta_1 of both optimizers", 0.0, 0.999),
     Setting("loss", str, "bce", "adversarial loss", choices=("bce", "hinge")),
     Setting("ema_decay", float, {"dcgan": 0.999, "seed": 0.0}, "EMA of generator weights (0 = off)", 0.0, 0.99999),
     Setting("label_smoothing", float, 0.0, "one-sided label smoothing of real targets", 0.0, 0.5),
-    Setting("precision", str, "auto", "auto = mixed_bfloat16 on a GPU, else float32",
+    Setting("precision", str, "auto", "auto = mixed_bfloat16 on a GPU or a CPU with native bf16, else float32",
             choices=("auto", "float32", "mixed_bfloat16")),
     Setting("jit", bool, False, "compile the train step with XLA"),
     Setting("data", str, None, "MNIST .npz (default: $AIGC_MNIST, else Keras)", optional=True),
@@ -161,6 +170,7 @@ class RunSpec:
     preset: str
     discriminator: str
     spectral_norm: bool
+    width: int
     epochs: int
     batch_size: int
     lr_g: float
@@ -186,9 +196,12 @@ class RunSpec:
     def __post_init__(self):
         for name, setting in SETTINGS.items():
             object.__setattr__(self, name, setting.check(getattr(self, name)))
-        if self.preset == "seed" and (self.discriminator != "projection" or self.spectral_norm):
-            raise SpecError("the seed preset is the original document's GAN: --discriminator and --spectral-norm "
-                            "apply to dcgan only")
+        if self.preset == "seed" and (self.discriminator != "projection" or self.spectral_norm
+                                      or self.width != LEGACY_WIDTH):
+            raise SpecError("the seed preset is the original document's GAN: --discriminator, --spectral-norm and "
+                            "--width apply to dcgan only")
+        if "base_filters" in self.model_extra:
+            raise SpecError("model_extra: base_filters is the width setting")
         self.model  # noqa: B018  (validates model_extra)
 
     @classmethod
@@ -207,11 +220,11 @@ class RunSpec:
     def model(self) -> ModelConfig:
         """The architecture this spec trains."""
         return ModelConfig(preset=self.preset, discriminator=self.discriminator, spectral_norm=self.spectral_norm,
-                           **self.model_extra)
+                           base_filters=self.width, **self.model_extra)
 
     def learning_rates(self, epochs_done: float) -> tuple[float, float]:
-        """(lr_g, lr_d) after epochs_done epochs of this run: halved every lr_half_life epochs (0: constant)."""
-        factor = 0.5 ** (epochs_done / self.lr_half_life) if self.lr_half_life else 1.0
+        """(lr_g, lr_d) after epochs_done epochs: halved every lr_half_life epochs down to LR_FLOOR (0: constant)."""
+        factor = max(LR_FLOOR, 0.5 ** (epochs_done / self.lr_half_life)) if self.lr_half_life else 1.0
         return self.lr_g * factor, self.lr_d * factor
 
     def replace(self, **changes) -> "RunSpec":
@@ -225,7 +238,12 @@ class RunSpec:
     def from_dict(cls, data: dict) -> "RunSpec":
         """The spec saved in a config.json (missing settings from the table, unknown keys ignored)."""
         known = set(SETTINGS) | {"model_extra"}
-        return cls.resolve(**{k: v for k, v in data.items() if k in known})
+        given = {k: v for k, v in data.items() if k in known}
+        extra = dict(given.get("model_extra") or {})
+        if "width" not in given:  # saved before the width setting: the width it was built with
+            given["width"] = extra.get("base_filters", LEGACY_WIDTH)
+        extra.pop("base_filters", None)
+        return cls.resolve(**dict(given, model_extra=extra))
 
     def changes(self, other: "RunSpec") -> dict:
         """{name: (mine, other's)} for every setting that differs."""

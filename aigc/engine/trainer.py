@@ -199,7 +199,8 @@ def _train(plan: Plan, writer: RunWriter, role: Role) -> str:
                f"batch {spec.batch_size}, {precision}, {strategy.num_replicas_in_sync} replica(s) on {role.workers} worker(s))")
     loop = EpochLoop(plan, gan, writer, manager, counters, stop, steps_per_epoch, model_config, role)
     if plan.spec.lr_half_life:
-        writer.log(f"learning rates halve every {plan.spec.lr_half_life:g} epochs")
+        writer.log(f"learning rates halve every {plan.spec.lr_half_life:g} epochs"
+                   + (f", counted from the {plan.base_epochs} epochs behind the starting weights" if plan.base_epochs else ""))
     if role.cluster:
         loop.agree = make_agreement(strategy)
     return loop.run(lambda epoch, skip: epoch_batches(
