@@ -95,3 +95,26 @@ def test_a_run_started_from_weights_takes_their_width(tmp_path):
     assert plan.spec.width == 16 and plan.spec.model.base_filters == 16
     with pytest.raises(SpecError, match="width of 16"):
         make_plan(Invocation(tmp_path / "run2", add_epochs=1), {"init_from": str(weights), "width": 48})
+
+
+def test_the_class_loss_follows_the_discriminator_it_trains(tmp_path):
+    from aigc.engine.run_plan import save_plan, spec_of
+    from helpers import save_untrained_generator
+
+    assert RunSpec.resolve().model.class_head and not RunSpec.resolve(class_loss=0).model.class_head
+    with pytest.raises(SpecError, match="apply to dcgan only"):
+        RunSpec.resolve(preset="seed", class_loss=1.0)
+    saved = {k: v for k, v in RunSpec.resolve().to_dict().items() if k != "class_loss"}
+    assert RunSpec.from_dict(saved).class_loss == 0  # saved before the class loss: no head in its discriminator
+    assert spec_of({"model_config": {"preset": "dcgan"}}).class_loss == 0
+    # Starting from weights without a head (today's shipped file): no class loss, unless asked, which is refused.
+    old = save_untrained_generator(tmp_path / "old.keras")
+    assert make_plan(Invocation(tmp_path / "a", add_epochs=1), {"init_from": str(old)}).spec.class_loss == 0
+    with pytest.raises(SpecError, match="has no class head"):
+        make_plan(Invocation(tmp_path / "b", add_epochs=1), {"init_from": str(old), "class_loss": 1.0})
+    # An existing run cannot switch its head on or off; changing the weight is fine.
+    plan = make_plan(Invocation(tmp_path / "c", add_epochs=1), {})
+    save_plan(plan)
+    assert make_plan(Invocation(tmp_path / "c", add_epochs=1), {"class_loss": 0.5}).spec.class_loss == 0.5
+    with pytest.raises(SpecError, match="cannot turn it on or off"):
+        make_plan(Invocation(tmp_path / "c", add_epochs=1), {"class_loss": 0.0})

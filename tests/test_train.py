@@ -347,3 +347,34 @@ def test_the_schedule_counts_the_epochs_behind_the_starting_weights(tmp_path, sy
              if "learning_rate" in name and "optimizer" in name}
     assert rates["g_optimizer"] == pytest.approx(1e-3 / 16) and rates["d_optimizer"] == pytest.approx(2e-3 / 16)
     assert "counted from the 30 epochs behind the starting weights" in paths.log.read_text()
+
+
+def test_the_class_head_names_digits_and_its_loss_trains_both_networks():
+    """AC-GAN: with class_loss > 0 the discriminator also outputs 10 class logits; the class loss moves its head
+    and reaches the generator (a step at class_loss 1 differs from a step without it from the same weights)."""
+    import keras
+
+    from aigc.engine.data import synthetic_mnist, to_model_range
+    from aigc.engine.gan import GAN
+
+    arrays = synthetic_mnist(32, 8)
+    images, labels = to_model_range(arrays["x_train"]), arrays["y_train"].astype(np.int32)
+    config = ModelConfig(class_head=True, base_filters=16)
+    results = []
+    for class_loss in (1.0, 1e-9):
+        keras.utils.set_random_seed(3)
+        gan = GAN(config, lr_g=1e-3, lr_d=1e-3, beta_1=0.5, ema_decay=0.0, loss="bce", label_smoothing=0.0,
+                  global_batch=32, class_loss=class_loss)
+        logits, classes = gan.discriminator([images, labels], training=False)
+        assert logits.shape == (32, 1) and classes.shape == (32, 10)
+        head = [w for w in gan.discriminator.weights if "class_logits" in w.path][0].numpy().copy()
+        metrics = gan.train_step(images, labels)
+        assert all(np.isfinite(float(v)) for v in metrics.values())
+        results.append((float(metrics["g_loss"]), float(metrics["d_loss"]),
+                        [w for w in gan.discriminator.weights if "class_logits" in w.path][0].numpy() - head))
+    (g_with, d_with, moved), (g_without, d_without, _moved) = results
+    assert np.abs(moved).max() > 1e-4  # the head learned
+    assert g_with > g_without + 1.0 and d_with > d_without + 1.0  # + about ln(10) of cross-entropy at the start
+    with pytest.raises(AssertionError, match="class head"):
+        GAN(ModelConfig(), lr_g=1e-3, lr_d=1e-3, beta_1=0.5, ema_decay=0.0, loss="bce", label_smoothing=0.0,
+            global_batch=8, class_loss=1.0)

@@ -22,7 +22,7 @@ from aigc.app import retention
 from aigc.app.hosting import Policy, clamp_epochs
 from aigc.cpus import trainer_threads
 from aigc.engine.run_plan import architecture_of
-from aigc.engine.spec import PRESETS, SETTINGS, RunSpec, SpecError, spec_to_args
+from aigc.engine.spec import PRESETS, RunSpec, SpecError, spec_to_args
 from aigc.runs.files import read_json
 from aigc.runs.layout import RunPaths, list_runs
 from aigc.runs.lifecycle import (ACTIVE_STATES, RESUMABLE_STATES, delete_run, holds_lock, read_status,
@@ -95,7 +95,7 @@ class JobRequest:
     """What the Train panel asks for (validated here, never trusted)."""
 
     epochs: int = 1
-    batch_size: int = SETTINGS["batch_size"].default
+    batch_size: int | None = None  # None: the preset's default
     preset: str = "dcgan"
     init: str = "shipped"  # shipped | scratch
     lr_g: float | None = None
@@ -117,7 +117,7 @@ def request_spec(request: JobRequest, policy: Policy) -> RunSpec:
         raise SpecError(problem)
     if request.preset not in PRESETS:
         raise SpecError(f"unknown preset {request.preset!r}; choose one of {', '.join(PRESETS)}")
-    if request.batch_size not in BATCH_SIZES:
+    if request.batch_size is not None and request.batch_size not in BATCH_SIZES:
         raise SpecError(f"batch size must be one of {', '.join(map(str, BATCH_SIZES))}")
     for name, rate in (("generator", request.lr_g), ("discriminator", request.lr_d)):
         if rate is not None and not (isinstance(rate, (int, float)) and 0 < rate <= MAX_PAGE_LR):

@@ -21,6 +21,11 @@ from aigc.settings import without_paths
 
 POLL_S = 1.5  # how often the live view re-reads status.json / metrics.jsonl while a job runs
 START_CHOICES = {"Train more (shipped weights)": "shipped", "From scratch": "scratch"}
+PRESET_DEFAULT = "preset's default"
+LEARNING_RATE_NOTE = (
+    f"Empty: the preset's own. dcgan starts at {SETTINGS['lr_g'].default_for('dcgan'):g} and halves both every "
+    f"{SETTINGS['lr_half_life'].default_for('dcgan'):g} epochs, counted from the epochs behind the weights it starts "
+    f"from (train more continues the shipped generator's schedule); seed keeps {SETTINGS['lr_g'].default_for('seed'):g}.")
 STATE_NOTES = {
     "created": ("info", "Starting: the trainer is loading TensorFlow and the data."),
     "running": ("info", "Training in the background. You can leave this page; the job keeps running."),
@@ -230,14 +235,15 @@ def new_job_ui(policy: hosting.Policy, *, busy: bool) -> None:
         left, middle, right = st.columns(3)
         epochs = left.number_input("Epochs to add", 1, policy.max_epochs, min(5, policy.max_epochs), step=1,
                                    key="job_epochs")
-        batch = middle.selectbox("Batch size", jobs.BATCH_SIZES, index=jobs.BATCH_SIZES.index(SETTINGS["batch_size"].default), key="job_batch")
+        batch = middle.selectbox("Batch size", (PRESET_DEFAULT,) + jobs.BATCH_SIZES, key="job_batch")
         preset = right.selectbox("Preset", PRESETS, key="job_preset")
         start_from = st.radio("Start from", list(START_CHOICES), horizontal=True, key="job_init")
         with st.expander("Learning rates"):
-            lr_g = st.number_input("Generator", 1e-6, jobs.MAX_PAGE_LR, SETTINGS["lr_g"].default, format="%.6f",
-                                   key="job_lr_g")
-            lr_d = st.number_input("Discriminator", 1e-6, jobs.MAX_PAGE_LR, SETTINGS["lr_d"].default, format="%.6f",
-                                   key="job_lr_d")
+            st.caption(LEARNING_RATE_NOTE)
+            lr_g = st.number_input("Generator", 1e-6, jobs.MAX_PAGE_LR, None, format="%.6f", key="job_lr_g",
+                                   placeholder=PRESET_DEFAULT)
+            lr_d = st.number_input("Discriminator", 1e-6, jobs.MAX_PAGE_LR, None, format="%.6f", key="job_lr_d",
+                                   placeholder=PRESET_DEFAULT)
         if not available and policy.allows_server_paths:
             data_path = st.text_input("MNIST .npz on this server", key="job_data",
                                       placeholder="/path/to/mnist.npz (Keras layout)")
@@ -246,8 +252,9 @@ def new_job_ui(policy: hosting.Policy, *, busy: bool) -> None:
         st.caption("A job is running: one job at a time on this server. Stop it, or wait until it ends.")
     st.caption(f"Data: {where if available else 'not found'} - at most {policy.max_epochs} epochs per job.")
     if submitted and not busy:
-        request = jobs.JobRequest(epochs=int(epochs), batch_size=int(batch), preset=preset,
-                                  init=START_CHOICES.get(start_from, "scratch"), lr_g=float(lr_g), lr_d=float(lr_d),
+        request = jobs.JobRequest(epochs=int(epochs), batch_size=None if batch == PRESET_DEFAULT else int(batch),
+                                  preset=preset, init=START_CHOICES.get(start_from, "scratch"),
+                                  lr_g=None if lr_g is None else float(lr_g), lr_d=None if lr_d is None else float(lr_d),
                                   data=str(Path(data_path.strip()).expanduser()) if data_path else None)
         _after_launch(jobs.start_job(request, policy=policy), policy)
 

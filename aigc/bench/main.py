@@ -192,8 +192,7 @@ def default_gan(*, batch: int, precision: str = "float32", jit: bool = False, se
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(precision)
     try:
-        return GAN(spec.model, lr_g=spec.lr_g, lr_d=spec.lr_d, beta_1=spec.beta_1, ema_decay=spec.ema_decay,
-                   loss=spec.loss, label_smoothing=spec.label_smoothing, global_batch=batch, seed=seed, jit=jit)
+        return GAN.from_spec(spec, global_batch=batch, seed=seed, jit=jit)
     finally:
         keras.mixed_precision.set_global_policy(previous)
 

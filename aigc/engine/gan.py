@@ -48,13 +48,16 @@ class GAN:
 
     def __init__(self, model_config: ModelConfig, *, lr_g: float, lr_d: float, beta_1: float,
                  ema_decay: float, loss: str, label_smoothing: float, global_batch: int,
-                 strategy: tf.distribute.Strategy | None = None, seed: int = 0, jit: bool = False):
+                 strategy: tf.distribute.Strategy | None = None, seed: int = 0, jit: bool = False,
+                 class_loss: float = 0.0):
         assert loss in ("bce", "hinge"), f"loss must be 'bce' or 'hinge', got {loss!r}"
         self.config = model_config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.ema_decay = float(ema_decay)
         self.loss = loss
         self.label_smoothing = float(label_smoothing)
+        assert (class_loss > 0) == model_config.class_head, "class_loss > 0 needs a discriminator with a class head"
+        self.class_loss = float(class_loss)
         self.global_batch = int(global_batch)
         self.seed = int(seed)
         with self.strategy.scope():
@@ -70,6 +73,14 @@ class GAN:
         self._step = tf.function(self._distributed_step, jit_compile=jit, reduce_retracing=True)
         self._jit = jit
         self._images = self._labels = self._fused = None
+
+    @classmethod
+    def from_spec(cls, spec, *, strategy: tf.distribute.Strategy | None = None, **changes) -> "GAN":
+        """The GAN of a RunSpec (its architecture and hyperparameters); `changes` override constructor arguments."""
+        arguments = dict(lr_g=spec.lr_g, lr_d=spec.lr_d, beta_1=spec.beta_1, ema_decay=spec.ema_decay, loss=spec.loss,
+                         label_smoothing=spec.label_smoothing, global_batch=spec.batch_size, seed=spec.seed,
+                         jit=spec.jit, class_loss=spec.class_loss)
+        return cls(spec.model, strategy=strategy, **dict(arguments, **changes))
 
     @property
     def serving_generator(self) -> keras.Model:
@@ -162,7 +173,14 @@ class GAN:
             fake_images = self.generator(generator_inputs(self.config, random_latent_vectors, labels), training=True)
             real_logits = self.discriminator(discriminator_inputs(self.config, real_images, labels), training=True)
             fake_logits = self.discriminator(discriminator_inputs(self.config, fake_images, labels), training=True)
+            if self.config.class_head:
+                (real_logits, real_classes), (fake_logits, fake_classes) = real_logits, fake_logits
             d_per_example, g_per_example = self._losses(real_logits, fake_logits)
+            if self.config.class_head:
+                # D learns to name real digits only (fakes would teach it their flaws); G, to have fakes named as asked.
+                named = tf.nn.sparse_softmax_cross_entropy_with_logits
+                d_per_example += self.class_loss * named(labels=labels, logits=tf.cast(real_classes, tf.float32))
+                g_per_example += self.class_loss * named(labels=labels, logits=tf.cast(fake_classes, tf.float32))
             d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=self.global_batch)
             g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=self.global_batch)
         d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_variables)

@@ -89,14 +89,17 @@ def _dcgan_discriminator(config: ModelConfig) -> keras.Model:
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Dropout(0.3)(x)
     features = layers.Flatten()(x)
-    unconditional = norm(layers.Dense(1, dtype="float32"))(features)
-    if config.discriminator == "concat":
-        return keras.Model([images, label], unconditional, name="dcgan_discriminator")
-    # Projection discriminator (Miyato & Koyama 2018): logit = w.phi(x) + <embed(y), phi(x)>.
-    embedded = layers.Embedding(config.num_classes, 7 * 7 * width * 2, name="label_projection")(label)
-    projection = layers.Dot(axes=1, dtype="float32")([features, embedded])
-    logits = layers.Add(dtype="float32")([unconditional, projection])
-    return keras.Model([images, label], logits, name="dcgan_discriminator")
+    logits = norm(layers.Dense(1, dtype="float32"))(features)
+    if config.discriminator == "projection":
+        # Projection discriminator (Miyato & Koyama 2018): logit = w.phi(x) + <embed(y), phi(x)>.
+        embedded = layers.Embedding(config.num_classes, 7 * 7 * width * 2, name="label_projection")(label)
+        projection = layers.Dot(axes=1, dtype="float32")([features, embedded])
+        logits = layers.Add(dtype="float32")([logits, projection])
+    outputs = logits
+    if config.class_head:
+        # AC-GAN (Odena et al. 2017): the same features also name the digit, a direct class signal for G.
+        outputs = [logits, layers.Dense(config.num_classes, dtype="float32", name="class_logits")(features)]
+    return keras.Model([images, label], outputs, name="dcgan_discriminator")
 
 
 def generator_inputs(config: ModelConfig, z, labels):

@@ -93,6 +93,11 @@ def architecture_of(init_from: str, given: dict) -> dict:
         if given.get(name) is not None and given[name] != theirs:
             raise SpecError(f"--init-from holds a {name} of {theirs!r}; it cannot train as {given[name]!r}")
         given[name] = theirs
+    if given.get("class_loss") is not None and (given["class_loss"] > 0) != config.class_head:
+        raise SpecError(f"--init-from's discriminator {'has' if config.class_head else 'has no'} class head; "
+                        f"--class-loss {given['class_loss']:g} cannot train it")
+    if not config.class_head:
+        given["class_loss"] = 0.0
     default = type(config)()
     extra = {k: getattr(config, k) for k in ("latent_dim",) if getattr(config, k) != getattr(default, k)}
     return dict(given, model_extra=extra)
@@ -108,6 +113,9 @@ def _existing_run(paths: RunPaths, invocation: Invocation, given: dict, record: 
     done = int(status.get("epoch") or 0)
     epochs = recorded.epochs if invocation.resume else done + (invocation.add_epochs or 1)
     spec = recorded.replace(**given, epochs=epochs)
+    if spec.model != recorded.model:
+        raise SpecError(f"{paths.name}'s discriminator {'has' if recorded.model.class_head else 'has no'} class head: "
+                        "--class-loss cannot turn it on or off; start a new run instead")
     if invocation.resume and status.get("state") == "finished" and done >= spec.epochs:
         return Plan(paths, spec, invocation, created=False, record=record,
                     done=f"{paths.name} already finished all {spec.epochs} epochs; nothing to resume "
@@ -134,7 +142,7 @@ def spec_of(record: dict, *, status: dict | None = None) -> RunSpec:
     data = record.get("data")
     legacy.update(data=None if data in (None, "keras") else data, init_from=record.get("init_from"),
                   batch_size=status.get("batch_size"), epochs=status.get("total_epochs"))
-    legacy["width"] = model.get("base_filters", LEGACY_WIDTH)
+    legacy.update(width=model.get("base_filters", LEGACY_WIDTH), class_loss=0.0)
     extra = {k: model[k] for k in ("latent_dim",) if k in model}
     return RunSpec.resolve(**{k: v for k, v in legacy.items() if k in SETTINGS}, model_extra=extra)
 

@@ -17,7 +17,7 @@ PRESETS = ("dcgan", "seed")
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28, 1)
 MAX_EPOCHS = 10_000
-MODEL_SETTINGS = ("preset", "discriminator", "spectral_norm", "width")  # fixed once a run exists
+MODEL_SETTINGS = ("preset", "discriminator", "spectral_norm", "width")  # fixed once a run exists (class_loss: on/off)
 LR_FLOOR = 1 / 16  # the learning-rate schedule's lowest factor
 LEGACY_WIDTH = 64  # the dcgan width of runs and files from before the width setting
 
@@ -36,6 +36,7 @@ class ModelConfig:
     base_filters: int = LEGACY_WIDTH  # dcgan only: width of the first conv layer (RunSpec.width)
     discriminator: str = "projection"  # dcgan only: "projection" or "concat" (label maps as extra channels)
     spectral_norm: bool = False  # dcgan only: spectral normalization on the discriminator's layers
+    class_head: bool = False  # dcgan only: the discriminator also names the digit (AC-GAN); RunSpec.class_loss > 0
 
     def __post_init__(self):
         SETTINGS["preset"].check(self.preset)
@@ -136,11 +137,14 @@ SETTINGS = {s.name: s for s in (
     Setting("spectral_norm", bool, False, "dcgan: spectral normalization in D (fixed once the run exists)"),
     Setting("width", int, {"dcgan": 48, "seed": LEGACY_WIDTH},
             "dcgan: filters of D's first and G's last hidden convolution (fixed once the run exists)", 4, 512),
+    Setting("class_loss", float, {"dcgan": 1.0, "seed": 0.0},
+            "dcgan: weight of the auxiliary class loss (AC-GAN): D learns to name real digits, G to have its fakes "
+            "named as asked (0 = off; on or off is fixed once the run exists)", 0.0, 10.0),
     Setting("epochs", int, 1, "total epochs the run trains to", 1, MAX_EPOCHS),
-    Setting("batch_size", int, 128, "images per step (changing it on resume restarts the current epoch)", 1, 65_536),
-    Setting("lr_g", float, 2e-4, "generator learning rate", 0.0, 1.0, above_low=True),
-    Setting("lr_d", float, 2e-4, "discriminator learning rate", 0.0, 1.0, above_low=True),
-    Setting("lr_half_life", float, 0.0, "halve both learning rates every N epochs, counting the epochs behind "
+    Setting("batch_size", int, {"dcgan": 32, "seed": 128}, "images per step (changing it on resume restarts the current epoch)", 1, 65_536),
+    Setting("lr_g", float, {"dcgan": 7e-4, "seed": 2e-4}, "generator learning rate", 0.0, 1.0, above_low=True),
+    Setting("lr_d", float, {"dcgan": 7e-4, "seed": 2e-4}, "discriminator learning rate", 0.0, 1.0, above_low=True),
+    Setting("lr_half_life", float, {"dcgan": 3.0, "seed": 0.0}, "halve both learning rates every N epochs, counting the epochs behind "
             "--init-from, down to 1/16 of them (0 = constant)", 0.0, MAX_EPOCHS),
     Setting("beta_1", float, 0.5, "Adam beta_1 of both optimizers", 0.0, 0.999),
     Setting("loss", str, "bce", "adversarial loss", choices=("bce", "hinge")),
@@ -171,6 +175,7 @@ class RunSpec:
     discriminator: str
     spectral_norm: bool
     width: int
+    class_loss: float
     epochs: int
     batch_size: int
     lr_g: float
@@ -197,9 +202,9 @@ class RunSpec:
         for name, setting in SETTINGS.items():
             object.__setattr__(self, name, setting.check(getattr(self, name)))
         if self.preset == "seed" and (self.discriminator != "projection" or self.spectral_norm
-                                      or self.width != LEGACY_WIDTH):
-            raise SpecError("the seed preset is the original document's GAN: --discriminator, --spectral-norm and "
-                            "--width apply to dcgan only")
+                                      or self.width != LEGACY_WIDTH or self.class_loss):
+            raise SpecError("the seed preset is the original document's GAN: --discriminator, --spectral-norm, "
+                            "--width and --class-loss apply to dcgan only")
         if "base_filters" in self.model_extra:
             raise SpecError("model_extra: base_filters is the width setting")
         self.model  # noqa: B018  (validates model_extra)
@@ -220,7 +225,7 @@ class RunSpec:
     def model(self) -> ModelConfig:
         """The architecture this spec trains."""
         return ModelConfig(preset=self.preset, discriminator=self.discriminator, spectral_norm=self.spectral_norm,
-                           base_filters=self.width, **self.model_extra)
+                           base_filters=self.width, class_head=self.class_loss > 0, **self.model_extra)
 
     def learning_rates(self, epochs_done: float) -> tuple[float, float]:
         """(lr_g, lr_d) after epochs_done epochs: halved every lr_half_life epochs down to LR_FLOOR (0: constant)."""
@@ -242,6 +247,7 @@ class RunSpec:
         extra = dict(given.get("model_extra") or {})
         if "width" not in given:  # saved before the width setting: the width it was built with
             given["width"] = extra.get("base_filters", LEGACY_WIDTH)
+        given.setdefault("class_loss", 0.0)  # saved before the class loss: its discriminator has no class head
         extra.pop("base_filters", None)
         return cls.resolve(**dict(given, model_extra=extra))
 

@@ -178,9 +178,7 @@ def _train(plan: Plan, writer: RunWriter, role: Role) -> str:
         x_train, y_train = x_train[:spec.train_limit], y_train[:spec.train_limit]
     if len(x_train) < spec.batch_size:
         raise TrainError(f"the batch size {spec.batch_size} exceeds the {len(x_train)} training images")
-    gan = GAN(model_config, lr_g=spec.lr_g, lr_d=spec.lr_d, beta_1=spec.beta_1, ema_decay=spec.ema_decay,
-              loss=spec.loss, label_smoothing=spec.label_smoothing, global_batch=spec.batch_size, strategy=strategy,
-              seed=spec.seed, jit=spec.jit)
+    gan = GAN.from_spec(spec, strategy=strategy)
     counters = {name: tf.Variable(0, dtype=tf.int64, trainable=False) for name in ("epoch", "step", "step_in_epoch")}
     gan.attach_data(x_train, y_train)
     checkpoint = gan.checkpoint(**counters)
