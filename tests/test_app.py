@@ -195,6 +195,26 @@ def test_train_view_shows_the_finished_run(app_env):
     assert not any(b.label.startswith("Resume") for b in app.button), "a finished run has nothing to resume"
 
 
+def test_the_first_epoch_in_progress_shows_its_live_grid_and_quick_checks(app_env):
+    """Before any epoch ends: the quality chart from the quick checks and the live grid, not an empty panel."""
+    run = RunPaths(app_env / "run-fake")
+    atomic_write_json(run.status, {"state": "stopped", "epoch": 0, "total_epochs": 1, "steps_per_epoch": 100,
+                                   "step": 60, "step_in_epoch": 60, "updated_at": time.time()})
+    records = [{"kind": "step", "step": s, "epoch": 1, "g_loss": 1.0, "d_loss": 1.2, "d_real": 0.6, "d_fake": 0.4}
+               for s in (20, 40, 60)]
+    records += [{"kind": "probe", "step": s, "epoch": s / 100, "images": 32 * s, "class_accuracy": 0.5 + s / 200,
+                 "fdd": 300.0 - 3 * s, "digit_score": 5.0} for s in (30, 60)]
+    run.metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
+    run.samples.mkdir(parents=True)
+    Image.fromarray(np.full((30, 30), 90, np.uint8)).save(run.live_sample)
+    atomic_write_json(run.config, {"spec": RunSpec.resolve(epochs=1).to_dict()})
+    app = run_app(view="train")
+    assert_clean(app)
+    assert "**Fixed-seed samples, first epoch in progress** (row = digit 0-9)" in texts(app, "markdown")
+    assert len(app.get("image")) == 1
+    assert len(app.get("plotly_chart")) == 3  # losses, D outputs, and quality from the quick checks
+
+
 def test_a_failed_run_shows_one_line_without_traceback_or_server_path(app_env):
     secret = str(app_env.parent / "secret" / "mnist.npz")
     run = write_fake_run(app_env, state="failed", error=f"DataError: {secret} is missing key(s) y_train")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from aigc import settings
+from aigc.cpus import usable_cpus
 from aigc.settings import ROOT
 
 CHROMIUM = settings.chromium()
@@ -121,11 +122,10 @@ def _summary(values: list[float]) -> dict:
     return {"median_ms": float(np.median(values)), "p95_ms": float(np.percentile(values, 95)), "n": len(values)}
 
 
-def start_trainer(run_dir: Path, data: str | None) -> subprocess.Popen:
-    """The trainer as the app launches it (nice 10, cores - 1 threads), into a private run directory."""
-    threads = str(max(1, (os.cpu_count() or 2) - 1))
+def start_trainer(run_dir: Path, data: str | None, *, threads: int) -> subprocess.Popen:
+    """The trainer as the app launches it (nice 10), with `threads` threads, into a private run directory."""
     command = [sys.executable, "-m", "aigc", "train", "--run-dir", str(run_dir), "--epochs", "5", "--nice", "10",
-               "--threads", threads, "--eval-samples", "0"] + (["--data", data] if data else [])
+               "--threads", str(threads), "--eval-samples", "0", "--probe-seconds", "0"] + (["--data", data] if data else [])
     return subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -144,6 +144,14 @@ def _wait_training(run_dir: Path, trainer: subprocess.Popen, *, timeout_s: float
             pass
         time.sleep(0.5)
     return False
+
+
+def _trainer_rate(run_dir: Path) -> float | None:
+    """The trainer's images per second over the clicks: the mean of its metrics lines so far (past the first)."""
+    from aigc.runs.files import read_metrics
+
+    rates = [r["img_per_s"] for r in read_metrics(run_dir / "metrics.jsonl") if r.get("kind") == "step"][1:]
+    return float(np.mean(rates)) if rates else None
 
 
 def _stop(process: subprocess.Popen | None) -> None:
@@ -178,11 +186,17 @@ def browser(*, repeats: int, data: str | None = None) -> dict:
                 pages[name].wait_for_function(NEW_IMAGE_JS, arg="", polling="raf", timeout=120_000)
                 result[f"cold_start_s ({name})"] = time.perf_counter() - start
             result["idle"] = {name: _summary(v) for name, v in _clicks(pages, repeats).items()}
-            if data:
-                trainer = start_trainer(work / "runs" / "bench", data)
+            cores = usable_cpus()
+            # The page's trainer at one thread fewer than the cores (today's rule) and at every core (nice 10 both).
+            for threads in sorted({max(1, cores - 1), cores}) if data else ():
+                run_dir = work / "runs" / f"bench{threads}"
+                trainer = start_trainer(run_dir, data, threads=threads)
                 memory.pids["trainer"] = trainer.pid
-                if _wait_training(work / "runs" / "bench", trainer):
-                    result["training"] = {name: _summary(v) for name, v in _clicks(pages, repeats).items()}
+                if _wait_training(run_dir, trainer):
+                    phase = f"training, {threads} of {cores} threads"
+                    result[phase] = {name: _summary(v) for name, v in _clicks(pages, repeats).items()}
+                    result[phase]["trainer img/s"] = _trainer_rate(run_dir)
+                _stop(trainer)
             chromium.close()
     finally:
         _stop(trainer)
@@ -197,9 +211,12 @@ def render_browser(result: dict) -> str:
     """The browser section as Markdown."""
     lines = ["\n## In the browser (Chromium via Playwright; click-to-image ms)",
              "| page | phase | median | p95 | clicks |", "|---|---|---|---|---|"]
-    for phase in ("idle", "training"):
-        for name, row in result.get(phase, {}).items():
-            lines.append(f"| {name} | {phase} | {row['median_ms']:.0f} | {row['p95_ms']:.0f} | {row['n']} |")
+    for phase in [key for key in result if key == "idle" or key.startswith("training")]:
+        for name, row in result[phase].items():
+            if isinstance(row, dict):
+                lines.append(f"| {name} | {phase} | {row['median_ms']:.0f} | {row['p95_ms']:.0f} | {row['n']} |")
+        if result[phase].get("trainer img/s"):
+            lines.append(f"| (trainer) | {phase} | {result[phase]['trainer img/s']:.0f} img/s | | |")
     floor = result.get("idle", {}).get("trivial page", {}).get("median_ms")
     app = result.get("idle", {}).get("app", {}).get("median_ms")
     if floor and app:

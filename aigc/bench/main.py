@@ -23,11 +23,11 @@ from aigc.engine.spec import SETTINGS, RunSpec, SpecError
 
 SECTIONS = ("throughput", "scratch", "latency", "flops")
 # Per mode: interleaved rounds and steps per timed window (throughput), seeds, images between evaluations and
-# samples per evaluation (from scratch), repeats (latency).
+# samples per evaluation inside the first epoch and at epoch ends (from scratch), repeats (latency).
 MODES = {
-    "full": dict(rounds=6, steps=40, seeds=3, every=6000, eval_n=2000, repeats=50),
-    "quick": dict(rounds=4, steps=20, seeds=1, every=12000, eval_n=1000, repeats=30),
-    "tiny": dict(rounds=1, steps=2, seeds=1, every=6000, eval_n=100, repeats=3),
+    "full": dict(rounds=6, steps=40, seeds=3, every=6000, eval_n=2000, epoch_eval_n=10000, repeats=50),
+    "quick": dict(rounds=4, steps=20, seeds=1, every=12000, eval_n=1000, epoch_eval_n=2000, repeats=30),
+    "tiny": dict(rounds=1, steps=2, seeds=1, every=6000, eval_n=100, epoch_eval_n=100, repeats=3),
 }
 VARIANTS = {  # name -> changes to the default recipe, measured by --variants
     "default in float32": dict(precision="float32"),
@@ -112,6 +112,7 @@ def main(args: argparse.Namespace) -> int:
              ("latency", lambda: latency(checkpoint=args.checkpoint, repeats=settings["repeats"])),
              ("scratch", lambda: from_scratch(x, y, seeds=range(settings["seeds"]), epochs=args.epochs,
                                               every=settings["every"], eval_n=settings["eval_n"],
+                                              epoch_eval_n=settings["epoch_eval_n"],
                                               synthetic=source == "synthetic", recipe=recipe))]
     for name, run in steps:
         if name in sections:

@@ -51,7 +51,8 @@ def render_scratch(q: dict) -> str:
     target = f"{q['target_accuracy']:.0%}"
     recipe = ", ".join(f"{k} {v}" for k, v in q["recipe"].items())
     head = (f"\n## From scratch, beside the tutorial ({len(q['seeds'])} seed(s); default: {recipe}; "
-            f"{q['eval_n']} samples per evaluation, every {q['every']} images in the first epoch)")
+            f"{q['eval_n']} samples per evaluation every {q['every']} images in the first epoch, "
+            f"{q.get('epoch_eval_n', q['eval_n'])} at epoch ends)")
     headers = ["seed", f"images to {target}", f"train s to {target}", "acc @ 1 epoch", "FDD @ 1 epoch",
                "s for 1 epoch", f"FDD @ {q['epochs']} ep", f"acc @ {q['epochs']} ep", "collapse after epoch 1",
                "tutorial FDD @ 1 epoch", "tutorial s for 1 epoch"]
