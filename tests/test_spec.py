@@ -74,6 +74,15 @@ def test_learning_rates_follow_the_half_life():
     assert spec.learning_rates(2.0) == pytest.approx((2e-4, 1e-4))
     assert spec.learning_rates(5.0) == pytest.approx((4e-4 / 2 ** 2.5, 2e-4 / 2 ** 2.5))
     assert RunSpec.resolve(lr_g=4e-4, lr_half_life=0).learning_rates(100)[0] == 4e-4  # 0: constant
+    assert spec.learning_rates(100.0) == pytest.approx((4e-4 / 16, 2e-4 / 16))  # the floor
+
+
+def test_the_class_loss_fades_twice_as_fast_as_the_learning_rates():
+    spec = RunSpec.resolve(class_loss=1.0, lr_half_life=3.0)
+    assert spec.class_weight(0) == 1.0
+    assert spec.class_weight(1.5) == pytest.approx(0.5) and spec.class_weight(3.0) == pytest.approx(0.25)
+    assert spec.class_weight(30) < 1e-5  # no floor: late training is the adversarial game alone
+    assert RunSpec.resolve(class_loss=0.5, lr_half_life=0).class_weight(10) == 0.5
 
 
 def test_runs_saved_before_the_width_setting_keep_the_width_they_were_built_with(tmp_path):

@@ -71,14 +71,15 @@ def test_many_steps_on_attached_data_match_one_step_per_batch():
     assert np.percentile(differences, 99) < 1e-5, np.percentile(differences, [50, 99, 100])
 
 
-def test_set_learning_rates_changes_the_next_steps():
+def test_set_schedule_changes_the_next_steps():
     from aigc.engine.gan import GAN
 
-    gan = GAN(ModelConfig(), lr_g=2e-4, lr_d=3e-4, beta_1=0.5, ema_decay=0.0, loss="bce",
-              label_smoothing=0.0, global_batch=8)
-    gan.set_learning_rates(1e-5, 2e-5)
+    gan = GAN(ModelConfig(class_head=True), lr_g=2e-4, lr_d=3e-4, beta_1=0.5, ema_decay=0.0, loss="bce",
+              label_smoothing=0.0, global_batch=8, class_loss=1.0)
+    gan.set_schedule(1e-5, 2e-5, class_weight=0.25)
     assert float(gan.g_optimizer.learning_rate) == pytest.approx(1e-5)
     assert float(gan.d_optimizer.learning_rate) == pytest.approx(2e-5)
+    assert float(gan.class_loss) == 0.25
 
 
 def test_hinge_loss_step_is_finite():
@@ -378,3 +379,19 @@ def test_the_class_head_names_digits_and_its_loss_trains_both_networks():
     with pytest.raises(AssertionError, match="class head"):
         GAN(ModelConfig(), lr_g=1e-3, lr_d=1e-3, beta_1=0.5, ema_decay=0.0, loss="bce", label_smoothing=0.0,
             global_batch=8, class_loss=1.0)
+
+
+def test_a_stop_that_lands_on_an_epochs_last_step_ends_that_epoch_first(tmp_path, synthetic_npz):
+    """The stop waits for the epoch's end (samples, generator, evaluation, checkpoint): resuming must not begin
+    with an empty epoch whose record says 0 img/s and has no losses."""
+    run_dir = tmp_path / "run"
+    assert tiny_run(run_dir, synthetic_npz, epochs=2, max_steps=8) == "stopped"  # 8 steps = exactly epoch 1
+    paths = RunPaths(run_dir)
+    status = read_json(paths.status)
+    assert status["epoch"] == 1 and status["step"] == 8 and status["step_in_epoch"] == 0
+    assert [p.name for p in paths.sample_files()] == ["epoch_0001.png"]
+    assert tiny_run(run_dir, synthetic_npz, resume=True) == "finished"
+    epochs = [r for r in read_metrics(paths.metrics) if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert all(r["img_per_s"] > 0 and "g_loss" in r for r in epochs)
+    assert read_json(paths.status)["step"] == 16

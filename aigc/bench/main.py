@@ -217,7 +217,8 @@ def default_runner(x, y, *, batch: int, precision: str = "float32", jit: bool = 
                 state["rows"] = epoch_batches(len(x), batch_size=batch, epoch_seed=seed * 100_003 + state["epoch"])
             count = min(chunk, steps, len(state["rows"]))
             if spec.lr_half_life:
-                gan.set_learning_rates(*spec.learning_rates(state["steps"] * batch / len(x)))
+                done = state["steps"] * batch / len(x)
+                gan.set_schedule(*spec.learning_rates(done), class_weight=spec.class_weight(done))
             gan.train_steps(state["rows"][:count])
             state["rows"], state["steps"], steps = state["rows"][count:], state["steps"] + count, steps - count
     return gan, run

@@ -35,7 +35,11 @@ class EpochLoop:
     def run(self, rows_for) -> str:
         while int(self.counters["epoch"]) < self.total_epochs:
             epoch = int(self.counters["epoch"]) + 1
-            reason = self._epoch(epoch, rows_for(epoch, int(self.counters["step_in_epoch"])))
+            reason = self._decide(checkpoint_due=False)[0]  # a stop asked for during the last epoch's end
+            if reason:
+                self._stop_now(epoch, reason)
+            else:
+                reason = self._epoch(epoch, rows_for(epoch, int(self.counters["step_in_epoch"])))
             if reason:
                 return self._finish("stopped", f"stopped ({reason})")
         return self._finish("finished", "finished")
@@ -61,20 +65,31 @@ class EpochLoop:
             if sum(n for n, _v in window) >= self.spec.log_every:
                 self._log_window(epoch, window, time.time() - window_start)
                 window, window_start = [], time.time()
+            if not len(rows):
+                break  # the epoch's end saves, samples and evaluates; a stop then waits for the next epoch's start
             self._maybe_probe(epoch, time.time() - started)
-            reason = self._should_stop()
-            checkpoint_due = time.time() - self.last_checkpoint >= self.spec.checkpoint_seconds
-            if self.agree:  # the chief's clock decides checkpoints; any worker's signal stops everyone
-                reason, checkpoint_due = self.agree(reason, checkpoint_due and self.chief)
+            reason, checkpoint_due = self._decide(
+                checkpoint_due=time.time() - self.last_checkpoint >= self.spec.checkpoint_seconds)
             if reason:
-                self.writer.update(state="stopping", stop_reason=reason, eta_s=None)
-                self._save_checkpoint()
-                self._save_generator(epoch - 1)
+                self._stop_now(epoch, reason)
                 return reason
             if checkpoint_due:
                 self._save_checkpoint()
         self._end_epoch(epoch, epoch_sums, epoch_count, time.time() - epoch_start)
         return None
+
+    def _decide(self, *, checkpoint_due: bool) -> tuple[str | None, bool]:
+        """(stop reason, checkpoint now?): in a cluster the chief's clock decides checkpoints and any worker's
+        signal stops everyone (every worker calls this at the same points)."""
+        reason = self._should_stop()
+        if self.agree:
+            return self.agree(reason, checkpoint_due and self.chief)
+        return reason, checkpoint_due
+
+    def _stop_now(self, epoch: int, reason: str) -> None:
+        self.writer.update(state="stopping", stop_reason=reason, eta_s=None)
+        self._save_checkpoint()
+        self._save_generator(epoch - 1)
 
     def _steps_left(self) -> int:
         """Steps this invocation may still train (--max-steps), at least 1."""
@@ -87,9 +102,10 @@ class EpochLoop:
         return epoch - 1 + int(self.counters["step_in_epoch"]) / max(1, self.steps_per_epoch)
 
     def _schedule_learning_rates(self, epoch: int) -> None:
-        """The spec's schedule, counted from the epochs behind the starting weights."""
+        """The spec's schedule (learning rates, class loss), counted from the epochs behind the starting weights."""
         if self.spec.lr_half_life:
-            self.gan.set_learning_rates(*self.spec.learning_rates(self.base_epochs + self._progress(epoch)))
+            done = self.base_epochs + self._progress(epoch)
+            self.gan.set_schedule(*self.spec.learning_rates(done), class_weight=self.spec.class_weight(done))
 
     def _count_steps(self, count: int) -> None:
         self.counters["step"].assign_add(count)
@@ -128,8 +144,9 @@ class EpochLoop:
         self.counters["epoch"].assign(epoch)
         self.counters["step_in_epoch"].assign(0)
         record = {k: v / max(count, 1) for k, v in sums.items()}
-        record.update(kind="epoch", epoch=epoch, step=int(self.counters["step"]), time=time.time(),
-                      epoch_time_s=round(seconds, 2), img_per_s=round(count * self.spec.batch_size / max(seconds, 1e-9), 1))
+        record.update(kind="epoch", epoch=epoch, step=int(self.counters["step"]), time=time.time())
+        if count:  # (a run resumed from a checkpoint taken after the epoch's last step trains none of it here)
+            record.update(epoch_time_s=round(seconds, 2), img_per_s=round(count * self.spec.batch_size / seconds, 1))
         self._save_samples(epoch)
         self._save_generator(epoch)
         keep_every = self.spec.keep_every

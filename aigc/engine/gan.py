@@ -57,10 +57,11 @@ class GAN:
         self.loss = loss
         self.label_smoothing = float(label_smoothing)
         assert (class_loss > 0) == model_config.class_head, "class_loss > 0 needs a discriminator with a class head"
-        self.class_loss = float(class_loss)
         self.global_batch = int(global_batch)
         self.seed = int(seed)
         with self.strategy.scope():
+            # The class loss's weight: a variable, so the schedule can fade it between calls of the traced step.
+            self.class_loss = tf.Variable(float(class_loss), trainable=False, dtype=tf.float32, name="class_loss")
             self.generator = build_generator(model_config)
             self.discriminator = build_discriminator(model_config)
             self.ema_generator = build_generator(model_config) if self.ema_decay > 0 else None
@@ -132,10 +133,13 @@ class GAN:
                 sums[key] = sums.get(key, 0.0) + float(value)
         return {k: v / len(rows) for k, v in sums.items()}
 
-    def set_learning_rates(self, lr_g: float, lr_d: float) -> None:
-        """Both optimizers' learning rates from now on (a schedule is applied by the caller, between calls)."""
+    def set_schedule(self, lr_g: float, lr_d: float, class_weight: float | None = None) -> None:
+        """Both optimizers' learning rates (and the class loss's weight) from now on; the caller applies its
+        schedule between calls (see RunSpec.learning_rates and RunSpec.class_weight)."""
         self.g_optimizer.learning_rate.assign(lr_g)
         self.d_optimizer.learning_rate.assign(lr_d)
+        if class_weight is not None and self.config.class_head:
+            self.class_loss.assign(class_weight)
 
     def _replica_rows(self, row: np.ndarray, context) -> np.ndarray:
         per_replica = len(row) // context.num_replicas_in_sync

@@ -139,7 +139,8 @@ SETTINGS = {s.name: s for s in (
             "dcgan: filters of D's first and G's last hidden convolution (fixed once the run exists)", 4, 512),
     Setting("class_loss", float, {"dcgan": 1.0, "seed": 0.0},
             "dcgan: weight of the auxiliary class loss (AC-GAN): D learns to name real digits, G to have its fakes "
-            "named as asked (0 = off; on or off is fixed once the run exists)", 0.0, 10.0),
+            "named as asked; it fades twice as fast as the learning rates (0 = off; on or off is fixed once the run "
+            "exists)", 0.0, 10.0),
     Setting("epochs", int, 1, "total epochs the run trains to", 1, MAX_EPOCHS),
     Setting("batch_size", int, {"dcgan": 32, "seed": 128}, "images per step (changing it on resume restarts the current epoch)", 1, 65_536),
     Setting("lr_g", float, {"dcgan": 7e-4, "seed": 2e-4}, "generator learning rate", 0.0, 1.0, above_low=True),
@@ -231,6 +232,12 @@ class RunSpec:
         """(lr_g, lr_d) after epochs_done epochs: halved every lr_half_life epochs down to LR_FLOOR (0: constant)."""
         factor = max(LR_FLOOR, 0.5 ** (epochs_done / self.lr_half_life)) if self.lr_half_life else 1.0
         return self.lr_g * factor, self.lr_d * factor
+
+    def class_weight(self, epochs_done: float) -> float:
+        """The class loss's weight after epochs_done epochs: a strong class signal early, then out of the way of
+        diversity (it halves every lr_half_life / 2 epochs, without a floor; constant when there is no schedule)."""
+        factor = 0.5 ** (2 * epochs_done / self.lr_half_life) if self.lr_half_life else 1.0
+        return self.class_loss * factor
 
     def replace(self, **changes) -> "RunSpec":
         """A copy with some settings changed (validated again)."""
