@@ -172,5 +172,6 @@ def test_from_scratch_reports_images_and_seconds_to_target_per_seed(monkeypatch)
     median = result["median"]["default"]
     assert median["images_to_target"] == runs[0]["default"]["images_to_target"]  # seeds 1 (sooner) and 2 (never)
     assert result["median"]["default"]["collapse_seen"] is True
+    assert runs[0]["default"]["best_fdd"] == 0.5 and runs[0]["default"]["best_fdd_epochs"] == 2.0  # epoch ends only
     text = bench_report.render_scratch(result)
     assert "images to 97%" in text and "median" in text and "tutorial FDD @ 1 epoch" in text

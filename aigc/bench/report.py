@@ -54,13 +54,14 @@ def render_scratch(q: dict) -> str:
             f"{q['eval_n']} samples per evaluation every {q['every']} images in the first epoch, "
             f"{q.get('epoch_eval_n', q['eval_n'])} at epoch ends)")
     headers = ["seed", f"images to {target}", f"train s to {target}", "acc @ 1 epoch", "FDD @ 1 epoch",
-               "s for 1 epoch", f"FDD @ {q['epochs']} ep", f"acc @ {q['epochs']} ep", "collapse after epoch 1",
+               "s for 1 epoch", f"FDD @ {q['epochs']} ep", f"acc @ {q['epochs']} ep", "best FDD (epoch)",
+               "collapse after epoch 1",
                "tutorial FDD @ 1 epoch", "tutorial s for 1 epoch"]
 
     def row(label, d, t):
         return [label, _or_dash(d["images_to_target"]), _or_dash(d["seconds_to_target"]), _or_dash(d["epoch1_accuracy"]),
                 _or_dash(d["epoch1_fdd"]), _or_dash(d["epoch1_seconds"]), _or_dash(d["final_fdd"]),
-                _or_dash(d["final_accuracy"]), "yes" if d["collapse_seen"] else "no", _or_dash(t["epoch1_fdd"]),
+                _or_dash(d["final_accuracy"]), _best(d), "yes" if d["collapse_seen"] else "no", _or_dash(t["epoch1_fdd"]),
                 _or_dash(t["epoch1_seconds"])]
     rows = [row(r["seed"], r["default"], r["tutorial"]) for r in q["runs"]]
     rows.append(row("median", q["median"]["default"], q["median"]["tutorial"]))
@@ -78,6 +79,12 @@ def render_scratch(q: dict) -> str:
 def _median(points: list[dict], key: str):
     values = [p[key] for p in points if p.get(key) is not None]
     return float(statistics.median(values)) if values else "-"
+
+
+def _best(summary: dict) -> str:
+    if summary.get("best_fdd") is None:
+        return "-"
+    return f"{summary['best_fdd']:.3g} ({summary['best_fdd_epochs']:g})"
 
 
 def _or_dash(value):

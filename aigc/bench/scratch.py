@@ -107,10 +107,13 @@ def summarize(curve: list[dict]) -> dict:
     at_epoch = min(curve, key=lambda p: abs(p["images"] - EPOCH_IMAGES)) if curve else {}
     last = curve[-1] if curve else {}
     after = [p for p in curve if hit and p["images"] >= hit["images"]]
+    epoch_ends = [p for p in curve if p["images"] >= EPOCH_IMAGES and p.get("fdd") is not None]
+    best = min(epoch_ends, key=lambda p: p["fdd"]) if epoch_ends else {}
     return {"images_to_target": hit and hit["images"], "seconds_to_target": hit and hit["train_s"],
             "epoch1_accuracy": at_epoch.get("class_accuracy"), "epoch1_fdd": at_epoch.get("fdd"),
             "epoch1_seconds": at_epoch.get("train_s"), "final_epochs": last.get("epochs"),
             "final_fdd": last.get("fdd"), "final_accuracy": last.get("class_accuracy"),
+            "best_fdd": best.get("fdd"), "best_fdd_epochs": best.get("epochs"),
             "collapse_seen": any(p.get("collapse") for p in curve if p["images"] >= EPOCH_IMAGES),
             "held_target": bool(after) and all((p.get("class_accuracy") or 0) >= TARGET_ACCURACY for p in after)}
 

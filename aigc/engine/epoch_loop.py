@@ -67,7 +67,7 @@ class EpochLoop:
                 window, window_start = [], time.time()
             if not len(rows):
                 break  # the epoch's end saves, samples and evaluates; a stop then waits for the next epoch's start
-            self._maybe_probe(epoch, time.time() - started)
+            window_start += self._maybe_probe(epoch, time.time() - started)  # a check is not training time
             reason, checkpoint_due = self._decide(
                 checkpoint_due=time.time() - self.last_checkpoint >= self.spec.checkpoint_seconds)
             if reason:
@@ -161,19 +161,21 @@ class EpochLoop:
         self.writer.log(f"epoch {epoch}/{self.total_epochs}: " + ", ".join(
             f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float)))
 
-    def _maybe_probe(self, epoch: int, seconds: float) -> None:
-        """In the run's first epoch, every probe_seconds of training: the live sample grid and a quick quality check."""
+    def _maybe_probe(self, epoch: int, seconds: float) -> float:
+        """In the run's first epoch, every probe_seconds of training: the live sample grid and a quick quality check.
+        Returns the seconds it took (0 when it was not due)."""
         if epoch != 1 or not self.spec.probe_seconds or not self.chief:
-            return
+            return 0.0
         self.probe_clock += seconds
-        if self.probe_clock < self.spec.probe_seconds or not int(self.counters["step_in_epoch"]) < self.steps_per_epoch:
-            return  # the epoch's own samples and evaluation follow at its end
-        self.probe_clock = 0.0
+        if self.probe_clock < self.spec.probe_seconds:
+            return 0.0
+        self.probe_clock, began = 0.0, time.time()
         self._save_samples(None)
         step = int(self.counters["step"])
         record = dict(kind="probe", epoch=round(self._progress(epoch), 4), step=step, time=time.time(),
                       images=step * self.spec.batch_size, **self._evaluate(PROBE_SAMPLES))
         self.writer.metrics(record)
+        return time.time() - began
 
     def _evaluate(self, samples: int | None = None) -> dict:
         from aigc.quality import metrics
