@@ -395,3 +395,18 @@ def test_a_stop_that_lands_on_an_epochs_last_step_ends_that_epoch_first(tmp_path
     assert [r["epoch"] for r in epochs] == [1, 2]
     assert all(r["img_per_s"] > 0 and "g_loss" in r for r in epochs)
     assert read_json(paths.status)["step"] == 16
+
+
+def test_train_more_from_a_generator_with_a_class_head_and_its_discriminator(tmp_path, synthetic_npz):
+    """The shipped files since issue 13: a generator and a two-output discriminator (logit + 10 class logits)."""
+    from aigc.engine.checkpoints import load_discriminator
+
+    first = tmp_path / "first"
+    assert tiny_run(first, synthetic_npz) == "finished"
+    paths = RunPaths(first)
+    model, config, _card = load_discriminator(paths.discriminator)
+    assert config.class_head and [tuple(s) for s in model.output_shape] == [(None, 1), (None, 10)]
+    more = tmp_path / "more"
+    assert tiny_run(more, synthetic_npz, init_from=str(paths.generator)) == "finished"
+    assert "initialised from generator.keras" in RunPaths(more).log.read_text()
+    assert json.loads(RunPaths(more).config.read_text())["spec"]["class_loss"] == 1.0

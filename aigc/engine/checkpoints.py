@@ -59,8 +59,13 @@ def load_generator(path: str | os.PathLike):
 def load_discriminator(path: str | os.PathLike):
     """Load (keras.Model, ModelConfig, card) from a discriminator file saved beside a generator."""
     model, config, card = _load_model(path, "discriminator")
-    if tuple(model.output_shape[1:]) != (1,):
-        raise CheckpointError(f"{path} outputs {model.output_shape[1:]}, not one logit per image")
+    # One logit per image; with a class head (AC-GAN) also 10 class logits.
+    expected = [(None, 1), (None, config.num_classes)] if config.class_head else (None, 1)
+    shapes = [tuple(shape) for shape in model.output_shape] if isinstance(model.output_shape, list) \
+        else tuple(model.output_shape)
+    if shapes != expected:
+        raise CheckpointError(f"{Path(path).name} outputs {model.output_shape}, not "
+                              f"{'a logit and 10 class logits' if config.class_head else 'one logit'} per image")
     return model, config, card
 
 
