@@ -32,6 +32,20 @@ class TrainError(Exception):
 def run(plan: Plan, role: Role = Role()) -> str:
     """Train per plan, writing the run directory; returns the final state (finished|stopped|failed).
 
+    The process's Keras precision policy is put back afterwards, so a run inside another program (a notebook,
+    the tests) does not leave it training or loading models in mixed precision.
+    """
+    previous = sys.modules["keras"].mixed_precision.global_policy().name if "keras" in sys.modules else None
+    try:
+        return _run(plan, role)
+    finally:
+        if "keras" in sys.modules:
+            sys.modules["keras"].mixed_precision.set_global_policy(previous or "float32")
+
+
+def _run(plan: Plan, role: Role) -> str:
+    """The run as this process's role trains it.
+
     A non-chief worker of a cluster trains the same steps but writes into a private temporary folder
     (removed at the end) and restores from the chief's checkpoints: the chief is the run's one writer.
     """
