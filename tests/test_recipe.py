@@ -117,3 +117,14 @@ def test_train_more_from_a_generator_with_a_class_head_and_its_discriminator(tmp
     assert tiny_run(more, synthetic_npz, init_from=str(paths.generator)) == "finished"
     assert "initialised from generator.keras" in RunPaths(more).log.read_text()
     assert json.loads(RunPaths(more).config.read_text())["spec"]["class_loss"] == 1.0
+
+
+def test_a_run_in_this_process_puts_the_precision_policy_back(tmp_path, synthetic_npz):
+    """bf16 is the default on CPUs that compute it: a run inside another program (the tests, a notebook) must not
+    leave that program building and loading models in mixed precision."""
+    import keras
+
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert tiny_run(tmp_path / "run", synthetic_npz, precision="mixed_bfloat16") == "finished"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert "mixed_bfloat16" in RunPaths(tmp_path / "run").log.read_text()
