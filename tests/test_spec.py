@@ -115,6 +115,9 @@ def test_the_class_loss_follows_the_discriminator_it_trains(tmp_path):
         RunSpec.resolve(preset="seed", class_loss=1.0)
     saved = {k: v for k, v in RunSpec.resolve().to_dict().items() if k != "class_loss"}
     assert RunSpec.from_dict(saved).class_loss == 0  # saved before the class loss: no head in its discriminator
+    old = {k: v for k, v in RunSpec.resolve(lr_g=2e-4).to_dict().items() if k not in ("lr_half_life", "class_loss")}
+    assert RunSpec.from_dict(old).lr_half_life == 0  # saved before the schedule: constant rates, as it trained
+    assert spec_of({"model_config": {"preset": "dcgan"}}).lr_half_life == 0
     assert spec_of({"model_config": {"preset": "dcgan"}}).class_loss == 0
     # Starting from weights without a head (today's shipped file): no class loss, unless asked, which is refused.
     old = save_untrained_generator(tmp_path / "old.keras")

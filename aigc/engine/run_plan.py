@@ -142,7 +142,7 @@ def spec_of(record: dict, *, status: dict | None = None) -> RunSpec:
     data = record.get("data")
     legacy.update(data=None if data in (None, "keras") else data, init_from=record.get("init_from"),
                   batch_size=status.get("batch_size"), epochs=status.get("total_epochs"))
-    legacy.update(width=model.get("base_filters", LEGACY_WIDTH), class_loss=0.0)
+    legacy.update(width=model.get("base_filters", LEGACY_WIDTH), class_loss=0.0, lr_half_life=0.0)
     extra = {k: model[k] for k in ("latent_dim",) if k in model}
     return RunSpec.resolve(**{k: v for k, v in legacy.items() if k in SETTINGS}, model_extra=extra)
 

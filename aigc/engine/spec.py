@@ -142,11 +142,13 @@ SETTINGS = {s.name: s for s in (
             "named as asked; it fades twice as fast as the learning rates (0 = off; on or off is fixed once the run "
             "exists)", 0.0, 10.0),
     Setting("epochs", int, 1, "total epochs the run trains to", 1, MAX_EPOCHS),
-    Setting("batch_size", int, {"dcgan": 32, "seed": 128}, "images per step (changing it on resume restarts the current epoch)", 1, 65_536),
+    Setting("batch_size", int, {"dcgan": 32, "seed": 128},
+            "images per step (changing it on resume restarts the current epoch)", 1, 65_536),
     Setting("lr_g", float, {"dcgan": 7e-4, "seed": 2e-4}, "generator learning rate", 0.0, 1.0, above_low=True),
     Setting("lr_d", float, {"dcgan": 7e-4, "seed": 2e-4}, "discriminator learning rate", 0.0, 1.0, above_low=True),
-    Setting("lr_half_life", float, {"dcgan": 3.0, "seed": 0.0}, "halve both learning rates every N epochs, counting the epochs behind "
-            "--init-from, down to 1/16 of them (0 = constant)", 0.0, MAX_EPOCHS),
+    Setting("lr_half_life", float, {"dcgan": 3.0, "seed": 0.0},
+            "halve both learning rates every N epochs, counting the epochs behind --init-from, down to 1/16 of them "
+            "(0 = constant)", 0.0, MAX_EPOCHS),
     Setting("beta_1", float, 0.5, "Adam beta_1 of both optimizers", 0.0, 0.999),
     Setting("loss", str, "bce", "adversarial loss", choices=("bce", "hinge")),
     Setting("ema_decay", float, {"dcgan": 0.999, "seed": 0.0}, "EMA of generator weights (0 = off)", 0.0, 0.99999),
@@ -255,6 +257,7 @@ class RunSpec:
         if "width" not in given:  # saved before the width setting: the width it was built with
             given["width"] = extra.get("base_filters", LEGACY_WIDTH)
         given.setdefault("class_loss", 0.0)  # saved before the class loss: its discriminator has no class head
+        given.setdefault("lr_half_life", 0.0)  # saved before the schedule: its learning rates stay constant
         extra.pop("base_filters", None)
         return cls.resolve(**dict(given, model_extra=extra))
 
