@@ -57,10 +57,12 @@ def from_scratch(x, y, *, seeds, epochs: int, every: int, eval_n: int, epoch_eva
                     f"{k} {c.curve[-1][k]:.3g}" for k in ("class_accuracy", "fdd") if c.curve[-1].get(k) is not None)
                 for n, c in contenders.items()), file=sys.stderr, flush=True)
         runs.append({"seed": seed, **{name: {"curve": c.curve, **summarize(c.curve)} for name, c in contenders.items()}})
-    return {"recipe": {k: v for k, v in spec.to_dict().items() if k in ("batch_size", "lr_g", "lr_d", "lr_half_life",
-                                                                        "ema_decay")} | {"precision": precision},
-            "seeds": list(seeds), "epochs": epochs, "tutorial_epochs": tutorial_epochs, "every": every,
-            "eval_n": eval_n, "epoch_eval_n": epoch_eval_n or eval_n, "target_accuracy": TARGET_ACCURACY, "runs": runs, "median": _medians(runs)}
+    recipe = {k: getattr(spec, k) for k in ("batch_size", "lr_g", "lr_d", "lr_half_life", "class_loss", "width",
+                                            "ema_decay")}
+    return {"recipe": dict(recipe, precision=precision), "seeds": list(seeds), "epochs": epochs,
+            "tutorial_epochs": tutorial_epochs, "every": every, "eval_n": eval_n,
+            "epoch_eval_n": epoch_eval_n or eval_n, "target_accuracy": TARGET_ACCURACY, "runs": runs,
+            "median": _medians(runs)}
 
 
 class _Contender:
