@@ -131,8 +131,6 @@ def compact_top_ui() -> None:
     st.html(TOP_CSS)
 
 
-
-
 def display_scale(*, columns: int, target_px: int = 560) -> int:
     """Integer nearest-neighbour upscaling so a grid of `columns` 28-px digits is about target_px wide."""
     return max(1, min(12, target_px // (columns * 30)))

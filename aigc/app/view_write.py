@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+
 import numpy as np
 import streamlit as st
 

@@ -200,7 +200,7 @@ def default_gan(*, batch: int, precision: str = "float32", jit: bool = False, se
 
 def default_runner(x, y, *, batch: int, precision: str = "float32", jit: bool = False, seed: int = 0, spec=None):
     """(gan, run(steps)): the trainer's path: device-resident data, steps in chunks, the spec's learning-rate schedule."""
-    from aigc.engine.data import epoch_batches
+    from aigc.engine.data import epoch_batches, epoch_seed
     from aigc.engine.gan import steps_per_call
     from aigc.engine.spec import RunSpec
 
@@ -214,11 +214,9 @@ def default_runner(x, y, *, batch: int, precision: str = "float32", jit: bool = 
         while steps > 0:
             if not len(state["rows"]):
                 state["epoch"] += 1
-                state["rows"] = epoch_batches(len(x), batch_size=batch, epoch_seed=seed * 100_003 + state["epoch"])
+                state["rows"] = epoch_batches(len(x), batch_size=batch, epoch_seed=epoch_seed(seed, state["epoch"]))
             count = min(chunk, steps, len(state["rows"]))
-            if spec.lr_half_life:
-                done = state["steps"] * batch / len(x)
-                gan.set_schedule(*spec.learning_rates(done), class_weight=spec.class_weight(done))
+            gan.follow_schedule(spec, state["steps"] * batch / len(x))
             gan.train_steps(state["rows"][:count])
             state["rows"], state["steps"], steps = state["rows"][count:], state["steps"] + count, steps - count
     return gan, run

@@ -141,6 +141,11 @@ def to_model_range(images_uint8: np.ndarray) -> np.ndarray:
     return (images_uint8.astype(np.float32)[..., None] / 127.5) - 1.0
 
 
+def epoch_seed(run_seed: int, epoch: int) -> int:
+    """The shuffle seed of a run's epoch (1-based): the same on every worker and on every resume."""
+    return run_seed * 100_003 + epoch
+
+
 def epoch_batches(n_images: int, *, batch_size: int, epoch_seed: int, skip_batches: int = 0) -> np.ndarray:
     """One epoch's batches as rows of image indices: int32 (steps, batch_size), remainder dropped.
 

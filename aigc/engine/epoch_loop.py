@@ -103,9 +103,7 @@ class EpochLoop:
 
     def _schedule_learning_rates(self, epoch: int) -> None:
         """The spec's schedule (learning rates, class loss), counted from the epochs behind the starting weights."""
-        if self.spec.lr_half_life:
-            done = self.base_epochs + self._progress(epoch)
-            self.gan.set_schedule(*self.spec.learning_rates(done), class_weight=self.spec.class_weight(done))
+        self.gan.follow_schedule(self.spec, self.base_epochs + self._progress(epoch))
 
     def _count_steps(self, count: int) -> None:
         self.counters["step"].assign_add(count)

@@ -127,8 +127,8 @@ class GAN:
             return {k: float(v) for k, v in self._fused(tf.constant(rows, tf.int32)).items()}
         sums: dict = {}
         for row in rows:
-            images, labels = (self.strategy.experimental_distribute_values_from_function(
-                lambda context, part=part: self._gather(self._replica_rows(row, context))[part]) for part in (0, 1))
+            images, labels = self.strategy.experimental_distribute_values_from_function(
+                lambda context: self._gather(self._replica_rows(row, context)))
             for key, value in self._step(images, labels).items():
                 sums[key] = sums.get(key, 0.0) + float(value)
         return {k: v / len(rows) for k, v in sums.items()}
@@ -140,6 +140,11 @@ class GAN:
         self.d_optimizer.learning_rate.assign(lr_d)
         if class_weight is not None and self.config.class_head:
             self.class_loss.assign(class_weight)
+
+    def follow_schedule(self, spec, epochs_done: float) -> None:
+        """The spec's schedule after epochs_done epochs (nothing to do when it has none)."""
+        if spec.lr_half_life:
+            self.set_schedule(*spec.learning_rates(epochs_done), class_weight=spec.class_weight(epochs_done))
 
     def _replica_rows(self, row: np.ndarray, context) -> np.ndarray:
         per_replica = len(row) // context.num_replicas_in_sync

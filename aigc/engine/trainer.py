@@ -173,7 +173,7 @@ def _epoch_target(plan: Plan, done_epochs: int) -> int:
 def _train(plan: Plan, writer: RunWriter, role: Role) -> str:
     import tensorflow as tf
 
-    from aigc.engine.data import epoch_batches, load_mnist
+    from aigc.engine.data import epoch_batches, epoch_seed, load_mnist
     from aigc.engine.gan import GAN, pick_strategy
 
     spec, paths = plan.spec, plan.paths
@@ -216,7 +216,7 @@ def _train(plan: Plan, writer: RunWriter, role: Role) -> str:
     if role.cluster:
         loop.agree = make_agreement(strategy)
     return loop.run(lambda epoch, skip: epoch_batches(
-        len(x_train), batch_size=spec.batch_size, epoch_seed=spec.seed * 100_003 + epoch, skip_batches=skip))
+        len(x_train), batch_size=spec.batch_size, epoch_seed=epoch_seed(spec.seed, epoch), skip_batches=skip))
 
 
 def _load_init(gan, path: str) -> None:
