@@ -128,3 +128,48 @@ def test_a_run_in_this_process_puts_the_precision_policy_back(tmp_path, syntheti
     assert tiny_run(tmp_path / "run", synthetic_npz, precision="mixed_bfloat16") == "finished"
     assert keras.mixed_precision.global_policy().name == "float32"
     assert "mixed_bfloat16" in RunPaths(tmp_path / "run").log.read_text()
+
+
+def _real_gradient_norms(gan, images, labels) -> float:
+    """Mean ||grad_x D(x)||^2 of the discriminator's logit at these images (inference mode)."""
+    import tensorflow as tf
+
+    x = tf.constant(images)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logits, _classes = gan.discriminator([x, tf.constant(labels)], training=False)
+        total = tf.reduce_sum(logits)
+    return float(tf.reduce_mean(tf.reduce_sum(tf.square(tape.gradient(total, x)), axis=[1, 2, 3])))
+
+
+def test_the_r1_penalty_keeps_the_discriminator_flat_at_real_images():
+    """R1 (Mescheder et al. 2018): trained from the same weights on the same batches, a discriminator with the
+    penalty has a far smaller gradient at the real images than one without (that sharpening is what drove the
+    recipe's FDD up after its best epochs). The penalty is a D loss only: G's loss is the same function."""
+    import keras
+
+    from aigc.engine.data import synthetic_mnist
+    from aigc.engine.gan import GAN
+
+    arrays = synthetic_mnist(64, 8)
+    pixels, labels = arrays["x_train"], arrays["y_train"].astype(np.int32)
+    images = (pixels.astype(np.float32) / 127.5 - 1.0)[..., None]
+    rows = np.random.default_rng(0).integers(0, 64, (40, 16)).astype(np.int32)
+    norms = {}
+    for gamma in (0.0, 10.0):
+        keras.utils.set_random_seed(5)
+        gan = GAN(ModelConfig(class_head=True, base_filters=16), lr_g=1e-3, lr_d=3e-3, beta_1=0.5, ema_decay=0.0,
+                  loss="bce", label_smoothing=0.0, global_batch=16, class_loss=1.0, r1_gamma=gamma)
+        gan.attach_data(pixels, labels)
+        for start in range(0, len(rows), 8):
+            metrics = gan.train_steps(rows[start:start + 8])
+        assert all(np.isfinite(v) for v in metrics.values())
+        norms[gamma] = _real_gradient_norms(gan, images, labels)
+    assert norms[10.0] < 0.25 * norms[0.0], norms
+
+
+def test_runs_saved_before_the_r1_penalty_resume_without_it():
+    from aigc.engine.spec import RunSpec
+
+    assert RunSpec.from_dict({"preset": "dcgan"}).r1_gamma == 0.0
+    assert RunSpec.resolve(preset="seed").r1_gamma == 0.0

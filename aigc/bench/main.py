@@ -35,6 +35,7 @@ VARIANTS = {  # name -> changes to the default recipe, measured by --variants
     "default with XLA": dict(jit=True),
     "default at batch 128": dict(batch_size=128),
     "default at batch 256": dict(batch_size=256),
+    "default without R1": dict(r1_gamma=0.0),
 }
 
 

@@ -152,6 +152,9 @@ SETTINGS = {s.name: s for s in (
     Setting("beta_1", float, 0.5, "Adam beta_1 of both optimizers", 0.0, 0.999),
     Setting("loss", str, "bce", "adversarial loss", choices=("bce", "hinge")),
     Setting("ema_decay", float, {"dcgan": 0.999, "seed": 0.0}, "EMA of generator weights (0 = off)", 0.0, 0.99999),
+    Setting("r1_gamma", float, {"dcgan": 1.0, "seed": 0.0},
+            "R1 penalty (Mescheder et al. 2018): gamma/2 times D's squared gradient at real images, keeping D flat "
+            "at the data; lazy: every 4th step, 4x as strong, on 8 of the step's real images (0 = off)", 0.0, 1000.0),
     Setting("label_smoothing", float, 0.0, "one-sided label smoothing of real targets", 0.0, 0.5),
     Setting("precision", str, "auto", "auto = mixed_bfloat16 on a GPU or a CPU with native bf16, else float32",
             choices=("auto", "float32", "mixed_bfloat16")),
@@ -187,6 +190,7 @@ class RunSpec:
     beta_1: float
     loss: str
     ema_decay: float
+    r1_gamma: float
     label_smoothing: float
     precision: str
     jit: bool
@@ -258,6 +262,7 @@ class RunSpec:
             given["width"] = extra.get("base_filters", LEGACY_WIDTH)
         given.setdefault("class_loss", 0.0)  # saved before the class loss: its discriminator has no class head
         given.setdefault("lr_half_life", 0.0)  # saved before the schedule: its learning rates stay constant
+        given.setdefault("r1_gamma", 0.0)  # saved before the R1 penalty: its discriminator trains without one
         extra.pop("base_filters", None)
         return cls.resolve(**dict(given, model_extra=extra))
 
