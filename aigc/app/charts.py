@@ -46,7 +46,7 @@ def smooth(values: list[float | None], *, weight: float = SMOOTHING) -> list[flo
 
 def loss_figure(records: list[dict]) -> go.Figure:
     """G and D loss against the global step: raw (thin), smoothed (thick), per-epoch means (markers)."""
-    return _series_figure(records, LOSS_SERIES, title="Losses", y_title="loss (binary cross-entropy, nats)")
+    return _series_figure(records, LOSS_SERIES, title="Losses", y_title="loss (nats; dcgan adds its class and R1 terms)")
 
 
 def probability_figure(records: list[dict]) -> go.Figure:
