@@ -169,7 +169,9 @@ def test_the_r1_penalty_keeps_the_discriminator_flat_at_real_images():
 
 
 def test_runs_saved_before_the_r1_penalty_resume_without_it():
+    from aigc.engine.run_plan import spec_of
     from aigc.engine.spec import RunSpec
 
     assert RunSpec.from_dict({"preset": "dcgan"}).r1_gamma == 0.0
+    assert spec_of({"model_config": {"preset": "dcgan"}}).r1_gamma == 0.0  # made before run specs existed
     assert RunSpec.resolve(preset="seed").r1_gamma == 0.0

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from aigc.engine.spec import ModelConfig
+from aigc.engine.spec import R1_EVERY, R1_SAMPLES, ModelConfig
 from aigc.engine.models import build_discriminator, build_generator, discriminator_inputs, generator_inputs
 
 
@@ -41,12 +41,6 @@ def pick_precision(requested: str) -> str:
     if requested != "auto":
         return requested
     return "mixed_bfloat16" if tf.config.list_physical_devices("GPU") or has_native_bf16() else "float32"
-
-
-# The R1 penalty is lazy (Karras et al. 2020): every R1_EVERY-th step, R1_EVERY times as strong, on R1_SAMPLES of
-# each replica's real images. On every step it cost 12-15% of the training rate; lazy, about 1% (docs/performance.md).
-R1_EVERY = 4
-R1_SAMPLES = 8
 
 
 class GAN:

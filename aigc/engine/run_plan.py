@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aigc.engine.spec import LEGACY_WIDTH, MODEL_SETTINGS, SETTINGS, RunSpec, SpecError
+from aigc.engine.spec import MODEL_SETTINGS, SETTINGS, RunSpec, SpecError
 from aigc.runs.files import atomic_write_json, read_json
 from aigc.runs.layout import RunPaths
 from aigc.settings import mnist_env_path
@@ -142,9 +142,9 @@ def spec_of(record: dict, *, status: dict | None = None) -> RunSpec:
     data = record.get("data")
     legacy.update(data=None if data in (None, "keras") else data, init_from=record.get("init_from"),
                   batch_size=status.get("batch_size"), epochs=status.get("total_epochs"))
-    legacy.update(width=model.get("base_filters", LEGACY_WIDTH), class_loss=0.0, lr_half_life=0.0)
-    extra = {k: model[k] for k in ("latent_dim",) if k in model}
-    return RunSpec.resolve(**{k: v for k, v in legacy.items() if k in SETTINGS}, model_extra=extra)
+    # from_dict gives the settings added since their defaults from before (width, class loss, schedule, R1).
+    extra = {k: model[k] for k in ("latent_dim", "base_filters") if k in model}
+    return RunSpec.from_dict(dict(legacy, model_extra=extra))
 
 
 def save_plan(plan: Plan) -> None:

@@ -20,6 +20,10 @@ MAX_EPOCHS = 10_000
 MODEL_SETTINGS = ("preset", "discriminator", "spectral_norm", "width")  # fixed once a run exists (class_loss: on/off)
 LR_FLOOR = 1 / 16  # the learning-rate schedule's lowest factor
 LEGACY_WIDTH = 64  # the dcgan width of runs and files from before the width setting
+# The R1 penalty is lazy (Karras et al. 2020): every R1_EVERY-th step, R1_EVERY times as strong, on R1_SAMPLES of
+# each replica's real images. On every step it cost 12-15% of the training rate; lazy, about 1% (docs/performance.md).
+R1_EVERY = 4
+R1_SAMPLES = 8
 
 
 class SpecError(ValueError):
@@ -154,7 +158,8 @@ SETTINGS = {s.name: s for s in (
     Setting("ema_decay", float, {"dcgan": 0.999, "seed": 0.0}, "EMA of generator weights (0 = off)", 0.0, 0.99999),
     Setting("r1_gamma", float, {"dcgan": 1.0, "seed": 0.0},
             "R1 penalty (Mescheder et al. 2018): gamma/2 times D's squared gradient at real images, keeping D flat "
-            "at the data; lazy: every 4th step, 4x as strong, on 8 of the step's real images (0 = off)", 0.0, 1000.0),
+            f"at the data; lazy: every {R1_EVERY}th step, {R1_EVERY}x as strong, on {R1_SAMPLES} of the step's real images "
+            "(0 = off)", 0.0, 1000.0),
     Setting("label_smoothing", float, 0.0, "one-sided label smoothing of real targets", 0.0, 0.5),
     Setting("precision", str, "auto", "auto = mixed_bfloat16 on a GPU or a CPU with native bf16, else float32",
             choices=("auto", "float32", "mixed_bfloat16")),
