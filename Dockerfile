@@ -56,7 +56,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
 # (checkpoint, state 'stopped') before the server; give it time with `docker run --stop-timeout 60`
 # (Docker's default is 10 s, then SIGKILL). AIGC_STOP_GRACE_S is the trainer's share of that time.
 STOPSIGNAL SIGTERM
-CMD ["python", "-m", "aigc.app.supervisor", \
+CMD ["python", "-m", "aigc.serve.supervisor", \
      "streamlit", "run", "app.py", \
      "--server.headless", "true", \
      "--server.address", "0.0.0.0", \

@@ -8,9 +8,9 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from aigc.app import limiter as limiter_module
-from aigc.app.hosting import Policy
-from aigc.app.limiter import PasswordLimiter
+from aigc.serve import limiter as limiter_module
+from aigc.serve.hosting import Policy
+from aigc.serve.limiter import PasswordLimiter
 
 POLICY = Policy(training="password", password="correct horse battery")
 
@@ -93,7 +93,7 @@ def test_parallel_sessions_share_one_limit():
 
 def test_failures_are_logged_by_count_never_the_password(caplog):
     limiter = PasswordLimiter(base_s=0)
-    with caplog.at_level(logging.WARNING, logger="aigc.app.access"):
+    with caplog.at_level(logging.WARNING, logger="aigc.serve.limiter"):
         limiter.attempt("hunter2-typed-secret", POLICY)
         limiter.attempt("another-typed-secret", POLICY)
     text = caplog.text
@@ -104,8 +104,8 @@ def test_failures_are_logged_by_count_never_the_password(caplog):
 def _form_app():
     import streamlit as st
 
-    from aigc.app.access import authorised_ui
-    from aigc.app.hosting import Policy
+    from aigc.app.pages.train import authorised_ui
+    from aigc.serve.hosting import Policy
 
     if authorised_ui(Policy(training="password", password="correct horse battery")):
         st.success("unlocked")

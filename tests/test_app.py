@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from aigc.engine.checkpoints import SHIPPED_GENERATOR
 from aigc.runs.files import atomic_write_json
 from aigc.runs.layout import RunPaths
-from aigc.app.limiter import PROCESS_LIMITER
+from aigc.serve.limiter import PROCESS_LIMITER
 from aigc.engine.spec import RunSpec
 from aigc.runs.lock import TrainingLock
 from helpers import save_untrained_generator
@@ -306,7 +306,7 @@ def test_runs_list_shows_and_deletes_runs_that_are_not_training(app_env):
       "step_in_epoch": 3, "img_per_s": 812.4, "eta_s": 63}, "Epoch 1/2 - step 3/10 - ETA 1 min 3 s - 812 img/s"),
 ])
 def test_progress_text_says_only_what_is_true_in_each_state(status, expected):
-    from aigc.app.view_train import progress_text
+    from aigc.app.pages.train import progress_text
 
     assert progress_text(status) == expected
 
@@ -355,7 +355,7 @@ def test_views_render_on_the_shipped_generator(monkeypatch, tmp_path):
 
 def test_nearest_training_image_finds_an_exact_copy():
     from aigc.engine.data import synthetic_mnist
-    from aigc.app.view_generate import nearest_training
+    from aigc.explore.nearest import nearest_training
 
     x_train = synthetic_mnist(300, 10)["x_train"].reshape(-1, 784)
     norms = np.einsum("ij,ij->i", x_train / 255.0, x_train / 255.0).astype(np.float32)

@@ -6,10 +6,10 @@ import types
 import numpy as np
 import pytest
 
-from aigc.bench import main as bench
-from aigc.bench import flops as bench_flops
-from aigc.bench import reference
-from aigc.bench import report as bench_report
+from bench import main as bench
+from bench import flops as bench_flops
+from bench import reference
+from bench import report as bench_report
 from aigc.engine.data import synthetic_mnist
 
 
@@ -111,7 +111,7 @@ def test_unknown_section_is_a_one_line_error(capsys):
 
 
 def test_browser_section_renders_without_a_browser():
-    from aigc.bench.browser import render_browser
+    from bench.browser import render_browser
 
     result = {"cold_start_s (app)": 9.5, "idle": {"app": {"median_ms": 150.0, "p95_ms": 200.0, "n": 5},
                                                   "trivial page": {"median_ms": 100.0, "p95_ms": 120.0, "n": 5}},
@@ -125,7 +125,7 @@ def test_from_scratch_reports_images_and_seconds_to_target_per_seed(monkeypatch)
     evaluation at >= 97%, excludes evaluation from training time, stops the tutorial after its epoch, takes medians."""
     from types import SimpleNamespace
 
-    from aigc.bench import scratch
+    from bench import scratch
     from aigc.engine.spec import ModelConfig
     from aigc.quality import metrics
 

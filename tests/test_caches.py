@@ -11,8 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from aigc.app import common, view_generate
-from aigc.app.process_cache import ProcessCache
+from aigc.app import frame
+from aigc.app.pages import generate as view_generate
+from aigc.serve import generators
+from aigc.serve.caches import ProcessCache
 
 
 def clear_cache_message() -> None:
@@ -62,18 +64,18 @@ def test_a_failed_make_is_not_cached_and_waiters_retry():
 def test_generator_survives_a_clear_cache_message(tmp_path, monkeypatch):
     """Issue 11: any visitor's clear-cache message emptied st.cache_resource: the generator reloaded for everyone."""
     loads = []
-    monkeypatch.setattr(common, "load_generator", lambda path: loads.append(path) or ("model", "config", {}))
-    monkeypatch.setattr(common, "GENERATORS", ProcessCache(max_entries=6))
+    monkeypatch.setattr(generators, "load_generator", lambda path: loads.append(path) or ("model", "config", {}))
+    monkeypatch.setattr(generators, "GENERATORS", ProcessCache(max_entries=6))
     path = tmp_path / "generator.keras"
     path.write_bytes(b"weights")
-    assert common.load_served(path) == ("model", "config", {})
+    assert generators.load_served(path) == ("model", "config", {})
     clear_cache_message()
-    common.load_served(path)
+    generators.load_served(path)
     assert len(loads) == 1
     path.write_bytes(b"retrained weights")  # a new mtime is a new key: a retrained file is picked up
     stamp = time.time() + 5
     os.utime(path, (stamp, stamp))
-    common.load_served(path)
+    generators.load_served(path)
     assert len(loads) == 2
 
 
@@ -166,7 +168,8 @@ def test_interpolations_and_training_images_survive_a_clear_cache_message(tmp_pa
 
 def test_discriminator_and_directions_survive_a_clear_cache_message(tmp_path, monkeypatch):
     """view_model's discriminator and the Explore style directions are process-level, per config / per (file, mtime)."""
-    from aigc.app import explore_ui, view_model
+    from aigc.app import widgets as explore_ui
+    from aigc.app.pages import model as view_model
     from aigc.engine import models
     from aigc.engine.spec import ModelConfig
     from aigc.explore import directions
@@ -184,7 +187,7 @@ def test_discriminator_and_directions_survive_a_clear_cache_message(tmp_path, mo
 
 def test_written_numbers_and_inversions_survive_a_clear_cache_message(tmp_path, monkeypatch):
     """Write a number's pages and Draw a digit's inversions were st.cache_data: now process-level, bounded."""
-    from aigc.app import view_draw, view_write
+    from aigc.app.pages import draw as view_draw, write as view_write
     from aigc.explore import invert
     from aigc.quality import metrics
 
@@ -218,8 +221,8 @@ def test_the_heap_is_frozen_once_without_walking_it_on_every_run(monkeypatch):
     calls = []
     fake_gc = SimpleNamespace(collect=lambda: calls.append("collect"), freeze=lambda: calls.append("freeze"),
                               get_freeze_count=lambda: pytest.fail("walks the whole frozen heap on every run"))
-    monkeypatch.setattr(common, "gc", fake_gc)
-    monkeypatch.setattr(common, "_FROZEN", threading.Event())
+    monkeypatch.setattr(frame, "gc", fake_gc)
+    monkeypatch.setattr(frame, "_FROZEN", threading.Event())
     for _ in range(3):
-        common.freeze_startup_heap()
+        frame.freeze_startup_heap()
     assert calls == ["collect", "freeze"]

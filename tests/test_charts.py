@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from aigc.app import charts
-from aigc.app.compare import Entry, compare_figure, curve, summary_rows
+from aigc.serve import charts
+from aigc.serve.compare import Entry, compare_figure, curve, summary_rows
 
 
 def epoch_records(epochs, **values):

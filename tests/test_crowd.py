@@ -9,7 +9,7 @@ from aigc.settings import shipped_generator
 @pytest.mark.slow
 @pytest.mark.skipif(not shipped_generator().is_file(), reason="needs the shipped generator")
 def test_small_crowd_on_the_real_app():
-    from aigc.bench.crowd import crowd, render
+    from bench.crowd import crowd, render
 
     result = crowd(sessions=3, clicks=2, think_s=0.1)
     assert result["errors"] == 0, result["error_samples"]
@@ -24,7 +24,7 @@ def test_small_crowd_on_the_real_app():
 
 
 def test_bench_parser_takes_crowd_options():
-    from aigc.__main__ import build_parser
+    from aigc.cli import build_parser
 
     args = build_parser().parse_args(["bench", "--crowd", "50", "--clicks", "3", "--think", "1.5"])
     assert (args.crowd, args.clicks, args.think) == (50, 3, 1.5)
@@ -34,7 +34,7 @@ def test_bench_parser_takes_crowd_options():
 
 def test_a_coroutine_runs_even_inside_a_running_event_loop():
     """Playwright's sync API (the browser tests) leaves a loop running in the main thread for the session."""
-    from aigc.bench.crowd import run_coroutine
+    from bench.crowd import run_coroutine
 
     async def answer():
         return 42

@@ -39,7 +39,7 @@ def test_recipe_shape():
 @pytest.mark.skipif(not Path(NGINX).exists(), reason="needs Debian's nginx (apt-get install -y nginx)")
 @pytest.mark.skipif(not shipped_generator().is_file(), reason="needs the shipped generator")
 def test_two_replicas_behind_nginx_serve_a_crowd_with_sticky_sessions(tmp_path):
-    from aigc.bench.crowd import crowd_against, free_port, run_coroutine, start_server, wait_healthy
+    from bench.crowd import crowd_against, free_port, run_coroutine, start_server, wait_healthy
 
     ports = [free_port(), free_port()]
     listen = free_port()

@@ -69,7 +69,7 @@ def env_of_image() -> dict[str, str]:
 def test_image_is_a_safe_public_demo_by_default():
     """Issue 11: the image shipped without AIGC_TRAINING, so any visitor could train."""
     assert env_of_image().get("AIGC_TRAINING") == "off"
-    from aigc.app.hosting import load_policy
+    from aigc.serve.hosting import load_policy
 
     policy = load_policy(env=env_of_image(), address="0.0.0.0")
     assert not policy.training_visible and policy.hosted and not policy.allows_server_paths
@@ -78,12 +78,12 @@ def test_image_is_a_safe_public_demo_by_default():
 def test_container_stop_is_forwarded_to_the_trainer():
     """Issue 11: nothing forwarded docker stop's SIGTERM to the trainer (its own session): it was SIGKILLed."""
     argv = exec_or_shell(args_of("CMD")[0])
-    assert argv[:3] == ["python", "-m", "aigc.app.supervisor"], argv
+    assert argv[:3] == ["python", "-m", "aigc.serve.supervisor"], argv
     assert args_of("STOPSIGNAL") in ([], ["SIGTERM"])
     assert "--stop-timeout" in DOCKERFILE.read_text(), "document docker run --stop-timeout"
     grace = float(env_of_image().get("AIGC_STOP_GRACE_S", "50"))
     assert 0 < grace < 60, "the trainer's share must fit in the documented --stop-timeout 60"
-    assert (ROOT / "aigc" / "app" / "supervisor.py").is_file()
+    assert (ROOT / "aigc" / "serve" / "supervisor.py").is_file()
 
 
 def test_tensorflow_cpu_on_x86_64_with_pins_from_requirements():
@@ -145,7 +145,7 @@ def test_port_and_healthcheck():
 def test_streamlit_command():
     cmds = args_of("CMD")
     assert len(cmds) == 1 and not args_of("ENTRYPOINT")
-    argv = exec_or_shell(cmds[0])[3:]  # after `python -m aigc.app.supervisor`
+    argv = exec_or_shell(cmds[0])[3:]  # after `python -m aigc.serve.supervisor`
     assert argv[:3] == ["streamlit", "run", "app.py"]
     options = dict(zip(argv[3::2], argv[4::2]))
     assert options.get("--server.headless") == "true"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from aigc.quality import metrics
-from aigc.__main__ import main
+from aigc.cli import main
 from helpers import save_untrained_generator
 
 needs_evaluator = pytest.mark.skipif(not metrics.evaluator_available(), reason="shipped evaluator missing")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from aigc.app import hosting
-from aigc.app.hosting import Policy, clamp_epochs, load_policy, parse_generate_params, password_ok
+from aigc.serve import hosting
+from aigc.serve.hosting import Policy, clamp_epochs, load_policy, parse_generate_params, password_ok
 
 
 def test_default_policy_is_local_use():
@@ -96,7 +96,7 @@ def test_bad_max_epochs_falls_back(text):
 def test_caps_and_cooldown_from_env():
     policy = load_policy(env={"AIGC_MAX_EPOCHS": "3", "AIGC_COOLDOWN_S": "12.5"})
     assert policy.max_epochs == 3 and policy.cooldown_s == 12.5
-    assert load_policy(env={"AIGC_COOLDOWN_S": "-5"}).cooldown_s == 0
+    assert load_policy(env={"AIGC_COOLDOWN_S": "-5"}, address="localhost").cooldown_s == 0  # local: no cooldown
 
 
 def test_password_uses_exact_match_only():
@@ -150,6 +150,8 @@ def test_bounded_generate_inputs_clamps_everything():
 def test_streamlit_secrets_keeps_only_aigc_keys(tmp_path, monkeypatch, content, expected):
     import streamlit as st
     from streamlit import config
+
+    from aigc.app import frame
     from streamlit.runtime.secrets import Secrets
 
     path = tmp_path / "secrets.toml"
@@ -159,6 +161,6 @@ def test_streamlit_secrets_keeps_only_aigc_keys(tmp_path, monkeypatch, content, 
     config.set_option("secrets.files", [str(path)])
     monkeypatch.setattr(st, "secrets", Secrets())
     try:
-        assert hosting.streamlit_secrets() == expected
+        assert frame.streamlit_secrets() == expected
     finally:
         config.set_option("secrets.files", previous)

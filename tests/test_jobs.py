@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aigc.__main__ import build_parser as build_train_parser
+from aigc.cli import build_parser as build_train_parser
 from aigc.engine.spec import given_settings, spec_to_args
 
 from aigc import settings
-from aigc.app import jobs
+from aigc.serve import jobs
 from aigc.settings import SHIPPED_FILES
-from aigc.app.hosting import Policy
+from aigc.serve.hosting import Policy
 from aigc.engine.spec import SpecError
 from aigc.runs.files import atomic_write_json
 from aigc.runs.layout import RunPaths
@@ -194,11 +194,11 @@ def test_tiny_job_from_shipped_weights_finishes(env):
 def test_the_log_download_names_no_server_folder(env):
     run = RunPaths(env["runs"] / "run-a")
     run.root.mkdir(parents=True)
-    run.log.write_text(f"loaded {run.root}/config.json\nTraceback: File \"{settings.ROOT}/aigc/cli.py\"\n"
+    run.log.write_text(f"loaded {run.root}/config.json\nTraceback: File \"{settings.ROOT}/aigc/cli/train.py\"\n"
                        f"data {env['runs']}/../mnist.npz and {Path.home()}/.keras\n")
     text = jobs.log_for_download(run).decode()
     assert str(env["runs"]) not in text and str(settings.ROOT) not in text and str(Path.home()) not in text
-    assert "loaded config.json" in text and "aigc/cli.py" in text and "~/.keras" in text
+    assert "loaded config.json" in text and "aigc/cli/train.py" in text and "~/.keras" in text
 
 
 def test_a_page_job_never_joins_the_servers_cluster(env, monkeypatch):

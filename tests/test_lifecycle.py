@@ -111,8 +111,8 @@ def test_a_live_pid_is_not_proof_of_life(tmp_path, pid):
 
 @pytest.mark.slow
 def test_two_resumes_at_once_make_one_job_and_each_says_the_truth(runs, synthetic_npz, monkeypatch):
-    from aigc.app import jobs
-    from aigc.app.hosting import Policy
+    from aigc.serve import jobs
+    from aigc.serve.hosting import Policy
     from helpers import stop_trainers
 
     monkeypatch.setenv("AIGC_TRAIN_ARGS", "--eval-samples 0")
@@ -157,7 +157,7 @@ def test_probing_the_lock_never_makes_an_acquisition_fail(tmp_path):
 
 def test_watching_works_on_a_read_only_runs_folder(tmp_path, monkeypatch):
     """Root ignores file modes, so the read-only file system is simulated: any open for writing fails."""
-    from aigc.app import jobs
+    from aigc.serve import jobs
 
     root = tmp_path / "runs"
     paths = RunPaths(root / "r")

@@ -90,7 +90,7 @@ def test_model_page_tells_lineage_quality_and_has_real_headers(app_env):
 
 
 def test_model_card_downloads_as_a_hugging_face_readme(app_env):
-    from aigc.app.model_card import readme
+    from aigc.serve.model_card import readme
 
     app = model_page_of_the_run(app_env)
     labels = [button.label for button in app.get("download_button")]
@@ -114,7 +114,7 @@ def test_hosted_mode_does_not_hand_out_the_generator_file(app_env, monkeypatch):
 
 
 def test_shipped_eval_json_is_the_quality_source(tmp_path):
-    from aigc.app.model_card import quality_of
+    from aigc.serve.model_card import quality_of
 
     generator = tmp_path / "generator.keras"
     (tmp_path / "generator_eval.json").write_text(json.dumps({"fdd": 4.46, "digit_score": 9.9, "n": 10000,

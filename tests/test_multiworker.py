@@ -39,7 +39,7 @@ TWO_REPLICAS = textwrap.dedent("""
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from aigc.__main__ import main
+    from aigc.cli import main
 
     # Stopped after 4 steps and resumed, as the cluster is (a resume restarts dropout's random stream).
     assert main(sys.argv[1:] + ["--max-steps", "4"]) == 0

@@ -76,13 +76,13 @@ def test_link_notices_are_one_line(app_env):
 
 
 def test_reading_says_an_8(app_env):
-    from aigc.app.common import a_digit
+    from aigc.app.widgets import a_digit
 
     assert (a_digit(8), a_digit(7), a_digit("8")) == ("an 8", "a 7", "an 8")
 
 
 def test_interpolation_frames_are_legible():
-    from aigc.app.view_generate import FRAME_SCALE, interpolation_strip
+    from aigc.app.pages.generate import FRAME_SCALE, interpolation_strip
 
     strip = interpolation_strip(np.zeros((30, 28, 28), np.float32))
     rows = 3  # 30 frames wrap into rows of 10
@@ -90,7 +90,7 @@ def test_interpolation_frames_are_legible():
 
 
 def test_a_clicked_tile_is_read_from_the_selection_event_and_forged_events_pin_nothing():
-    from aigc.app.tile_pin import picked_tile
+    from aigc.explore.pin import picked_tile
 
     assert picked_tile({"selection": {"points": [{"point_index": 2, "x": 1}]}}, 4) == 2
     for forged in (None, {}, {"selection": {"points": []}}, {"selection": {"points": [{"point_index": 4}]}},
@@ -100,7 +100,7 @@ def test_a_clicked_tile_is_read_from_the_selection_event_and_forged_events_pin_n
 
 
 def test_pinning_stores_the_hand_once_per_click_and_only_fits_its_generator():
-    from aigc.app.tile_pin import pin, pinned_hand
+    from aigc.app.widgets import pin, pinned_hand
 
     state = {}
     assert pin(np.arange(3, dtype=np.float32), 7, source=("grid", 0), state=state)
@@ -113,7 +113,7 @@ def test_pinning_stores_the_hand_once_per_click_and_only_fits_its_generator():
 
 
 def test_a_pinned_tile_starts_the_interpolation_and_writes_row_one(app_env):
-    from aigc.app.tile_pin import pin
+    from aigc.app.widgets import pin
     from aigc.engine.sampling import latents
 
     app = run_app(digit=3, n=4)
@@ -128,7 +128,7 @@ def test_a_pinned_tile_starts_the_interpolation_and_writes_row_one(app_env):
 
 
 def test_links_point_at_the_page_path():
-    from aigc.app.explore_ui import page_link
+    from aigc.app.routes import page_link
 
     assert page_link("http://host:8501/generate?x=1", "write", {"text": "42"}) == "http://host:8501/write?text=42"
     assert page_link("https://h/app/model", "draw", {}) == "https://h/app/draw"

@@ -33,7 +33,7 @@ def test_generate_prints_no_tensorflow_noise_unless_verbose(tmp_path):
 
 def test_pyproject_declares_the_aigc_command_and_its_dependencies():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["aigc"] == "aigc.__main__:main"
+    assert project["scripts"]["aigc"] == "aigc.cli:main"
     declared = {d.split(">")[0].split("<")[0].split("=")[0].strip() for d in project["dependencies"]}
     pinned = {line.split("==")[0] for line in (REPO / "requirements.txt").read_text().splitlines()
               if "==" in line and not line.startswith("#")}

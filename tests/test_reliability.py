@@ -179,7 +179,7 @@ def full_disk(path, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
     return real(path, data)
 aigc.runs.files.atomic_write_bytes = aigc.engine.trainer.atomic_write_bytes = full_disk
-from aigc.__main__ import main
+from aigc.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -280,7 +280,7 @@ def assert_checkpoint_restores(paths: RunPaths, data: Path, out_dir: Path | None
 START_AT_SCRIPT = """
 import sys, time
 time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
-from aigc.__main__ import main
+from aigc.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 

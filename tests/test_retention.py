@@ -6,8 +6,8 @@ import os
 from collections import namedtuple
 from pathlib import Path
 
-from aigc.app import retention
-from aigc.app.hosting import Policy, load_policy
+from aigc.serve import retention
+from aigc.serve.hosting import Policy, load_policy
 from aigc.runs.layout import RunPaths
 from aigc.runs.lock import TrainingLock
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from aigc.__main__ import build_parser
+from aigc.cli import build_parser
 from aigc.engine.run_plan import Invocation, make_plan
 from aigc.engine.spec import SETTINGS, RunSpec, SpecError, given_settings, spec_to_args
 

@@ -1,4 +1,4 @@
-"""Container stop: PID 1 (aigc.app.supervisor) stops the training job gracefully before the server. No Docker."""
+"""Container stop: PID 1 (aigc.serve.supervisor) stops the training job gracefully before the server. No Docker."""
 from __future__ import annotations
 
 import json
@@ -53,7 +53,7 @@ lock.release()
 def start_supervisor(tmp_path: Path, runs: Path, *, grace: str = "30") -> subprocess.Popen:
     server_marker = tmp_path / "server-stopped"
     env = dict(ENV, AIGC_RUNS_DIR=str(runs), AIGC_STOP_GRACE_S=grace)
-    process = subprocess.Popen([sys.executable, "-m", "aigc.app.supervisor", sys.executable, "-c", FAKE_SERVER,
+    process = subprocess.Popen([sys.executable, "-m", "aigc.serve.supervisor", sys.executable, "-c", FAKE_SERVER,
                                 str(server_marker)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     assert process.stdout.readline().strip() == "serving"
@@ -95,13 +95,13 @@ def test_sigterm_without_a_job_stops_the_server_at_once(tmp_path):
 
 def test_the_server_exiting_ends_the_supervisor_with_its_code(tmp_path):
     env = dict(ENV, AIGC_RUNS_DIR=str(tmp_path / "runs"))
-    result = subprocess.run([sys.executable, "-m", "aigc.app.supervisor", sys.executable, "-c",
+    result = subprocess.run([sys.executable, "-m", "aigc.serve.supervisor", sys.executable, "-c",
                              "import sys; sys.exit(3)"], cwd=ROOT, env=env, timeout=30)
     assert result.returncode == 3
 
 
 def test_grace_setting(monkeypatch):
-    from aigc.app import supervisor
+    from aigc.serve import supervisor
 
     monkeypatch.setenv("AIGC_STOP_GRACE_S", "12")
     assert supervisor.grace_seconds() == 12
@@ -151,7 +151,7 @@ def _status(paths: RunPaths) -> dict | None:
 
 def test_a_trainer_on_another_host_gets_the_stop_file_but_no_signal(tmp_path, monkeypatch):
     """On shared storage the lock's pid may belong to another machine: never signal it from here."""
-    from aigc.app import supervisor
+    from aigc.serve import supervisor
     from aigc.runs.lock import TrainingLock
 
     run = RunPaths(tmp_path / "run")

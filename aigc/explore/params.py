@@ -83,3 +83,20 @@ def write_query(values: Mapping) -> dict[str, str]:
              "scale": f"{float(values['scale']):g}"}
     query.update({name: f"{float(values[name]):g}" for name in NAMES if float(values.get(name, 0.0)) != 0.0})
     return query
+
+
+def query_extras(params) -> tuple[float, dict, list[str]]:
+    """(latent scale, slider values, notices) from the URL's scale and ink/slant/width (forged values -> defaults)."""
+    notices: list[str] = []
+    raw = {key: params.get(key) for key in ("scale",) + NAMES if params.get(key) is not None}
+    return parse_scale(raw, notices), parse_slider_params(raw, notices), notices
+
+
+def full_query(values: dict, sliders: dict, generator_label: str | None) -> dict:
+    """URL parameters that reproduce the Generate grid, including scale, generator and moved sliders."""
+    query = {"digit": "any" if values["digit"] is None else str(values["digit"]),
+             "n": str(values["n"]), "seed": str(values["seed"]), "scale": f"{float(values['truncation']):g}"}
+    if generator_label:
+        query["generator"] = generator_label
+    query.update({name: f"{value:g}" for name, value in sliders.items() if value})
+    return query

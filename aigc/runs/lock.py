@@ -21,6 +21,8 @@ from aigc.runs.files import read_json
 LOCK_NAME = ".train.lock"
 _FLOCK = "hhqqi4x"  # struct flock on Linux x86-64 and arm64: type, whence, start, len, pid (+ padding)
 
+EXIT_BUSY = 3  # the exit code of `python -m aigc train` when another job holds the lock (the launcher reads it)
+
 
 def _whole_file(kind: int) -> bytes:
     return struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0)

@@ -6,7 +6,7 @@ forwarded the signal: the job was SIGKILLed, losing up to a minute and leaving a
 Here PID 1 asks the lock holder to stop (STOP file + SIGTERM: it finishes the step, saves a
 checkpoint and ends as 'stopped'), waits until the lock is released, then stops the server.
 
-    python -m aigc.app.supervisor streamlit run app.py --server.address 0.0.0.0 ...
+    python -m aigc.serve.supervisor streamlit run app.py --server.address 0.0.0.0 ...
 
 No Streamlit import: the server is a child process. As PID 1 it also reaps orphans.
 """
@@ -27,7 +27,7 @@ from aigc.runs.layout import RunPaths
 from aigc.runs.lifecycle import request_stop
 from aigc.runs.lock import TrainingLock
 
-LOG = logging.getLogger("aigc.supervisor")
+LOG = logging.getLogger("aigc.serve.supervisor")
 GRACE_ENV = "AIGC_STOP_GRACE_S"
 DEFAULT_GRACE_S = 50.0  # the trainer's share; docker run --stop-timeout 60 leaves 10 s for the server
 SERVER_GRACE_S = 8.0

@@ -5,7 +5,7 @@ with think time. Reported: click-to-image p50/p95/max (first new image in the pa
 GET), errors, the server's RSS at start (after one warm-up session), peak and end (after every
 session closed), memory per session, and the client's own CPU share, so that a saturated load
 generator cannot pass for a slow server. Also: rerun latency before and right after a
-clear-cache message. Sessions are driven over Streamlit's websocket protocol (aigc.bench.ws_client).
+clear-cache message. Sessions are driven over Streamlit's websocket protocol (bench.ws_client).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from aigc.bench.ws_client import StreamlitSession
+from bench.ws_client import StreamlitSession
 from aigc.settings import ROOT
 
 RAMP_S = 2.0  # sessions arrive spread over this many seconds
@@ -47,7 +47,7 @@ def start_server(*, port: int, env: dict | None = None) -> subprocess.Popen:
 
 async def wait_healthy(url: str, *, timeout_s: float = 90.0) -> None:
     """Poll /_stcore/health until it answers 200."""
-    from aigc.bench.ws_client import http_get
+    from bench.ws_client import http_get
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -1,7 +1,7 @@
 """Hosted-demo policy: who may train, how much, and the bounds of every Generate input.
 
-No Streamlit import at module level: the policy is plain data read from the environment or
-from a mapping of secrets, so it is unit-tested without a server.
+No Streamlit: the policy is plain data read from the environment or from a mapping of secrets,
+so it is unit-tested without a server (the frame passes Streamlit's secrets and server.address).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Mapping
 from aigc.engine.spec import MAX_EPOCHS  # the run spec's own ceiling
 from aigc.settings import without_paths
 
-LOG = logging.getLogger("aigc.app.hosting")
+LOG = logging.getLogger("aigc.serve.hosting")
 TRAINING_MODES = ("on", "off", "password")
 DEFAULT_MAX_EPOCHS = 100
 HOSTED_COOLDOWN_S = 60.0  # between jobs, unless the app is local (loopback, training on)
@@ -82,26 +82,16 @@ def is_loopback(address: str | None) -> bool:
         return False
 
 
-def server_address() -> str:
-    """streamlit's server.address ('' when unset or Streamlit is not configured); read at call time."""
-    try:
-        import streamlit as st
-
-        return str(st.get_option("server.address") or "")
-    except Exception:  # noqa: BLE001  (no config: treat as every interface, the safe side)
-        return ""
-
-
 def load_policy(*, env: Mapping[str, str] | None = None, secrets: Mapping | None = None,
                 address: str | None = None) -> Policy:
     """The Policy from secrets (first) or the environment; bad values fall back safely with a notice.
 
-    Unset AIGC_TRAINING means 'on' only when the server listens on loopback (address, default
-    streamlit's server.address), else 'off': a server reachable by others is safe by default.
+    Unset AIGC_TRAINING means 'on' only when the server listens on loopback (address: streamlit's
+    server.address; None or '' means every interface), else 'off': a server reachable by others is safe by default.
     """
     env = os.environ if env is None else env
     secrets = secrets or {}
-    loopback = is_loopback(server_address() if address is None else address)
+    loopback = is_loopback(address)
 
     def setting(name: str) -> str:
         value = secrets.get(name)
@@ -145,18 +135,6 @@ def _number(text: str, default, low, high, kind, notices: list, name: str):
         notices.append(f"{name}={text!r} is outside {low}..{high}; using {default}.")
         return default
     return value
-
-
-def streamlit_secrets() -> dict:
-    """st.secrets as a plain dict; {} when there is no secrets file (not an error)."""
-    try:
-        import streamlit as st
-
-        if not st.secrets.load_if_toml_exists():
-            return {}
-        return {key: st.secrets[key] for key in st.secrets if key.startswith("AIGC_")}
-    except Exception:  # noqa: BLE001  (a broken secrets file must not take the page down)
-        return {}
 
 
 def password_ok(given: str | None, policy: Policy) -> bool:

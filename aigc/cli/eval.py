@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from aigc.cli import bounded_int
+from aigc.cli.args import bounded_int, fail
 
 MIN_N, MAX_N = 10, 60_000
 RUNG_NAMES = {"floor": "floor", "noise_0.1": "noise 0.1", "shift_1px": "shift 1px", "blur_0.7": "blur 0.7"}
@@ -41,13 +41,13 @@ def main(args: argparse.Namespace) -> int:
     model_path = Path(args.evaluator) if args.evaluator else metrics.EVALUATOR_PATH
     stats_path = Path(args.stats) if args.stats else metrics.STATS_PATH
     if args.train_evaluator and args.ladder:
-        return _fail("choose one of --train-evaluator and --ladder")
+        return fail("choose one of --train-evaluator and --ladder")
     try:
         if args.train_evaluator or args.ladder:
             return _maintenance(args, model_path, stats_path)
         return _evaluate(args, model_path, stats_path)
     except KeyboardInterrupt:
-        return _fail("interrupted")
+        return fail("interrupted")
 
 
 def _maintenance(args, model_path: Path, stats_path: Path) -> int:
@@ -56,7 +56,7 @@ def _maintenance(args, model_path: Path, stats_path: Path) -> int:
     from aigc.quality.metrics import EvaluatorError
 
     if not model_path.parent.is_dir():
-        return _fail(f"--evaluator: folder does not exist: {model_path.parent}")
+        return fail(f"--evaluator: folder does not exist: {model_path.parent}")
     try:
         if args.ladder:
             evaluator_train.recompute_ladder(data=args.data, model_path=model_path, stats_path=stats_path)
@@ -65,7 +65,7 @@ def _maintenance(args, model_path: Path, stats_path: Path) -> int:
             evaluator_train.main(data=args.data, model_path=model_path, stats_path=stats_path, epochs=epochs,
                                  seed=args.seed)
     except (DataError, EvaluatorError) as error:
-        return _fail(str(error))
+        return fail(str(error))
     print(f"wrote {stats_path}")
     return 0
 
@@ -80,12 +80,12 @@ def _evaluate(args, model_path: Path, stats_path: Path) -> int:
         generator, config, card = load_generator(checkpoint)
         evaluator = metrics.load_evaluator(model_path, stats_path)
     except (metrics.EvaluatorError, CheckpointError) as error:
-        return _fail(str(error))
+        return fail(str(error))
     try:
         result = metrics.evaluate_generator(generator, config, n=args.n, seed=args.seed, batch_size=args.batch_size,
                                             evaluator=evaluator)
     except Exception as error:  # noqa: BLE001  (a generator whose call fails: say so in one line)
-        return _fail(f"{checkpoint} could not be sampled ({type(error).__name__}: {error})")
+        return fail(f"{checkpoint} could not be sampled ({type(error).__name__}: {error})")
     result.update(checkpoint=str(checkpoint), card=card)
     if args.json:
         print(json.dumps(result, sort_keys=True))
@@ -129,8 +129,3 @@ def format_report(result: dict) -> str:
     lines.append("histogram      " + "  ".join(f"{d}:{c}" for d, c in enumerate(result["class_histogram"])))
     lines.append(f"collapse       {result['collapse_warning'] or 'none (every digit above 25% of its share)'}")
     return "\n".join(lines)
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2

@@ -12,7 +12,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from aigc import settings
-from aigc.app.charts import EPOCH_TITLE, MODEBAR, epoch_axis, split_records, value_range
+from aigc.serve.charts import EPOCH_TITLE, MODEBAR, epoch_axis, split_records, value_range
 from aigc.runs.files import read_json, read_metrics
 from aigc.runs.layout import RunPaths, list_runs
 

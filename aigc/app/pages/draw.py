@@ -6,10 +6,11 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from aigc.app.common import Served, a_digit, file_key, process_cached, toast
-from aigc.app.process_cache import ProcessCache
-from aigc.app.tile_pin import pin
-from aigc.app.explore_ui import copy_link_ui, labeled_png, picture_png, reading_caption
+from aigc.app.routes import Frame
+from aigc.app.widgets import (a_digit, copy_link_ui, guarded, labeled_png, picture_png, pin, reading_caption,
+                              spinner_unless, toast)
+from aigc.serve.caches import INVERSIONS, file_key
+from aigc.serve.generators import Served
 from aigc.engine.sampling import latents, run_generator, slerp
 from aigc.explore.preprocess import DrawingError, decode_png, mnist_style
 from aigc.explore.reading import percent, read_images
@@ -19,7 +20,11 @@ STROKE_PX = 24
 AUTO = "Its reading"
 INVERT_AS = [AUTO] + [str(d) for d in range(10)]
 FRAMES = 8
-INVERSIONS = ProcessCache(max_entries=256)  # process-level (a clear-cache message cannot empty it); ~3 KB each
+
+
+def page(frame: Frame) -> None:
+    """The Draw-a-digit page."""
+    guarded(draw_ui, frame.served, name="Draw a digit")
 
 
 def canvas_ui():
@@ -56,7 +61,8 @@ def inverted(served: Served, digit: np.ndarray, label: int) -> tuple[np.ndarray,
         return result.z, result.image, result.pixel_error, result.seconds
 
     key = file_key(served.path) + (hashlib.sha256(target.tobytes()).hexdigest(), int(label))
-    return process_cached(INVERSIONS, key, make, spinner="Searching the generator for your digit...")
+    with spinner_unless(key in INVERSIONS, "Searching the generator for your digit..."):
+        return INVERSIONS.get_or_make(key, make)
 
 
 def draw_ui(served: Served) -> None:

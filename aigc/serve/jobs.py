@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aigc import settings
-from aigc.app import retention
-from aigc.app.hosting import Policy, clamp_epochs
+from aigc.serve import retention
+from aigc.serve.hosting import Policy, clamp_epochs
 from aigc.cpus import trainer_threads
 from aigc.engine.run_plan import architecture_of
 from aigc.engine.spec import PRESETS, RunSpec, SpecError, spec_to_args
@@ -27,13 +27,12 @@ from aigc.runs.files import read_json
 from aigc.runs.layout import RunPaths, list_runs
 from aigc.runs.lifecycle import (ACTIVE_STATES, RESUMABLE_STATES, delete_run, holds_lock, read_status,
                                  request_stop)
-from aigc.runs.lock import TrainingLock
+from aigc.runs.lock import EXIT_BUSY, TrainingLock
 
 TRAINER_NICE = 10  # the page must stay responsive while the trainer computes
 START_WAIT_S = 20.0  # the trainer takes the lock before importing TensorFlow: this is python's start-up
 BATCH_SIZES = (16, 32, 64, 128, 256)
 MAX_PAGE_LR = 0.1
-EXIT_BUSY = 3  # `python -m aigc train` lost the lock to another job (aigc.cli)
 
 
 @dataclass(frozen=True)

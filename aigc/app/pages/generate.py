@@ -1,6 +1,7 @@
-"""Generate view: a grid of digits from the served generator, an interpolation strip, the evaluator's reading."""
+"""/generate: a grid of digits from the served generator, the evaluator's reading, style sliders, pinning, interpolation."""
 from __future__ import annotations
 
+import hashlib
 import math
 import secrets
 import time
@@ -10,27 +11,33 @@ import numpy as np
 import streamlit as st
 
 from aigc import settings
-from aigc.app import hosting
-from aigc.engine.sampling import generate, gif_bytes, grid, interpolate, latents
-from aigc.app.common import Served, a_digit, display_scale, file_key, process_cached
+from aigc.app.routes import Frame, sync_query
+from aigc.app.widgets import (a_digit, copy_link_ui, directions_of, display_scale, guarded, pin, pinned_hand,
+                              preview_pngs, reading_of, sliders_ui, spinner_unless, toast)
+from aigc.engine.sampling import GRID_PAD, generate, gif_bytes, grid, interpolate, latents, run_generator
+from aigc.explore import directions as dirs
+from aigc.explore.nearest import nearest_training, squared_norms
+from aigc.explore.params import full_query, query_extras
+from aigc.explore.pin import picked_tile, picker_figure, tile_latents, walk_from
+from aigc.explore.reading import percent, tile_texts
+from aigc.explore.tiles import annotate_grid
 from aigc.runs.files import png_bytes
-from aigc.app.explore_ui import sync_query
-from aigc.app.generate_explore import (EXTRA_KEYS, full_query, labeled_grid_png, link_ui, query_extras,
-                                       reading_summary_ui, style_previews_ui, style_ui, styled_images)
-from aigc.app.process_cache import ProcessCache
-from aigc.app.tile_pin import pinned_hand, tile_pin_ui
-from aigc.explore.pin import walk_from
+from aigc.serve import hosting
+from aigc.serve.caches import GRIDS, INTERPOLATIONS, TRAINING_SETS, file_key
+from aigc.serve.generators import Served
 
 DIGIT_OPTIONS = ["Any"] + [str(d) for d in hosting.DIGITS]
 QUERY_KEYS = ("digit", "n", "seed")
+EXTRA_KEYS = ("scale", "generator") + dirs.NAMES
 STRIP_COLUMNS, FRAME_SCALE = 10, 3  # interpolation frames: 84 px each, wrapped 10 to a row
 NEAREST_MAX = 10  # generated images compared with the training set per click
-NEAREST_CHUNK = 10_000
-GRID_CACHE_MB = 16  # rendered grids shared by every session: a viral link is computed once (bounded: memory returns)
-GRIDS = ProcessCache(max_entries=1024, max_bytes=GRID_CACHE_MB * 2**20, size_of=lambda v: v[0].nbytes + len(v[1]))
-# Process-level, not st.cache_*: a visitor's clear-cache message must not make everyone recompute these.
-INTERPOLATIONS = ProcessCache(max_entries=64, max_bytes=8 * 2**20, size_of=lambda v: len(v[0]) + len(v[1]))
-TRAINING_SETS = ProcessCache(max_entries=1)  # one MNIST file, ~50 MB
+LABEL_SCALE_MIN = 3  # tiles are drawn at least 3x so their labels stay legible when the browser shrinks them
+
+
+def page(frame: Frame) -> None:
+    """The Generate page: the grid and its panels, then the interpolation."""
+    guarded(generate_ui, frame.served, name="Generate")
+    guarded(interpolation_ui, frame.served, name="Interpolation")
 
 
 def _init_from_query() -> None:
@@ -119,7 +126,7 @@ def generate_ui(served: Served) -> np.ndarray:
         if conditional:
             tile_pin_ui(served, values, shift, picture_png, columns)
         query = full_query(values, sliders, st.session_state.get("_generator_label"))
-        link_ui(query)
+        copy_link_ui(query, page="generate")
     sync_query({k: v for k, v in query.items() if k != "view"}, QUERY_KEYS + EXTRA_KEYS)
     return images
 
@@ -177,7 +184,7 @@ def interpolation_ui(served: Served) -> None:
     """A strip of frames walking (slerp) between two seeds and, for a conditional generator, two digits."""
     conditional = bool(served.config.conditional)
     with st.expander("Interpolate between two seeds / digits", expanded=False):
-        pinned = pinned_hand(int(served.model.inputs[0].shape[-1])) if conditional else None
+        pinned = pinned_hand(served.latent_dim) if conditional else None
         if pinned is not None and not st.checkbox(f"Start from my pinned tile ({pinned_label(pinned)})", value=True,
                                                   key="interp_from_pin", help="Click a tile above to pin another."):
             pinned = None
@@ -212,31 +219,17 @@ def pinned_label(pinned: tuple) -> str:
 def training_images(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(x_train (N, 784) uint8, squared norms (N,) float32) of the MNIST file, loaded once per process per mtime."""
     def make():
-        from aigc.engine.data import load_mnist
+        from aigc.engine.data import load_mnist  # only on a click: the page opens without reading MNIST
 
         x_train = load_mnist(str(path))[0].reshape(-1, 28 * 28)
-        norms = np.einsum("ij,ij->i", x_train.astype(np.float32) / 255, x_train.astype(np.float32) / 255)
+        norms = squared_norms(x_train)
         x_train.setflags(write=False)
         norms.setflags(write=False)  # shared between sessions
         return x_train, norms
 
-    return process_cached(TRAINING_SETS, file_key(path), make, spinner="Loading the training images...")
-
-
-def nearest_training(images: np.ndarray, x_train: np.ndarray, norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(indices (N,), L2 distances (N,)) of the closest training image to each (N, 28, 28) image in [0, 1]."""
-    queries = images.reshape(len(images), -1).astype(np.float32)
-    best_index = np.zeros(len(queries), np.int64)
-    best = np.full(len(queries), np.inf, np.float32)
-    query_norms = np.einsum("ij,ij->i", queries, queries)
-    for start in range(0, len(x_train), NEAREST_CHUNK):
-        chunk = x_train[start:start + NEAREST_CHUNK].astype(np.float32) / 255
-        distances = query_norms[:, None] - 2 * queries @ chunk.T + norms[None, start:start + len(chunk)]
-        index = distances.argmin(axis=1)
-        value = distances[np.arange(len(queries)), index]
-        better = value < best
-        best[better], best_index[better] = value[better], index[better] + start
-    return best_index, np.sqrt(np.maximum(best, 0))
+    key = file_key(path)
+    with spinner_unless(key in TRAINING_SETS, "Loading the training images..."):
+        return TRAINING_SETS.get_or_make(key, make)
 
 
 def nearest_ui(images: np.ndarray) -> None:
@@ -254,3 +247,80 @@ def nearest_ui(images: np.ndarray) -> None:
         pairs = np.concatenate([shown, x_train[index].reshape(-1, 28, 28).astype(np.float32) / 255])
         st.image(png_bytes(grid(pairs, len(shown), scale=display_scale(columns=len(shown), target_px=700))),
                  caption="distances: " + ", ".join(f"{d:.1f}" for d in distance), output_format="PNG")
+
+
+def styled_images(served: Served, values: dict, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images (n, 28, 28) in [0, 1], labels (n,), z (n, D)) for the Generate settings moved by shift (D,)."""
+    z, labels = tile_latents(served.latent_dim, n=values["n"], digit=values["digit"],
+                             seed=values["seed"], truncation=values["truncation"], shift=shift)
+    conditional = bool(served.config.conditional)
+    return run_generator(served.model, z, labels if conditional else None), labels, z
+
+
+def labeled_grid_png(images: np.ndarray, requested, *, columns: int, scale: int) -> tuple[bytes, object]:
+    """(PNG of the grid with each tile's reading drawn on it, Reading or None); same layout as sampling.grid."""
+    scale = max(scale, LABEL_SCALE_MIN)
+    picture = grid(images, columns, scale=scale)
+    reading = reading_of(images, requested)
+    if reading is None:
+        return png_bytes(picture), None
+    return png_bytes(annotate_grid(picture, tile_texts(reading), reading.doubt, ncol=columns, scale=scale,
+                                   pad=GRID_PAD)), reading
+
+
+def reading_summary_ui(reading, requested: int | None) -> None:
+    """One line under the grid: how many read as asked (or the class counts) and how many are flagged."""
+    if reading is None:
+        return
+    flagged = f"{int(reading.doubt.sum())} flagged (red: doubtful or unlike MNIST, {int(reading.ood.sum())} unlike)"
+    if requested is not None:
+        hits = int(np.sum(reading.labels == requested))
+        st.markdown(f"**Evaluator:** {hits}/{len(reading.labels)} read as {a_digit(requested)} "
+                    f"(calibrated mean confidence {percent(reading.confidence.mean())}); {flagged}.")
+    else:
+        counts = np.bincount(reading.labels, minlength=10)
+        st.markdown("**Evaluator reads:** " + ", ".join(f"{d}: {c}" for d, c in enumerate(counts) if c) + f"; {flagged}.")
+
+
+def style_ui(served: Served, defaults: dict, values: dict) -> tuple[dict, np.ndarray]:
+    """The style sliders with preview strips (conditional generators); returns (slider values, latent shift (D,))."""
+    latent_dim = served.latent_dim
+    if not served.config.conditional:
+        return {}, np.zeros(latent_dim, np.float32)
+    with st.expander("Style sliders", expanded=any(defaults.values())):
+        sliders = sliders_ui("gen", defaults)
+    return sliders, dirs.shift(directions_of(served), sliders)
+
+
+def style_previews_ui(served: Served, values: dict) -> None:
+    """Under the grid: a small strip per slider, the first tile's latent at -2 ... +2 along each direction."""
+    if not served.config.conditional:
+        return
+    z = latents(1, served.latent_dim, seed=values["seed"], truncation=values["truncation"])[0]
+    digit = values["digit"] if values["digit"] is not None else 8
+    with st.container(border=True):
+        st.caption("Style sliders, previewed on the first tile's hand")
+        for column, name, strip in zip(st.columns(len(dirs.NAMES)), dirs.NAMES, preview_pngs(served, z, digit)):
+            column.image(strip, output_format="PNG", caption=f"{dirs.LABELS[name]}: -2 ... +2")
+
+
+def tile_pin_ui(served: Served, values: dict, shift: np.ndarray, picture_png: bytes, columns: int) -> None:
+    """An expander with the grid as a clickable chart: clicking a tile pins its hand (built only while open)."""
+    box = st.expander("Pin a tile's hand: click a tile", key="gen_pin_open", on_change="rerun")
+    if not box.open:
+        return
+    grid_id = (values["digit"], values["n"], values["seed"], round(float(values["truncation"]), 6),
+               tuple(np.round(shift, 4).tolist()))
+    with box:
+        st.caption("Click a tile: Interpolate can start from it, and Write a number writes row 1 in its hand.")
+        event = st.plotly_chart(picker_figure(picture_png, n=values["n"], columns=columns), width="content",
+                                on_select="rerun", selection_mode="points", config={"displayModeBar": False},
+                                key="gen_pin_grid_" + hashlib.sha1(repr(grid_id).encode()).hexdigest()[:12])  # a new grid starts with nothing selected
+        tile = picked_tile(event, values["n"])
+        if tile is None:
+            return
+        z, labels = tile_latents(served.latent_dim, n=values["n"], digit=values["digit"],
+                                 seed=values["seed"], truncation=values["truncation"], shift=shift)
+        if pin(z[tile], int(labels[tile]), source=(grid_id, tile)):
+            toast(f"tile {tile + 1} pinned ({a_digit(int(labels[tile]))}): Interpolate and Write a number can use it.")
+        st.markdown(f"**Tile {tile + 1} pinned** ({a_digit(int(labels[tile]))}).")

@@ -15,10 +15,10 @@ import time
 import numpy as np
 
 from aigc import settings
-from aigc.bench.flops import flops
-from aigc.bench.report import render
-from aigc.bench.scratch import from_scratch
-from aigc.cli import bounded_int, positive_float
+from bench.flops import flops
+from bench.report import render
+from bench.scratch import from_scratch
+from aigc.cli.args import bounded_int, positive_float
 from aigc.engine.spec import SETTINGS, RunSpec, SpecError
 
 SECTIONS = ("throughput", "scratch", "latency", "flops")
@@ -120,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
             results[name] = run()
     if args.browser:
-        from aigc.bench.browser import browser
+        from bench.browser import browser
 
         print("[bench] browser ...", file=sys.stderr, flush=True)
         results["browser"] = browser(repeats=5 if args.tiny else 20 if args.quick else 40, data=args.data)
@@ -133,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
 
 def crowd_main(args: argparse.Namespace) -> int:
     """--crowd N: the crowd benchmark alone (it starts its own server); prints the figures, optionally JSON."""
-    from aigc.bench.crowd import crowd, render as render_crowd
+    from bench.crowd import crowd, render as render_crowd
 
     result = crowd(sessions=args.crowd, clicks=args.clicks, think_s=args.think)
     print(render_crowd(result))
@@ -225,7 +225,7 @@ def default_runner(x, y, *, batch: int, precision: str = "float32", jit: bool = 
 
 def reference_runner(x, *, batch: int):
     """(reference GAN, run(steps)): the tutorial's pipeline and train step."""
-    from aigc.bench.reference import ReferenceGAN, make_dataset
+    from bench.reference import ReferenceGAN, make_dataset
 
     reference = ReferenceGAN(batch_size=batch)
     batches = iter(make_dataset(x, batch_size=batch).repeat())
@@ -300,7 +300,7 @@ def _serving_generator(checkpoint: str | None):
 def latency(*, checkpoint: str | None, repeats: int, sizes=(1, 64, 100)) -> dict:
     """Median and p95 ms per request: aigc.engine.sampling.generate vs calling the Keras model vs predict."""
     from aigc.engine import sampling
-    from aigc.bench.reference import make_generator_model
+    from bench.reference import make_generator_model
 
     generator, config, source = _serving_generator(checkpoint)
     reference = make_generator_model()

@@ -3,12 +3,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-from aigc.app import hosting
-from aigc.app.compare import AXES, METRICS, compare_figure, entries, summary_rows
+from aigc.app.routes import Frame
+from aigc.app.widgets import guarded
+from aigc.serve import hosting
+from aigc.serve.compare import AXES, METRICS, compare_figure, entries, summary_rows
 
 MAX_DEFAULT = 3  # preselected entries: the shipped model and the newest runs
 TENSORBOARD_NOTE = ("Every run also keeps TensorBoard logs in its `tb/` folder: `tensorboard --logdir runs` "
                     "shows them all, with TensorBoard's own run selector.")
+
+
+def page(frame: Frame) -> None:
+    """The Compare-runs page."""
+    guarded(compare_ui, frame.policy, name="Compare runs")
 
 
 def compare_ui(policy: hosting.Policy) -> None:

@@ -10,12 +10,12 @@ import logging
 import shutil
 from pathlib import Path
 
-from aigc.app.hosting import Policy
+from aigc.serve.hosting import Policy
 from aigc.runs.layout import RunPaths, list_runs
 from aigc.runs.lifecycle import delete_run, holds_lock, read_status
 from aigc.runs.lock import TrainingLock
 
-LOG = logging.getLogger("aigc.app.retention")
+LOG = logging.getLogger("aigc.serve.retention")
 ENDED_STATES = ("finished", "stopped", "failed")
 MB = 1024 * 1024
 

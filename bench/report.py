@@ -38,7 +38,7 @@ def render(results: dict) -> str:
     if "scratch" in results:
         parts += [render_scratch(results["scratch"])]
     if "browser" in results:
-        from aigc.bench.browser import render_browser
+        from bench.browser import render_browser
 
         parts += [render_browser(results["browser"])]
     return "\n".join(parts)

@@ -13,9 +13,9 @@ import threading
 import time
 from typing import Callable
 
-from aigc.app.hosting import Policy, password_ok
+from aigc.serve.hosting import Policy, password_ok
 
-LOG = logging.getLogger("aigc.app.access")
+LOG = logging.getLogger("aigc.serve.limiter")
 BASE_DELAY_S = 1.0
 MAX_DELAY_S = 60.0
 LOCKOUT_AFTER = 10

@@ -6,19 +6,22 @@ import secrets
 import numpy as np
 import streamlit as st
 
-from aigc.app.common import Served, file_key
-from aigc.app.explore_ui import (copy_link_ui, directions_of, labeled_png, picture_png, preview_pngs, reading_caption,
-                                 sliders_ui, sync_query)
-from aigc.app.process_cache import ProcessCache
-from aigc.app.tile_pin import pinned_hand
+from aigc.app.routes import Frame, sync_query
+from aigc.app.widgets import (copy_link_ui, directions_of, guarded, labeled_png, picture_png, pinned_hand, preview_pngs,
+                              reading_caption, sliders_ui)
+from aigc.serve.caches import WRITTEN, file_key
+from aigc.serve.generators import Served
 from aigc.explore import directions as dirs
 from aigc.explore.layout import ROWS_MAX, ROWS_MIN, parse_number, style_latents, write_number
 from aigc.explore.params import SCALE_MAX, SCALE_MIN, SEED_MAX, TEXT_MAX_CHARS, parse_write_params, write_query
 
 OWNED_KEYS = ("text", "rows", "seed", "scale") + dirs.NAMES
 PAGE_SCALE = 4
-# Process-level, not st.cache_data: a visitor's clear-cache message must not empty it. Pages are ~100 KB at most.
-WRITTEN = ProcessCache(max_entries=64, max_bytes=32 * 2**20, size_of=lambda v: v[0].nbytes + v[1].nbytes)
+
+
+def page(frame: Frame) -> None:
+    """The Write-a-number page."""
+    guarded(write_ui, frame.served, name="Write a number")
 
 
 def _init_from_query() -> None:
@@ -57,7 +60,7 @@ def controls_ui() -> dict | None:
 
 def _pinned(served: Served) -> np.ndarray | None:
     """The pinned latent when it fits this generator and the visitor keeps it on."""
-    pinned = pinned_hand(int(served.model.inputs[0].shape[-1]))
+    pinned = pinned_hand(served.latent_dim)
     if pinned is None:
         return None
     if not st.checkbox("Row 1 in my pinned hand", value=True, key="write_use_pinned",
@@ -127,7 +130,7 @@ def _page_ui(page: np.ndarray, images: np.ndarray, values: dict) -> None:
 
 def _previews_ui(served: Served, values: dict, pinned: np.ndarray | None) -> None:
     """A small strip per slider: the first typed digit, row 1's hand, at -2 ... +2 along the direction."""
-    z = pinned if pinned is not None else style_latents(1, int(served.model.inputs[0].shape[-1]),
+    z = pinned if pinned is not None else style_latents(1, served.latent_dim,
                                                           seed=values["seed"], truncation=values["scale"])[0]
     for name, strip in zip(dirs.NAMES, preview_pngs(served, z, int(values["text"][0]))):
         st.image(strip, output_format="PNG", caption=f"{dirs.LABELS[name]}: -2 ... +2")

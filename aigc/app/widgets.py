@@ -1,20 +1,76 @@
-"""UI pieces shared by the Explore views: cached directions and inversions, labeled tiles, links with a copy button."""
+"""Widgets and helpers every page may use: the no-traceback guard, tiles with readings, sliders, links, the pinned hand."""
 from __future__ import annotations
 
-import urllib.parse
+import contextlib
+import logging
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from aigc.app.common import Served, file_key, process_cached
-from aigc.app.process_cache import ProcessCache
-from aigc.engine.sampling import to_uint8
+from aigc.app.routes import page_link
+from aigc.engine.sampling import run_generator, to_uint8
 from aigc.explore import directions as dirs
+from aigc.explore.reading import read_images, tile_texts
+from aigc.explore.tiles import labeled_grid
+from aigc.quality import metrics
 from aigc.runs.files import png_bytes
+from aigc.serve.caches import DIRECTIONS, PREVIEWS, file_key
+from aigc.serve.generators import Served
+from aigc.settings import without_paths
 
+LOG = logging.getLogger("aigc.app")
 SLIDER_STEP = 0.1
 PREVIEW_VALUES = (-2.0, -1.0, 0.0, 1.0, 2.0)
+PINNED_KEY = "_pinned_style"  # the pinned latent (D,) as floats: Write a number's row 1, Interpolate's end A
+PINNED_DIGIT_KEY = "_pinned_digit"  # its digit (None: pinned from an unconditional view)
+PINNED_SOURCE_KEY = "_pinned_source"  # (grid, tile) last pinned: a rerun with the same selection pins nothing new
+
+
+def guarded(panel, *args, name: str, **kwargs):
+    """Run a panel; any unexpected error becomes one clear st.error line (the traceback goes to the log)."""
+    try:
+        return panel(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001  (a traceback must never reach the page)
+        LOG.exception("%s panel failed", name)
+        st.error(f"The {name} panel hit a problem and stopped: {type(error).__name__}: {without_paths(error)[:300]}")
+        return None
+
+
+def spinner_unless(ready: bool, text: str):
+    """st.spinner(text) when work must be done, else nothing (a cached value shows no flash)."""
+    return contextlib.nullcontext() if ready else st.spinner(text)
+
+
+def a_digit(digit) -> str:
+    """'a 7', 'an 8': the article a digit takes when read aloud."""
+    return f"an {digit}" if str(digit) in ("8", "11", "18") else f"a {digit}"
+
+
+def toast(message: str, *, icon: str = ":material/check_circle:") -> None:
+    """A short-lived notice; its first letter is capitalised whatever the caller wrote."""
+    st.toast(message[:1].upper() + message[1:], icon=icon)
+
+
+def display_scale(*, columns: int, target_px: int = 560) -> int:
+    """Integer nearest-neighbour upscaling so a grid of `columns` 28-px digits is about target_px wide."""
+    return max(1, min(12, target_px // (columns * 30)))
+
+
+def keep_keras_session() -> None:
+    """Stop Streamlit from calling keras.backend.clear_session() after every rerun.
+
+    Streamlit does that for apps that build models in the script; this app builds none per
+    rerun (generators and the evaluator are cached resources), so the call only cost a full
+    gc.collect(): ~250 ms of CPU per click and per poll while training (measured in AppTest).
+    """
+    import keras
+
+    if getattr(keras.backend.clear_session, "__name__", "") != "_clear_session_skipped_by_aigc":
+        def _clear_session_skipped_by_aigc(*_args, **_kwargs):
+            return None
+
+        keras.backend.clear_session = _clear_session_skipped_by_aigc
 
 
 def picture_png(image: np.ndarray, *, scale: int = 4) -> bytes:
@@ -24,22 +80,15 @@ def picture_png(image: np.ndarray, *, scale: int = 4) -> bytes:
     return png_bytes(picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST))
 
 
-PREVIEWS = ProcessCache(max_entries=2048, max_bytes=8 * 2**20, size_of=lambda strips: sum(map(len, strips)))
-DIRECTIONS = ProcessCache(max_entries=6)  # process-level, per (file, mtime): a clear-cache message cannot empty it
-
-
 def directions_of(served: Served) -> dirs.Directions:
     """The served generator's style directions: the shipped file when it matches, else fit once per server."""
     key = file_key(served.path)
-    return process_cached(DIRECTIONS, key, lambda: dirs.directions_for(served.model, key[0]),
-                          spinner="Finding the style directions...")
+    with spinner_unless(key in DIRECTIONS, "Finding the style directions..."):
+        return DIRECTIONS.get_or_make(key, lambda: dirs.directions_for(served.model, key[0]))
 
 
 def reading_of(images: np.ndarray, requested=None):
     """The evaluator's Reading of (N, 28, 28) images, or None when the evaluator is not shipped."""
-    from aigc.explore.reading import read_images
-    from aigc.quality import metrics
-
     if not metrics.evaluator_available():
         return None
     return read_images(images, requested=requested)
@@ -47,9 +96,6 @@ def reading_of(images: np.ndarray, requested=None):
 
 def labeled_png(images: np.ndarray, requested=None, *, ncol: int = 10, scale: int = 3) -> tuple[bytes, object]:
     """(PNG of tiles with the evaluator's label and calibrated confidence under each, Reading or None)."""
-    from aigc.explore.reading import tile_texts
-    from aigc.explore.tiles import labeled_grid
-
     reading = reading_of(images, requested)
     if reading is None:
         texts, flags = [""] * len(images), np.zeros(len(images), bool)
@@ -85,8 +131,6 @@ def preview_pngs(served: Served, z: np.ndarray, digit: int) -> list[bytes]:
 
     All strips come from one generator call and are shared by every session per (file, z, digit).
     """
-    from aigc.engine.sampling import run_generator
-
     z = np.asarray(z, np.float32)
 
     def make():
@@ -100,32 +144,30 @@ def preview_pngs(served: Served, z: np.ndarray, digit: int) -> list[bytes]:
     return PREVIEWS.get_or_make(file_key(served.path) + (tuple(np.round(z, 5).tolist()), int(digit)), make)
 
 
-def sync_query(query: dict, owned: tuple) -> None:
-    """Make the URL carry exactly `query` among the `owned` keys (others' keys are left alone)."""
-    for key in owned:
-        if key not in query and key in st.query_params:
-            del st.query_params[key]
-    for key, value in query.items():
-        if st.query_params.get(key) != value:
-            st.query_params[key] = value
-
-
-def page_link(url: str, page: str, query: dict) -> str:
-    """The link to `page` (its URL path) with `query`, on the app that `url` (the browser's URL) is part of."""
-    from aigc.app.pages import PAGES
-
-    base = urllib.parse.urlsplit(str(url or ""))
-    parts = [part for part in base.path.split("/") if part]
-    if parts and parts[-1] in {key for key, *_ in PAGES} | {"home"}:
-        parts = parts[:-1]  # the page the browser is on: the app's root is above it
-    root = "/" + "".join(part + "/" for part in parts)
-    origin = f"{base.scheme}://{base.netloc}{root}" if base.scheme in ("http", "https") else root
-    return origin + page + ("?" + urllib.parse.urlencode(query) if query else "")
-
-
 def copy_link_ui(query: dict, *, page: str, label: str = "Copy link") -> str:
     """Show the full link to `page` with `query` and a copy button (st.code's); returns the link."""
     link = page_link(st.context.url, page, query)
     st.caption(f"{label}: the button at the right of the box copies it.")
     st.code(link, language=None, wrap_lines=True)
     return link
+
+
+def pin(z: np.ndarray, digit: int | None, *, source: tuple, state=None) -> bool:
+    """Pin latent z (D,) with its digit unless this source (grid, tile) is already pinned; True when newly pinned."""
+    state = st.session_state if state is None else state
+    if state.get(PINNED_SOURCE_KEY) == source:
+        return False
+    state[PINNED_KEY] = [float(v) for v in z]
+    state[PINNED_DIGIT_KEY] = None if digit is None else int(digit)
+    state[PINNED_SOURCE_KEY] = source
+    return True
+
+
+def pinned_hand(latent_dim: int, state=None) -> tuple[np.ndarray, int | None] | None:
+    """(latent (D,) float32, digit or None) pinned in this session when it fits this generator, else None."""
+    state = st.session_state if state is None else state
+    pinned = state.get(PINNED_KEY)
+    if not isinstance(pinned, list) or len(pinned) != latent_dim:
+        return None
+    digit = state.get(PINNED_DIGIT_KEY)
+    return np.asarray(pinned, np.float32), (int(digit) if isinstance(digit, int) and 0 <= digit <= 9 else None)

@@ -51,7 +51,7 @@ def flops(throughput_result: dict | None, *, tiny: bool = False, spec=None) -> d
     precision each trains in (the default's: bf16 when that is its default; the tutorial's: float32)."""
     from aigc.engine.spec import RunSpec
     from aigc.engine.models import build_discriminator, build_generator
-    from aigc.bench.reference import make_discriminator_model, make_generator_model
+    from bench.reference import make_discriminator_model, make_generator_model
 
     config = (spec or RunSpec.resolve()).model
     models = {"default": (build_generator(config), build_discriminator(config)),

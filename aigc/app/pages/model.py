@@ -5,10 +5,17 @@ import json
 
 import streamlit as st
 
-from aigc.app import hosting
-from aigc.app.common import Served
-from aigc.app.process_cache import ProcessCache
-from aigc.app.model_card import card_rows, quality_of, quality_rows, readme, recipe_rows
+from aigc.app.routes import Frame
+from aigc.app.widgets import guarded
+from aigc.serve import hosting
+from aigc.serve.caches import DISCRIMINATORS
+from aigc.serve.generators import Served
+from aigc.serve.model_card import card_rows, quality_of, quality_rows, readme, recipe_rows
+
+
+def page(frame: Frame) -> None:
+    """The Model page: the served generator's card and both networks' layers."""
+    guarded(model_ui, frame.served, frame.policy, name="Model")
 
 
 def layer_rows(model) -> list[dict]:
@@ -24,7 +31,6 @@ def layer_rows(model) -> list[dict]:
     return rows
 
 
-DISCRIMINATORS = ProcessCache(max_entries=4)  # process-level: a visitor's clear-cache message cannot empty it
 
 
 def discriminator_of(config_json: str):

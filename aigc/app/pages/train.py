@@ -1,6 +1,6 @@
 """Train view: start / stop / resume a background job, watch it live, list and delete runs.
 
-The job is `python -m aigc train` in its own process (aigc.app.jobs); this view only reads its
+The job is `python -m aigc train` in its own process (aigc.serve.jobs); this view only reads its
 run directory. Messages pass through _public: one line, no server path, and no pid for visitors.
 """
 from __future__ import annotations
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from aigc.app import hosting, jobs
-from aigc.app.access import authorised_ui
-from aigc.app.charts import collapsed_digits, loss_figure, probability_figure, quality_figure
-from aigc.app.common import guarded
+from aigc.serve import hosting, jobs
+from aigc.serve.limiter import PROCESS_LIMITER, PasswordLimiter
+from aigc.serve.charts import collapsed_digits, loss_figure, probability_figure, quality_figure
+from aigc.app.routes import Frame
+from aigc.app.widgets import guarded
 from aigc.engine.spec import PRESETS, SETTINGS
 from aigc.runs.files import png_bytes, read_metrics
 from aigc.runs.layout import RunPaths
@@ -34,6 +35,11 @@ STATE_NOTES = {
     "finished": ("success", "Finished. The new generator is ready: pick 'Newest trained run' under Generator in "
                             "the sidebar, then open Generate."),
 }
+
+
+def page(frame: Frame) -> None:
+    """The Train page (registered only when training is visible)."""
+    guarded(train_ui, frame.policy, name="Train")
 
 
 def train_ui(policy: hosting.Policy) -> None:
@@ -279,3 +285,21 @@ def runs_ui(policy: hosting.Policy, *, can_control: bool) -> None:
             else:
                 st.session_state["_train_flash"] = ("success", f"Deleted {name}.")
                 st.rerun()
+
+
+def authorised_ui(policy: hosting.Policy, *, limiter: PasswordLimiter = PROCESS_LIMITER) -> bool:
+    """The password form in password mode; True once this session typed the right password."""
+    if st.session_state.get("_train_unlocked"):
+        return True
+    with st.form("train_password_form"):
+        typed = st.text_input("Training password", type="password", key="train_password")
+        submitted = st.form_submit_button("Unlock training")
+    if submitted:
+        # Counted across every session of this server: parallel sessions share one backoff and lockout.
+        ok, message = limiter.attempt(typed, policy)
+        if ok:
+            st.session_state["_train_unlocked"] = True
+            st.rerun()
+        st.error(message)
+    st.caption("Training is password-protected on this server; anyone may watch the current job and generate.")
+    return False

@@ -1,4 +1,4 @@
-"""Bounded, thread-safe caches owned by the server process, which no visitor can empty.
+"""Every cache the server keeps, in one place: bounded, thread-safe, owned by the process, emptied by no visitor.
 
 Streamlit's clear-cache message (anyone can send it over the websocket) empties every
 st.cache_resource and st.cache_data for all sessions: reruns went from 90 ms to 280-750 ms
@@ -9,6 +9,7 @@ wait for the one computing it, so a viral link is computed once, not once per vi
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from collections import OrderedDict
 from typing import Callable, Hashable
 
@@ -24,7 +25,6 @@ class ProcessCache:
         self._entries: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()
         self._pending: dict[Hashable, threading.Event] = {}
         self._bytes = 0
-        self.hits = self.misses = 0
 
     def get_or_make(self, key: Hashable, make: Callable[[], object]):
         """The cached value of key, else make() once (other callers of the same key wait for it)."""
@@ -32,12 +32,10 @@ class ProcessCache:
             with self._lock:
                 if key in self._entries:
                     self._entries.move_to_end(key)
-                    self.hits += 1
                     return self._entries[key][0]
                 waiting = self._pending.get(key)
                 if waiting is None:
                     self._pending[key] = threading.Event()
-                    self.misses += 1
                     break
             waiting.wait()  # another thread computes it; then look again (it may have failed)
         try:
@@ -75,3 +73,30 @@ class ProcessCache:
         with self._lock:
             self._entries.clear()
             self._bytes = 0
+
+
+MB = 2**20
+# The server's caches, all of them (the engine's per-model tf.function caches are weak-keyed and die with their model).
+GENERATORS = ProcessCache(max_entries=6)  # (path, mtime) -> (model, config, card): the served generators
+DIRECTIONS = ProcessCache(max_entries=6)  # (path, mtime) -> style directions of a generator
+DISCRIMINATORS = ProcessCache(max_entries=4)  # a model's config -> its discriminator (layers table on /model)
+GRIDS = ProcessCache(max_entries=1024, max_bytes=16 * MB, size_of=lambda v: v[0].nbytes + len(v[1]))  # Generate grids
+PREVIEWS = ProcessCache(max_entries=2048, max_bytes=8 * MB, size_of=lambda strips: sum(map(len, strips)))  # slider strips
+INTERPOLATIONS = ProcessCache(max_entries=64, max_bytes=8 * MB, size_of=lambda v: len(v[0]) + len(v[1]))  # strip + GIF
+WRITTEN = ProcessCache(max_entries=64, max_bytes=32 * MB, size_of=lambda v: v[0].nbytes + v[1].nbytes)  # Write pages
+INVERSIONS = ProcessCache(max_entries=256)  # drawings inverted into the generator, ~3 KB each
+TRAINING_SETS = ProcessCache(max_entries=1)  # one MNIST file (~50 MB) for the nearest-neighbour check
+ALL = {"generators": GENERATORS, "directions": DIRECTIONS, "discriminators": DISCRIMINATORS, "grids": GRIDS,
+       "previews": PREVIEWS, "interpolations": INTERPOLATIONS, "written": WRITTEN, "inversions": INVERSIONS,
+       "training_sets": TRAINING_SETS}
+
+
+def file_key(path) -> tuple[str, int]:
+    """(path, modification time in ns): a retrained file is a new key, an unchanged one is reused."""
+    return str(path), Path(path).stat().st_mtime_ns
+
+
+def clear_all() -> None:
+    """Empty every cache (tests and operators only: no page calls this)."""
+    for cache in ALL.values():
+        cache.clear()

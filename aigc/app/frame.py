@@ -1,0 +1,146 @@
+"""The frame around every page: page setup, navigation, the sidebar's generator chooser and hosting notices."""
+from __future__ import annotations
+
+import gc
+import threading
+
+import streamlit as st
+
+from aigc.app.pages import compare, draw, generate, model, train, write
+from aigc.app.routes import HOME, PAGES, Frame, redirect_target, visible_keys
+from aigc.app.widgets import guarded, keep_keras_session, spinner_unless
+from aigc.serve import hosting, jobs
+from aigc.serve.generators import Served, is_loaded, serve_with_fallback
+
+TITLE = "AIGC digits"
+GENERATOR_KEY = "generator_choice"
+TOP_CSS = "<style>.stMainBlockContainer, .block-container {padding-top: 2.5rem;}</style>"
+PAGE_MODULES = {"generate": generate, "write": write, "draw": draw, "train": train, "compare": compare, "model": model}
+_FROZEN, _FREEZE_LOCK = threading.Event(), threading.Lock()  # once per process: the heap is frozen
+
+
+def main() -> None:
+    """One script run: the frame, then the current page."""
+    st.set_page_config(page_title=TITLE, page_icon="🔢", layout="wide")
+    keep_keras_session()
+    st.html(TOP_CSS)  # remove the empty band Streamlit leaves above the title
+    policy = hosting.load_policy(secrets=streamlit_secrets(), address=server_address())
+    generator_from_query()  # a shared link names its generator
+    served = guarded(generator_sidebar_ui, name="generator chooser")
+    pages = build_pages(Frame(policy, served))
+    current = st.navigation(list(pages.values()))
+    redirect_old_links(pages)
+    st.title(TITLE)
+    st.caption("Handwritten digits from a GAN trained on MNIST.")
+    for notice in policy.notices:
+        st.sidebar.warning(notice)
+    if served is not None and served.warning:
+        st.warning(served.warning)
+    current.run()
+    freeze_startup_heap()
+
+
+def server_address() -> str:
+    """streamlit's server.address ('' when unset or unreadable: every interface, the safe side)."""
+    try:
+        return str(st.get_option("server.address") or "")
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def streamlit_secrets() -> dict:
+    """st.secrets' AIGC_* entries as a plain dict; {} when there is no secrets file (not an error)."""
+    try:
+        if not st.secrets.load_if_toml_exists():
+            return {}
+        return {key: st.secrets[key] for key in st.secrets if key.startswith("AIGC_")}
+    except Exception:  # noqa: BLE001  (a broken secrets file must not take the page down)
+        return {}
+
+
+def build_pages(frame: Frame) -> dict[str, st.Page]:
+    """{key: st.Page} for this deployment, plus a hidden root page that redirects to Generate."""
+    pages = {}
+    for key, title, icon, needs_generator in PAGES:
+        if key in visible_keys(frame.policy):
+            pages[key] = st.Page(_body(key, frame, needs_generator), title=title, icon=icon, url_path=key)
+    pages[""] = st.Page(lambda: redirect(pages, HOME), title=TITLE, url_path="home", default=True,
+                        visibility="hidden")
+    return pages
+
+
+def _body(key: str, frame: Frame, needs_generator: bool):
+    def page() -> None:
+        if needs_generator and frame.served is None:
+            no_generator_ui()
+            return
+        PAGE_MODULES[key].page(frame)
+    page.__name__ = f"{key}_page"
+    return page
+
+
+def redirect_old_links(pages: dict[str, st.Page]) -> None:
+    """An old link (?view=model&...) goes to its page (/model?...), keeping its other parameters."""
+    if "view" in st.query_params:
+        redirect(pages, redirect_target(st.query_params.get("view"), [k for k in pages if k]))
+
+
+def redirect(pages: dict[str, st.Page], key: str) -> None:
+    """Switch to the page `key`, carrying the URL's other parameters (st.switch_page ends this run)."""
+    query = {k: st.query_params.get_all(k) for k in st.query_params if k != "view"}
+    st.switch_page(pages[key], query_params={k: v[-1] for k, v in query.items() if v})
+
+
+def generator_from_query() -> None:
+    """Once per session, before the sidebar chooser: ?generator=LABEL preselects it (an unknown label is ignored)."""
+    if st.session_state.get("_generator_from_query"):
+        return
+    st.session_state["_generator_from_query"] = True
+    wanted = str(st.query_params.get("generator") or "")[:80]
+    if wanted and "_generator_label" not in st.session_state:
+        st.session_state["_generator_label"] = wanted  # the chooser falls back to its first entry if unknown
+
+
+def generator_sidebar_ui() -> Served | None:
+    """Sidebar chooser among server-side generators; falls back to the shipped one with a warning."""
+    choices = jobs.generator_choices()
+    if not choices:
+        st.sidebar.info("No generator yet.")
+        return None
+    labels = [c.label.split(" (")[0] for c in choices]  # stable labels: the run name changes
+    remembered = st.session_state.get("_generator_label")
+    label = st.sidebar.selectbox("Generator", labels, index=labels.index(remembered) if remembered in labels else 0,
+                                 key=GENERATOR_KEY, help="Generators found on the server. While a job trains, "
+                                 "'Newest trained run' follows its latest saved epoch.")
+    st.session_state["_generator_label"] = label
+    chosen = choices[labels.index(label)] if label in labels else choices[0]
+    if chosen.kind == "run":
+        st.sidebar.caption(f"Run: {chosen.path.parent.name}")
+    with spinner_unless(is_loaded(chosen.path) if chosen.path.is_file() else True, "Loading the generator..."):
+        served, problem = serve_with_fallback(chosen, choices)
+    if problem:
+        st.error(problem)
+    return served
+
+
+def no_generator_ui() -> None:
+    st.info("No generator is available yet. The shipped weights belong in `checkpoints/generator.keras`; "
+            "or train one in the **Train** view, then pick 'Newest trained run' in the sidebar.")
+
+
+def freeze_startup_heap() -> None:
+    """Once per server process, after the first page: move the long-lived heap out of the cyclic GC's sight.
+
+    Streamlit runs gc.collect(2) after every script run (`runner.postScriptGC`). With TensorFlow,
+    Keras and the served models loaded that walks ~400k objects: ~160 ms with the GIL held, during
+    which the server sends nothing. gc.freeze() leaves those objects alone (the interpreter's
+    documented tool for a large long-lived heap); generators loaded later are still collected.
+    """
+    # Not gc.get_freeze_count(): it walks the whole frozen list with the GIL held (~40 ms a run under load).
+    with _FREEZE_LOCK:
+        if _FROZEN.is_set():
+            return
+        gc.collect()  # what is garbage now is freed, not frozen
+        gc.freeze()
+        _FROZEN.set()
+

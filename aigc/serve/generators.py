@@ -1,0 +1,64 @@
+"""The served generator: loaded once per process per (path, mtime), with a fallback to the shipped one."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from aigc.engine.checkpoints import CheckpointError, load_generator
+from aigc.serve.caches import GENERATORS, file_key
+from aigc.serve.jobs import GeneratorChoice
+from aigc.settings import without_paths
+
+LOG = logging.getLogger("aigc.serve.generators")
+
+
+@dataclass(frozen=True)
+class Served:
+    """The generator the page serves: model, config, card, where it came from, and any warning."""
+
+    model: object
+    config: object
+    card: dict
+    path: Path
+    label: str
+    warning: str | None = None
+
+    @property
+    def latent_dim(self) -> int:
+        """Length of the generator's latent input z."""
+        return int(self.config.latent_dim)
+
+    @property
+    def conditional(self) -> bool:
+        """True when the generator takes a digit label."""
+        return bool(self.config.conditional)
+
+
+def is_loaded(path: Path) -> bool:
+    """True when the file at path (as it is now) is already in memory: no wait to show."""
+    return file_key(path) in GENERATORS
+
+
+def load_served(path: Path):
+    """(model, config, card) for a generator file, loaded once per process per (path, mtime)."""
+    key = file_key(path)
+    return GENERATORS.get_or_make(key, lambda: load_generator(key[0]))
+
+
+def serve_with_fallback(chosen: GeneratorChoice, choices: list[GeneratorChoice]) -> tuple[Served | None, str | None]:
+    """(Served, None) for the chosen generator, else the shipped one with a warning; (None, reason) when none loads."""
+    problems = []
+    for candidate in [chosen] + [c for c in choices if c.kind == "shipped" and c != chosen]:
+        try:
+            model, config, card = load_served(candidate.path)
+        except (CheckpointError, OSError) as error:
+            problems.append(f"{candidate.label}: {error}")
+            LOG.warning("generator unusable: %s", error)
+            continue
+        warning = None
+        if problems:
+            warning = f"The selected generator could not be loaded, serving {candidate.label} instead. " \
+                      f"{without_paths(problems[0])}"
+        return Served(model, config, card, candidate.path, candidate.label, warning), None
+    return None, "No usable generator: " + " | ".join(without_paths(p) for p in problems)
