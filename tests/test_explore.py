@@ -252,9 +252,12 @@ def test_write_number_reads_as_typed_in_one_hand_per_row(shipped):
     images, page = write_number(shipped, "2026", rows=2, seed=1)
     assert images.shape == (2, 4, 28, 28) and page.ndim == 2 and page.shape[1] < 4 * 28 + 20
     assert (read_images(images.reshape(-1, 28, 28)).labels == [2, 0, 2, 6] * 2).mean() >= 7 / 8
-    assert np.array_equal(images[:, 0], images[:, 2])  # same hand, same digit -> the same image
+    # Same hand, same digit -> the same image, up to the kernels' float rounding: rows of one batch differ by
+    # ~6e-7 on CPUs without AVX-512 (oneDNN blocks the batch), pixels are in [0, 1].
+    np.testing.assert_allclose(images[:, 0], images[:, 2], atol=1e-5, rtol=0)
     pinned, _ = write_number(shipped, "2026", rows=2, seed=1, first_style=np.zeros(100, np.float32))
-    assert np.array_equal(pinned[1], images[1]) and not np.array_equal(pinned[0], images[0])
+    np.testing.assert_allclose(pinned[1], images[1], atol=1e-5, rtol=0)
+    assert np.abs(pinned[0] - images[0]).max() > 0.1  # the pinned hand is another hand
 
 
 def test_tile_centers_land_on_the_tiles_of_a_grid_picture():
