@@ -1,4 +1,4 @@
-"""Caches a visitor cannot empty (generator per process) and grids shared across sessions, bounded in memory."""
+"""The server's caches (aigc/serve/caches.py): bounded, shared across sessions, emptied by no visitor's clear-cache."""
 from __future__ import annotations
 
 import os
@@ -11,18 +11,39 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from aigc.app import frame
-from aigc.app.pages import generate as view_generate
-from aigc.serve import generators
+import streamlit as st
+
+from aigc.app import frame, widgets
+from aigc.app.pages import draw as view_draw, generate as view_generate, model as view_model, write as view_write
+from aigc.serve import caches, generators
 from aigc.serve.caches import ProcessCache
 
 
-def clear_cache_message() -> None:
-    """What Streamlit does for a websocket clear_cache BackMsg (AppSession._handle_clear_cache_request)."""
-    from streamlit.runtime import caching
+@pytest.fixture(autouse=True)
+def empty_server_caches():
+    """The real module-level caches, empty before and after each test here."""
+    caches.clear_all()
+    yield
+    caches.clear_all()
 
-    caching.cache_data.clear()
-    caching.cache_resource.clear()
+
+_CANARY_CALLS = []
+
+
+@st.cache_resource
+def _streamlit_cached() -> object:
+    """What a page would hold if it used st.cache_resource: the canary proving a clear really happened."""
+    _CANARY_CALLS.append(1)
+    return object()
+
+
+def clear_cache_message() -> None:
+    """Streamlit's own handler of a visitor's clear_cache websocket message (AppSession._handle_clear_cache_request)."""
+    from streamlit.runtime.app_session import AppSession
+
+    canary = _streamlit_cached()
+    AppSession._handle_clear_cache_request(SimpleNamespace(_session_state=SimpleNamespace(clear=lambda: None)))
+    assert _streamlit_cached() is not canary, "the clear-cache message left Streamlit's caches alone"
 
 
 def test_lru_bound_by_entries_and_bytes():
@@ -61,25 +82,145 @@ def test_a_failed_make_is_not_cached_and_waiters_retry():
     assert cache.get_or_make("k", lambda: 5) == 5
 
 
-def test_generator_survives_a_clear_cache_message(tmp_path, monkeypatch):
-    """Issue 11: any visitor's clear-cache message emptied st.cache_resource: the generator reloaded for everyone."""
-    loads = []
-    monkeypatch.setattr(generators, "load_generator", lambda path: loads.append(path) or ("model", "config", {}))
-    monkeypatch.setattr(generators, "GENERATORS", ProcessCache(max_entries=6))
+def fake_served(tmp_path: Path):
     path = tmp_path / "generator.keras"
     path.write_bytes(b"weights")
-    assert generators.load_served(path) == ("model", "config", {})
+    return SimpleNamespace(path=path, model=object(), config=SimpleNamespace(conditional=True))
+
+
+def spy(calls: list, value):
+    """A stand-in for an expensive function: records each call, returns value."""
+    return lambda *args, **kwargs: calls.append(args) or value
+
+
+# Per cache of caches.ALL: (tmp_path, monkeypatch, calls) -> compute(), the page's own function that fills it,
+# with only the expensive work replaced by a spy (or wrapped: training_sets reads a real file).
+def _generators(tmp_path, monkeypatch, calls):
+    monkeypatch.setattr(generators, "load_generator", spy(calls, ("model", "config", {})))
+    path = fake_served(tmp_path).path
+    return lambda: generators.load_served(path)
+
+
+def _directions(tmp_path, monkeypatch, calls):
+    from aigc.explore import directions
+
+    monkeypatch.setattr(directions, "directions_for", spy(calls, SimpleNamespace(vectors="fitted")))
+    served = fake_served(tmp_path)
+    return lambda: widgets.directions_of(served)
+
+
+def _discriminators(tmp_path, monkeypatch, calls):
+    from aigc.engine import models
+    from aigc.engine.spec import ModelConfig
+
+    monkeypatch.setattr(models, "build_discriminator", spy(calls, SimpleNamespace(name="discriminator")))
+    return lambda: view_model.discriminator_of(ModelConfig().to_json())
+
+
+def _fake_generate(calls):
+    def generate(model, n, digit, *, seed, truncation, config):
+        calls.append((n, digit, seed))
+        return np.random.default_rng(seed).random((n, 28, 28), dtype=np.float32), np.zeros(n, np.int32)
+    return generate
+
+
+def _grids(tmp_path, monkeypatch, calls):
+    monkeypatch.setattr(view_generate, "generate", _fake_generate(calls))
+    served = fake_served(tmp_path)
+    return lambda: view_generate.rendered_grid(served, {"digit": 7, "n": 16, "seed": 3, "truncation": 1.0})
+
+
+def _previews(tmp_path, monkeypatch, calls):
+    from aigc.explore import directions
+
+    names = list(directions.NAMES)
+    monkeypatch.setattr(widgets, "directions_of", lambda served: SimpleNamespace(names=names,
+                                                                                 vectors=np.eye(len(names), 8)))
+    monkeypatch.setattr(widgets, "run_generator", spy(calls, np.zeros((len(names) * len(widgets.PREVIEW_VALUES),
+                                                                       28, 28), np.float32)))
+    served = fake_served(tmp_path)
+    return lambda: widgets.preview_pngs(served, np.zeros(8, np.float32), 3)
+
+
+def _interpolations(tmp_path, monkeypatch, calls):
+    monkeypatch.setattr(view_generate, "interpolate", spy(calls, np.zeros((4, 28, 28), np.float32)))
+    served = fake_served(tmp_path)
+    return lambda: view_generate.interpolation_media(served, seed_a=1, seed_b=2, steps=4)
+
+
+def _written(tmp_path, monkeypatch, calls):
+    monkeypatch.setattr(view_write, "write_number", spy(calls, (np.zeros((1, 4, 28, 28)), np.zeros((28, 112)))))
+    served = fake_served(tmp_path)
+    return lambda: view_write.written(served, "2026", 1, 0, 1.0, (0.0,) * 3, None)
+
+
+def _inversions(tmp_path, monkeypatch, calls):
+    from aigc.explore import invert
+    from aigc.quality import metrics
+
+    result = SimpleNamespace(z=np.zeros(8, np.float32), image=np.zeros((28, 28), np.float32), pixel_error=0.1,
+                             seconds=1.0)
+    monkeypatch.setattr(invert, "invert", spy(calls, result))
+    monkeypatch.setattr(metrics, "load_evaluator", lambda: SimpleNamespace(model="evaluator"))
+    served, drawing = fake_served(tmp_path), np.zeros((28, 28), np.float32)
+    return lambda: view_draw.inverted(served, drawing, 3)
+
+
+def _training_sets(tmp_path, monkeypatch, calls):
+    from aigc.engine import data
+
+    np.savez(tmp_path / "mnist.npz", **data.synthetic_mnist(64, 16))
+    real = data.load_mnist
+    monkeypatch.setattr(data, "load_mnist", lambda path: calls.append(path) or real(path))
+    return lambda: view_generate.training_images(tmp_path / "mnist.npz")
+
+
+EXERCISES = {"generators": _generators, "directions": _directions, "discriminators": _discriminators,
+             "grids": _grids, "previews": _previews, "interpolations": _interpolations, "written": _written,
+             "inversions": _inversions, "training_sets": _training_sets}
+
+
+def test_every_server_cache_is_listed_and_exercised():
+    """caches.ALL is the one list: no ProcessCache elsewhere, none of caches.py left out, each one tested below."""
+    module_level = [value for value in vars(caches).values() if isinstance(value, ProcessCache)]
+    assert sorted(map(id, module_level)) == sorted(map(id, caches.ALL.values()))
+    root = Path(caches.__file__).resolve().parents[1]
+    elsewhere = [str(path.relative_to(root)) for path in root.rglob("*.py")
+                 if path.name != "caches.py" and "ProcessCache(" in path.read_text()]
+    assert not elsewhere, elsewhere
+    assert set(EXERCISES) == set(caches.ALL)
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_a_clear_cache_message_empties_no_server_cache(name, tmp_path, monkeypatch):
+    """Issue 11: any visitor's clear-cache message emptied st.cache_*: generators, grids, ... recomputed for all.
+
+    Each page function keeps its result in its caches.ALL entry, which Streamlit's clear-cache leaves alone.
+    """
+    cache, calls = caches.ALL[name], []
+    compute = EXERCISES[name](tmp_path, monkeypatch, calls)
+    first = compute()
+    assert len(calls) == 1 and len(cache) == 1, f"the result is not kept in the server's {name} cache"
     clear_cache_message()
-    generators.load_served(path)
-    assert len(loads) == 1
+    again = compute()
+    assert len(calls) == 1, f"recomputed after a clear-cache message: {len(calls)} calls"
+    assert len(cache) == 1
+    assert all(a is b for a, b in zip(first, again)) if isinstance(first, tuple) else again is first
+
+
+def test_a_retrained_generator_file_is_a_new_key(tmp_path, monkeypatch):
+    calls = []
+    compute = _generators(tmp_path, monkeypatch, calls)
+    compute()
+    path = tmp_path / "generator.keras"
     path.write_bytes(b"retrained weights")  # a new mtime is a new key: a retrained file is picked up
     stamp = time.time() + 5
     os.utime(path, (stamp, stamp))
-    generators.load_served(path)
-    assert len(loads) == 2
+    compute()
+    assert len(calls) == 2 and len(caches.GENERATORS) == 2
 
 
-def test_evaluator_survives_a_clear_cache_message(monkeypatch):
+def test_the_evaluator_survives_a_clear_cache_message():
     """The evaluator is cached per (path, mtime) by the quality module itself (process-level, not st.cache)."""
     from aigc.quality import metrics
 
@@ -90,121 +231,39 @@ def test_evaluator_survives_a_clear_cache_message(monkeypatch):
     assert metrics.load_evaluator() is first
 
 
-def fake_served(tmp_path: Path):
-    path = tmp_path / "generator.keras"
-    path.write_bytes(b"weights")
-    return SimpleNamespace(path=path, model=object(), config=SimpleNamespace(conditional=True))
-
-
-def test_grids_are_computed_once_across_sessions(tmp_path, monkeypatch):
+def test_grids_are_shared_read_only_pictures_one_per_setting(tmp_path, monkeypatch):
     """Issue 11: a shared link made every visitor run the generator for the same grid."""
     calls = []
-
-    def fake_generate(model, n, digit, *, seed, truncation, config):
-        calls.append((n, digit, seed))
-        rng = np.random.default_rng(seed)
-        return rng.random((n, 28, 28), dtype=np.float32), np.zeros(n, np.int32)
-
-    monkeypatch.setattr(view_generate, "generate", fake_generate)
-    monkeypatch.setattr(view_generate, "GRIDS", ProcessCache(max_entries=100, max_bytes=2**20,
-                                                             size_of=lambda v: v[0].nbytes + len(v[1])))
-    served = fake_served(tmp_path)
-    values = {"digit": 7, "n": 16, "seed": 3, "truncation": 1.0}
-    first = view_generate.rendered_grid(served, values)
-    clear_cache_message()
-    second = view_generate.rendered_grid(served, dict(values))  # another session, same link
-    assert len(calls) == 1 and first[1] == second[1] and first[2] == second[2] == 4
-    assert first[1].startswith(b"\x89PNG")
+    compute = _grids(tmp_path, monkeypatch, calls)
+    images, picture, columns, _reading = compute()
+    assert picture.startswith(b"\x89PNG") and columns == 4 and compute()[1] is picture
     with pytest.raises(ValueError):
-        first[0][0, 0, 0] = 1.0  # the shared images are read-only
-    view_generate.rendered_grid(served, dict(values, seed=4))
-    assert len(calls) == 2
+        images[0, 0, 0] = 1.0  # the shared images are read-only
+    view_generate.rendered_grid(fake_served(tmp_path), {"digit": 7, "n": 16, "seed": 4, "truncation": 1.0})
+    assert len(calls) == 2 and len(caches.GRIDS) == 2
+
+
+def test_other_settings_are_other_entries(tmp_path, monkeypatch):
+    calls, inversions = [], []
+    served = fake_served(tmp_path)
+    _interpolations(tmp_path, monkeypatch, calls)()
+    view_generate.interpolation_media(served, seed_a=1, seed_b=3, steps=4)
+    assert len(calls) == 2 and len(caches.INTERPOLATIONS) == 2
+    _inversions(tmp_path, monkeypatch, inversions)()
+    view_draw.inverted(served, np.zeros((28, 28), np.float32), 4)  # another label, another search
+    assert len(inversions) == 2 and len(caches.INVERSIONS) == 2
 
 
 @pytest.mark.slow
 def test_grid_cache_stays_within_its_budget(tmp_path, monkeypatch):
+    budget = 2 * 2**20
+    monkeypatch.setattr(caches.GRIDS, "max_bytes", budget)  # the real cache and its size_of, a smaller budget
     monkeypatch.setattr(view_generate, "generate", lambda model, n, digit, *, seed, truncation, config: (
         np.full((n, 28, 28), seed % 7 / 7, np.float32), np.zeros(n, np.int32)))
-    budget = 2 * 2**20
-    monkeypatch.setattr(view_generate, "GRIDS", ProcessCache(max_entries=1000, max_bytes=budget,
-                                                             size_of=lambda v: v[0].nbytes + len(v[1])))
     served = fake_served(tmp_path)
     for seed in range(60):  # 60 x 100 images x 3 KB = 19 MB unbounded
         view_generate.rendered_grid(served, {"digit": None, "n": 100, "seed": seed, "truncation": 1.0})
-    assert view_generate.GRIDS.bytes <= budget and 0 < len(view_generate.GRIDS) < 60
-
-
-def counting(calls: list, value):
-    """A stand-in for an expensive function: records each call, returns value."""
-    return lambda *args, **kwargs: calls.append(1) or value
-
-
-def survives_a_clear(calls: list, compute) -> None:
-    """compute() twice with a clear-cache message between: the expensive work ran once."""
-    first = compute()
-    clear_cache_message()
-    assert compute() is first or np.array_equal(np.asarray(compute()[0]), np.asarray(first[0]))
-    assert len(calls) == 1, f"recomputed after a clear-cache message: {len(calls)} calls"
-
-
-def test_interpolations_and_training_images_survive_a_clear_cache_message(tmp_path, monkeypatch):
-    """Issue 11: view_generate's interpolation media and MNIST training set were st.cache_* (any visitor emptied them)."""
-    from aigc.engine import data
-    from aigc.engine.data import synthetic_mnist
-
-    calls = []
-    monkeypatch.setattr(view_generate, "INTERPOLATIONS", ProcessCache(max_entries=4))
-    monkeypatch.setattr(view_generate, "interpolate", counting(calls, np.zeros((4, 28, 28), np.float32)))
-    served = fake_served(tmp_path)
-    survives_a_clear(calls, lambda: view_generate.interpolation_media(served, seed_a=1, seed_b=2, steps=4))
-    view_generate.interpolation_media(served, seed_a=1, seed_b=3, steps=4)  # another setting, another entry
-    assert len(calls) == 2
-    np.savez(tmp_path / "mnist.npz", **synthetic_mnist(64, 16))
-    loads, real = [], data.load_mnist
-    monkeypatch.setattr(data, "load_mnist", lambda path: loads.append(path) or real(path))
-    monkeypatch.setattr(view_generate, "TRAINING_SETS", ProcessCache(max_entries=1))
-    survives_a_clear(loads, lambda: view_generate.training_images(tmp_path / "mnist.npz"))
-
-
-def test_discriminator_and_directions_survive_a_clear_cache_message(tmp_path, monkeypatch):
-    """view_model's discriminator and the Explore style directions are process-level, per config / per (file, mtime)."""
-    from aigc.app import widgets as explore_ui
-    from aigc.app.pages import model as view_model
-    from aigc.engine import models
-    from aigc.engine.spec import ModelConfig
-    from aigc.explore import directions
-
-    calls = []
-    monkeypatch.setattr(view_model, "DISCRIMINATORS", ProcessCache(max_entries=2))
-    monkeypatch.setattr(models, "build_discriminator", counting(calls, ("discriminator",)))
-    survives_a_clear(calls, lambda: view_model.discriminator_of(ModelConfig().to_json()))
-    fits = []
-    monkeypatch.setattr(explore_ui, "DIRECTIONS", ProcessCache(max_entries=2))
-    monkeypatch.setattr(directions, "directions_for", counting(fits, ("vectors",)))
-    served = fake_served(tmp_path)
-    survives_a_clear(fits, lambda: explore_ui.directions_of(served))
-
-
-def test_written_numbers_and_inversions_survive_a_clear_cache_message(tmp_path, monkeypatch):
-    """Write a number's pages and Draw a digit's inversions were st.cache_data: now process-level, bounded."""
-    from aigc.app.pages import draw as view_draw, write as view_write
-    from aigc.explore import invert
-    from aigc.quality import metrics
-
-    calls = []
-    monkeypatch.setattr(view_write, "WRITTEN", ProcessCache(max_entries=2))
-    monkeypatch.setattr(view_write, "write_number", counting(calls, (np.zeros((1, 4, 28, 28)), np.zeros((28, 112)))))
-    served = fake_served(tmp_path)
-    survives_a_clear(calls, lambda: view_write.written(served, "2026", 1, 0, 1.0, (0.0,) * 3, None))
-    result = SimpleNamespace(z=np.zeros(8, np.float32), image=np.zeros((28, 28), np.float32), pixel_error=0.1, seconds=1.0)
-    inversions = []
-    monkeypatch.setattr(view_draw, "INVERSIONS", ProcessCache(max_entries=2))
-    monkeypatch.setattr(invert, "invert", counting(inversions, result))
-    monkeypatch.setattr(metrics, "load_evaluator", lambda: SimpleNamespace(model="evaluator"))
-    drawing = np.zeros((28, 28), np.float32)
-    survives_a_clear(inversions, lambda: view_draw.inverted(served, drawing, 3))
-    view_draw.inverted(served, drawing, 4)  # another label, another search
-    assert len(inversions) == 2
+    assert 0 < caches.GRIDS.bytes <= budget and 0 < len(caches.GRIDS) < 60
 
 
 def test_the_app_keeps_nothing_in_streamlit_caches():
