@@ -63,12 +63,16 @@ def test_ratios_compare_runners_round_by_round(monkeypatch):
 
     monkeypatch.setattr(bench, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
     monkeypatch.setattr(bench, "default_runner", lambda x, y, batch, **_: (None, runner(0.004)))
-    monkeypatch.setattr(bench, "pick_precision", lambda requested: "float32", raising=False)
+    from aigc.engine import gan
+
+    asked = []  # throughput() imports pick_precision from the engine when it runs: the machine's CPU must not matter
+    monkeypatch.setattr(gan, "pick_precision", lambda requested: asked.append(requested) or "float32")
     monkeypatch.setattr(bench, "reference_runner", lambda x, batch: (None, runner(0.008)))
     result = bench.throughput(None, None, batch=16, rounds=3, steps=5)
     default, reference = result["rows"]
     assert default["ratio_vs_reference"] == pytest.approx(2.0) and default["ratios"] == [2.0, 2.0, 2.0]
     assert default["img_per_s"] == pytest.approx(4000) and reference["img_per_s"] == pytest.approx(2000)
+    assert asked and result["precision"] == "float32" and "float32)" in default["name"]
 
 
 def test_latency_section_covers_sizes_and_methods():
