@@ -14,15 +14,17 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 
-def instructions() -> list[tuple[str, str]]:
-    """(KEYWORD, arguments) per instruction, continuation lines joined, comments dropped."""
+def instructions(text: str | None = None) -> list[tuple[str, str]]:
+    """(KEYWORD, arguments) per instruction of the Dockerfile (or text): continuation lines joined, comments dropped.
+
+    As Docker reads it: a line whose first non-blank character is '#' is a comment, also inside a continued
+    instruction; '#' anywhere else is part of the instruction.
+    """
     logical, current = [], ""
-    for raw in DOCKERFILE.read_text().splitlines():
+    for raw in (DOCKERFILE.read_text() if text is None else text).splitlines():
         line = raw.strip()
-        if not current and (not line or line.startswith("#")):
+        if not line or line.startswith("#"):
             continue
-        if line.startswith("#"):
-            continue  # a comment inside a continued instruction
         if line.endswith("\\"):
             current += line[:-1] + " "
             continue
@@ -34,6 +36,38 @@ def instructions() -> list[tuple[str, str]]:
         keyword, _, rest = line.partition(" ")
         out.append((keyword.upper(), rest.strip()))
     return out
+
+
+def comments() -> str:
+    """The Dockerfile's comment lines (its documentation), without their '#'."""
+    return "\n".join(line.strip()[1:] for line in DOCKERFILE.read_text().splitlines() if line.strip().startswith("#"))
+
+
+def shell_commands(keyword: str = "RUN") -> list[list[str]]:
+    """Every simple command of the shell-form instructions of this keyword, as argv (split at &&, ||, ; and if/then)."""
+    commands = []
+    for rest in args_of(keyword):
+        rest = rest.split(" CMD ", 1)[-1] if keyword == "HEALTHCHECK" else rest  # after the options
+        lexer = shlex.shlex(rest, posix=True, punctuation_chars=";&|")
+        lexer.whitespace_split = True
+        command = []
+        for token in lexer:
+            if token in (";", "&&", "||", "|", "&") or (not command and token in ("if", "then", "else", "fi")):
+                if command:
+                    commands.append(command)
+                command = []
+            else:
+                command.append(token)
+        if command:
+            commands.append(command)
+    return commands
+
+
+def test_comments_are_not_instructions():
+    """The checks below read instructions only: a comment that mentions USER or useradd satisfies none of them."""
+    text = "# USER 1000\nFROM base\nRUN a \\\n  # RUN useradd --uid 1000\n  && b  # not a comment here\n#EXPOSE 8501\n"
+    parsed = [(keyword, " ".join(rest.split())) for keyword, rest in instructions(text)]
+    assert parsed == [("FROM", "base"), ("RUN", "a && b # not a comment here")]
 
 
 def args_of(keyword: str) -> list[str]:
@@ -53,8 +87,7 @@ def test_base_image_is_slim_python_pinned_by_digest():
     image = froms[0].split()[0]
     assert "$" not in image, "no build argument may change a pinned base"
     assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?@sha256:[0-9a-f]{64}", image), image
-    text = DOCKERFILE.read_text()
-    assert "imagetools inspect" in text or "RepoDigests" in text, "say how to update the digest"
+    assert "imagetools inspect" in comments() or "RepoDigests" in comments(), "say (in a comment) how to update it"
 
 
 def env_of_image() -> dict[str, str]:
@@ -80,7 +113,7 @@ def test_container_stop_is_forwarded_to_the_trainer():
     argv = exec_or_shell(args_of("CMD")[0])
     assert argv[:3] == ["python", "-m", "aigc.serve.supervisor"], argv
     assert args_of("STOPSIGNAL") in ([], ["SIGTERM"])
-    assert "--stop-timeout" in DOCKERFILE.read_text(), "document docker run --stop-timeout"
+    assert "--stop-timeout" in comments(), "document docker run --stop-timeout"
     grace = float(env_of_image().get("AIGC_STOP_GRACE_S", "50"))
     assert 0 < grace < 60, "the trainer's share must fit in the documented --stop-timeout 60"
     assert (ROOT / "aigc" / "serve" / "supervisor.py").is_file()
@@ -89,6 +122,8 @@ def test_container_stop_is_forwarded_to_the_trainer():
 def test_tensorflow_cpu_on_x86_64_with_pins_from_requirements():
     run = " ".join(args_of("RUN"))
     assert "requirements.txt" in run and "x86_64" in run and "uname -m" in run
+    installs = [c for c in shell_commands() if c[:2] == ["pip", "install"]]
+    assert len(installs) == 1 and installs[0][2] == "-r", installs
     match = re.search(r"sed -E '?s/(.+?)/(.+?)/'", run)
     assert match, "the tensorflow -> tensorflow-cpu rewrite should be a sed over requirements.txt"
     pattern, replacement = match.group(1), match.group(2)
@@ -118,9 +153,9 @@ def test_weights_and_code_are_copied_and_exist():
 
 
 def test_no_download_at_run_time():
-    text = DOCKERFILE.read_text()
+    programs = {command[0] for keyword in ("RUN", "HEALTHCHECK") for command in shell_commands(keyword)}
+    assert not programs & {"wget", "curl"}, programs
     cmd = " ".join(args_of("CMD") + args_of("ENTRYPOINT"))
-    assert "wget" not in text and "curl " not in text
     assert "pip" not in cmd and "http" not in cmd
 
 
@@ -128,18 +163,21 @@ def test_runs_as_non_root_uid_1000():
     users = args_of("USER")
     assert users, "the image must not run as root"
     assert users[-1].split(":")[0] in ("1000", "app")
-    run = " ".join(args_of("RUN"))
-    assert re.search(r"useradd\b.*--uid 1000", run), "create the uid 1000 user"
-    assert "chown" in run and "runs" in run, "the user needs a writable runs/"
+    commands = shell_commands()
+    useradd = [c for c in commands if c[0] == "useradd"]
+    assert useradd and "--uid" in useradd[0] and useradd[0][useradd[0].index("--uid") + 1] == "1000", useradd
+    chown = [c for c in commands if c[0] == "chown"]
+    assert any(arg.rstrip("/").endswith("/runs") for c in chown for arg in c[2:]), "the user needs a writable runs/"
 
 
 def test_port_and_healthcheck():
     assert any("8501" in e.split() for e in args_of("EXPOSE"))
     health = args_of("HEALTHCHECK")
     assert len(health) == 1
-    assert "/_stcore/health" in health[0] and "CMD" in health[0]
-    assert "curl" not in health[0] and "wget" not in health[0], "slim images have neither"
-    assert "python" in health[0] and "urllib.request" in health[0]
+    words = shlex.split(health[0])
+    check = words[words.index("CMD") + 1:]  # after the options: the command the engine runs
+    assert check[:2] == ["python", "-c"], "slim images have neither curl nor wget"
+    assert "urllib.request" in check[2] and "/_stcore/health" in check[2]
 
 
 def test_streamlit_command():
