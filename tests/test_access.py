@@ -61,34 +61,31 @@ def test_a_quiet_lockout_window_forgives_old_failures():
     assert limiter.failures == 1 and limiter.wait_s() == 0
 
 
-def test_parallel_sessions_share_one_limit():
-    """Issue 11: 20 parallel sessions made 6.6 guesses/s against a per-session 1 s sleep."""
-    limiter = PasswordLimiter(base_s=0.2, max_delay_s=10)
-    checked = []
-    original = limiter_module.password_ok
+def test_parallel_sessions_share_one_limit(monkeypatch):
+    """Issue 11: 20 parallel sessions made 6.6 guesses/s against a per-session 1 s sleep.
 
-    def counting(given, policy):
-        checked.append(given)
-        return original(given, policy)
+    20 threads guess in lockstep on a fake clock that moves 10 ms per round, for one (fake) second.
+    """
+    clock = FakeClock()
+    limiter = PasswordLimiter(base_s=0.2, max_delay_s=10, clock=clock)
+    checked, original = [], limiter_module.password_ok
+    monkeypatch.setattr(limiter_module, "password_ok", lambda given, policy: checked.append(given) or original(given,
+                                                                                                              policy))
+    stop = clock.now + 1.0
+    rounds = threading.Barrier(20, action=lambda: setattr(clock, "now", clock.now + 0.01))
 
-    limiter_module.password_ok = counting
-    try:
-        stop = time.monotonic() + 1.0
+    def guesser(index):
+        while clock.now < stop:
+            limiter.attempt(f"guess-{index}", POLICY)
+            rounds.wait(timeout=30)
 
-        def guesser(index):
-            while time.monotonic() < stop:
-                limiter.attempt(f"guess-{index}", POLICY)
-                time.sleep(0.005)
-
-        threads = [threading.Thread(target=guesser, args=(i,)) for i in range(20)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        limiter_module.password_ok = original
-    # A free typo, then 0.2 + 0.4 + 0.8 s of backoff: at most 4 guesses checked in 1 s by every session together.
-    assert 1 <= len(checked) <= 4, len(checked)
+    threads = [threading.Thread(target=guesser, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # A free typo, then 0.2 + 0.4 + 0.8 s of backoff: 4 guesses checked in 1 s by every session together.
+    assert len(checked) == 4, len(checked)
 
 
 def test_failures_are_logged_by_count_never_the_password(caplog):
@@ -123,10 +120,11 @@ def test_a_wrong_guess_in_one_session_slows_every_session(monkeypatch):
     first, second = AppTest.from_function(_form_app, default_timeout=30), AppTest.from_function(_form_app,
                                                                                                 default_timeout=30)
     first.run(), second.run()
-    start = time.monotonic()
+    real_sleep, long_sleeps = time.sleep, []  # Streamlit's own waits are milliseconds; a backoff sleep is seconds
+    monkeypatch.setattr(time, "sleep", lambda s: long_sleeps.append(s) if s >= 0.5 else real_sleep(s))
     assert "Wrong password" in _submit(first, "typo").error[0].value
     assert "Wrong password" in _submit(first, "guess").error[0].value
-    assert time.monotonic() - start < 2.0, "the session itself no longer sleeps"
+    assert not long_sleeps, "the session itself no longer sleeps"
     second = _submit(second, "correct horse battery")
     assert not second.success and "try again in" in second.error[0].value
     monkeypatch.setattr(limiter_module.PROCESS_LIMITER, "_blocked_until", 0.0)
