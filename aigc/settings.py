@@ -8,15 +8,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent  # the repository (or the image's /app)
 SHIPPED_DIR = ROOT / "checkpoints"
 SHIPPED_FILES = {"dcgan": "generator.keras", "seed": "seed_generator.keras"}
+# The evaluator, its reference statistics and its calibration are fit together: one folder holds all three.
+EVALUATOR_FILE, EVALUATOR_STATS_FILE, CALIBRATION_FILE = ("evaluator.keras", "evaluator_stats.npz",
+                                                         "evaluator_calibration.npz")
 
 MNIST_ENV = "AIGC_MNIST"  # an MNIST .npz in the Keras layout
 RUNS_ENV = "AIGC_RUNS_DIR"  # where training runs live (default: the repository's runs/)
-CHECKPOINTS_ENV = "AIGC_CHECKPOINT_DIR"  # where the shipped generators live (default: checkpoints/)
+CHECKPOINTS_ENV = "AIGC_CHECKPOINT_DIR"  # shipped generators and the evaluator (default: checkpoints/)
 THREADS_ENV = "AIGC_TRAIN_THREADS"  # CPU threads of a job started from the page
 EXTRA_ARGS_ENV = "AIGC_TRAIN_ARGS"  # operator-only extra trainer flags (tests use --max-steps)
 CHROMIUM_ENV = "AIGC_CHROMIUM"  # the browser the benchmarks and browser tests drive
 VERBOSE_ENV = "AIGC_VERBOSE"  # 1: keep TensorFlow's C++ logging (set by --verbose, inherited by the trainer)
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
+# What a deployment allows (read by serve/hosting.load_policy, from Streamlit's secrets first, then the environment)
+TRAINING_ENV = "AIGC_TRAINING"  # on | off | password (unset: on when the server listens on loopback only)
+TRAINING_PASSWORD_ENV = "AIGC_TRAINING_PASSWORD"  # the password when AIGC_TRAINING=password
+MAX_EPOCHS_ENV = "AIGC_MAX_EPOCHS"  # the most epochs one job may ask for
+COOLDOWN_ENV = "AIGC_COOLDOWN_S"  # seconds between two jobs
+KEEP_RUNS_ENV = "AIGC_KEEP_RUNS"  # finished runs kept (the oldest beyond are pruned; 0 = keep all)
+MIN_FREE_MB_ENV = "AIGC_MIN_FREE_MB"  # free disk under the runs root a job needs to start
+STOP_GRACE_ENV = "AIGC_STOP_GRACE_S"  # the supervisor's wait for a trainer to stop before the server stops
 
 
 def env(name: str, default: str = "") -> str:
@@ -30,8 +41,23 @@ def runs_root() -> Path:
 
 
 def checkpoint_dir() -> Path:
-    """Where the shipped generators live: $AIGC_CHECKPOINT_DIR, else checkpoints/ (read-only for us)."""
+    """Shipped generators and the evaluator's files: $AIGC_CHECKPOINT_DIR, else checkpoints/ (read-only for us)."""
     return Path(env(CHECKPOINTS_ENV) or SHIPPED_DIR).expanduser().resolve()
+
+
+def evaluator_path() -> Path:
+    """The evaluator model, in checkpoint_dir() (read at each call: the variable may change)."""
+    return checkpoint_dir() / EVALUATOR_FILE
+
+
+def evaluator_stats_path() -> Path:
+    """The evaluator's MNIST test-set statistics, beside the evaluator."""
+    return checkpoint_dir() / EVALUATOR_STATS_FILE
+
+
+def calibration_path() -> Path:
+    """The evaluator's calibration (temperature, out-of-distribution model), beside the evaluator."""
+    return checkpoint_dir() / CALIBRATION_FILE
 
 
 def shipped_generator(preset: str = "dcgan") -> Path:

@@ -10,6 +10,7 @@ from PIL import Image
 
 from aigc.explore import calibration as cal
 from aigc.explore import directions as dirs
+from aigc.explore import params
 from aigc.explore.corrupt import blobs, corrupt
 from aigc.explore.layout import compose_page, compose_row, parse_number, tight_crop
 from aigc.explore.preprocess import DrawingError, decode_png, mnist_style
@@ -242,6 +243,32 @@ def test_write_params_round_trip_and_refuse_forged_values():
     assert values["text"] == "2026" and values["rows"] == 3 and values["seed"] == 0 and values["scale"] == 1.0
     assert values["ink"] == 0.0 and values["width"] == 0.0 and len(notices) == 6
     assert all(len(notice) < 140 for notice in notices)
+    values, notices = parse_write_params({"seed": "0" * 30 + "7"})  # refused whole, never cut to 24 zeros
+    assert values["seed"] == 0 and len(notices) == 1 and notices[0].startswith("seed")
+
+
+def test_query_params_good_values():
+    values, notices = params.parse_generate_params({"digit": "7", "n": "25", "seed": "42"})
+    assert values == {"digit": 7, "n": 25, "seed": 42} and notices == []
+    assert params.parse_generate_params({"digit": "any"})[0]["digit"] is None
+
+
+@pytest.mark.parametrize("query, key", [
+    ({"digit": "11"}, "digit"), ({"digit": "seven"}, "digit"), ({"n": "0"}, "n"), ({"n": "1000000"}, "n"),
+    ({"n": "1.5"}, "n"), ({"seed": "text"}, "seed"), ({"seed": "-3"}, "seed"), ({"seed": "9" * 40}, "seed"),
+    ({"seed": "0" * 30 + "7"}, "seed"),  # refused whole, not cut to its first 24 characters
+])
+def test_query_params_bad_values_fall_back_with_notice(query, key):
+    values, notices = params.parse_generate_params(query)
+    assert values == {"digit": None, "n": params.N_DEFAULT, "seed": params.SEED_DEFAULT}
+    assert len(notices) == 1 and notices[0].startswith(key)
+    assert len(notices[0]) < 200  # a long value is shortened in the message
+
+
+def test_bounded_generate_inputs_clamps_everything():
+    out = params.bounded_generate_inputs(n=10**6, seed=-5, truncation=float("nan"), steps=0)
+    assert out == {"n": params.N_MAX, "seed": 0, "truncation": params.SCALE_DEFAULT, "steps": params.STEPS_MIN}
+    assert params.bounded_generate_inputs(n="x", seed=None, truncation=9, steps=99)["truncation"] == params.SCALE_MAX
 
 
 @needs_shipped

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from aigc.serve import hosting
-from aigc.serve.hosting import Policy, clamp_epochs, load_policy, parse_generate_params, password_ok
+from aigc.serve.hosting import Policy, clamp_epochs, load_policy, password_ok
 
 
 def test_default_policy_is_local_use():
@@ -116,29 +116,6 @@ def test_clamp_epochs_rejects_bad_values(value):
 def test_clamp_epochs_accepts_in_range():
     assert clamp_epochs(10, Policy(max_epochs=10)) == (10, None)
     assert clamp_epochs("3", Policy(max_epochs=10)) == (3, None)
-
-
-def test_query_params_good_values():
-    values, notices = parse_generate_params({"digit": "7", "n": "25", "seed": "42"})
-    assert values == {"digit": 7, "n": 25, "seed": 42} and notices == []
-    assert parse_generate_params({"digit": "any"})[0]["digit"] is None
-
-
-@pytest.mark.parametrize("params, key", [
-    ({"digit": "11"}, "digit"), ({"digit": "seven"}, "digit"), ({"n": "0"}, "n"), ({"n": "1000000"}, "n"),
-    ({"n": "1.5"}, "n"), ({"seed": "text"}, "seed"), ({"seed": "-3"}, "seed"), ({"seed": "9" * 40}, "seed"),
-])
-def test_query_params_bad_values_fall_back_with_notice(params, key):
-    values, notices = parse_generate_params(params)
-    assert values == {"digit": None, "n": hosting.N_DEFAULT, "seed": hosting.SEED_DEFAULT}
-    assert len(notices) == 1 and notices[0].startswith(key)
-    assert len(notices[0]) < 200  # a long value is shortened in the message
-
-
-def test_bounded_generate_inputs_clamps_everything():
-    out = hosting.bounded_generate_inputs(n=10**6, seed=-5, truncation=float("nan"), steps=0)
-    assert out == {"n": hosting.N_MAX, "seed": 0, "truncation": hosting.TRUNCATION_DEFAULT, "steps": hosting.STEPS_MIN}
-    assert hosting.bounded_generate_inputs(n="x", seed=None, truncation=9, steps=99)["truncation"] == hosting.TRUNCATION_MAX
 
 
 @pytest.mark.parametrize("content, expected", [

@@ -121,3 +121,12 @@ def test_shipped_eval_json_is_the_quality_source(tmp_path):
                                                               "class_accuracy": np.float64(0.99).item()}))
     quality, source = quality_of(generator)
     assert quality == {"fdd": 4.46, "digit_score": 9.9, "class_accuracy": 0.99} and "10000 samples" in source
+
+
+@pytest.mark.parametrize("seconds, text", [(0, "0 s"), (12.4, "12 s"), (95, "1 min 35 s"), (600, "10 min"),
+                                           (4000, "1 h 6 min"), (7200, "2 h")])
+def test_one_way_to_write_a_duration(seconds, text):
+    from aigc.text import duration
+
+    assert duration(seconds) == text
+    assert duration(0.2, round_up=True) == "1 s" and duration(60.5, round_up=True) == "1 min 1 s"  # a wait: never less

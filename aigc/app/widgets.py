@@ -109,6 +109,9 @@ def reading_caption(reading, requested: np.ndarray) -> str:
     if reading is None:
         return "The evaluator is not shipped with this server: no reading."
     hits = int(np.sum(reading.labels == requested))
+    if not reading.calibrated:
+        return (f"Evaluator: {hits}/{len(requested)} read as asked, {int(reading.doubt.sum())} doubted. Its calibration "
+                "is not shipped with this server: confidence is uncalibrated and nothing is flagged as unlike MNIST.")
     return (f"Evaluator: {hits}/{len(requested)} read as asked, {int(reading.doubt.sum())} doubted "
             f"({int(reading.ood.sum())} look unlike MNIST). Under each tile: label and calibrated confidence; "
             "'?' = doubt, '!' = out of distribution, red frame = flagged.")

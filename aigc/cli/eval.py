@@ -13,20 +13,22 @@ import json
 import sys
 from pathlib import Path
 
+from aigc import settings
 from aigc.cli.args import bounded_int, fail
+from aigc.explore.params import SEED_MAX, SEED_MIN
 
 MIN_N, MAX_N = 10, 60_000
 RUNG_NAMES = {"floor": "floor", "noise_0.1": "noise 0.1", "shift_1px": "shift 1px", "blur_0.7": "blur 0.7"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", default=None, help="generator .keras (default: checkpoints/generator.keras)")
+    parser.add_argument("--checkpoint", default=None, help="generator .keras (default: generator.keras in $AIGC_CHECKPOINT_DIR, else checkpoints/)")
     parser.add_argument("--n", type=bounded_int(MIN_N, MAX_N), default=10_000, help=f"samples to draw ({MIN_N}..{MAX_N}, default 10000)")
-    parser.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0, help="latent seed (with --train-evaluator: the training seed)")
+    parser.add_argument("--seed", type=bounded_int(SEED_MIN, SEED_MAX), default=0, help="latent seed (with --train-evaluator: the training seed)")
     parser.add_argument("--batch-size", type=bounded_int(1, 10_000), default=500)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--evaluator", default=None, help="evaluator .keras (default: checkpoints/evaluator.keras)")
-    parser.add_argument("--stats", default=None, help="reference stats .npz (default: checkpoints/evaluator_stats.npz)")
+    parser.add_argument("--evaluator", default=None, help=f"evaluator .keras (default: {settings.EVALUATOR_FILE} beside the shipped generator)")
+    parser.add_argument("--stats", default=None, help=f"reference stats .npz (default: {settings.EVALUATOR_STATS_FILE} beside the shipped generator)")
     group = parser.add_argument_group("maintenance (need MNIST)")
     group.add_argument("--train-evaluator", action="store_true",
                        help="retrain the evaluator, then write its reference stats and the ladder")
@@ -36,10 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from aigc.quality import metrics
-
-    model_path = Path(args.evaluator) if args.evaluator else metrics.EVALUATOR_PATH
-    stats_path = Path(args.stats) if args.stats else metrics.STATS_PATH
+    model_path = Path(args.evaluator) if args.evaluator else settings.evaluator_path()
+    stats_path = Path(args.stats) if args.stats else settings.evaluator_stats_path()
     if args.train_evaluator and args.ladder:
         return fail("choose one of --train-evaluator and --ladder")
     try:
@@ -73,9 +73,8 @@ def _maintenance(args, model_path: Path, stats_path: Path) -> int:
 def _evaluate(args, model_path: Path, stats_path: Path) -> int:
     from aigc.quality import metrics
     from aigc.engine.checkpoints import CheckpointError, load_generator
-    from aigc.settings import shipped_generator
 
-    checkpoint = Path(args.checkpoint) if args.checkpoint else shipped_generator()
+    checkpoint = Path(args.checkpoint) if args.checkpoint else settings.shipped_generator()
     try:
         generator, config, card = load_generator(checkpoint)
         evaluator = metrics.load_evaluator(model_path, stats_path)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aigc import settings
 from aigc.cli.args import bounded_int, digit_arg, fail, positive_float
+from aigc.explore.params import SCALE_MAX, SEED_MAX, SEED_MIN  # the page's bounds: a seed means the same grid
 
 MAX_GENERATE = 10_000
 
@@ -14,8 +15,8 @@ MAX_GENERATE = 10_000
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=bounded_int(1, MAX_GENERATE), default=64, help="how many digits")
     parser.add_argument("--digit", type=digit_arg, default=None, help="0-9 or 'any' (default)")
-    parser.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=0)
-    parser.add_argument("--truncation", type=positive_float(2.0), default=1.0, help="latent scale in (0, 2]")
+    parser.add_argument("--seed", type=bounded_int(SEED_MIN, SEED_MAX), default=0)
+    parser.add_argument("--truncation", type=positive_float(SCALE_MAX), default=1.0, help=f"latent scale in (0, {SCALE_MAX:g}]")
     parser.add_argument("--ncol", type=bounded_int(1, 100), default=None, help="grid columns (PNG)")
     parser.add_argument("--scale", type=bounded_int(1, 16), default=2, help="PNG upscaling (nearest neighbour)")
     parser.add_argument("--checkpoint", default=None, help="generator .keras (default: the shipped one)")

@@ -5,13 +5,16 @@ the evaluator features' Mahalanobis distance to the nearest class mean (tied cov
 pixel error left after projecting onto the read class's top principal components (blobs and
 scrambled strokes are far from every class's subspace even when the classifier is sure).
 
-Both are fit on MNIST test digits by `python -m aigc.explore.measure calibrate` and shipped in
-checkpoints/evaluator_calibration.npz; without the file, confidence is uncalibrated and nothing is OOD-flagged.
+Both are fit on MNIST test digits by `python -m aigc.explore.measure calibrate` and shipped as
+evaluator_calibration.npz beside the evaluator (settings.calibration_path()). Without a readable file,
+confidence is uncalibrated and nothing is OOD-flagged: the Calibration then says why (`problem`),
+every Reading carries `calibrated=False`, and the log says so once per file.
 """
 from __future__ import annotations
 
 import functools
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +23,7 @@ import numpy as np
 from aigc import settings
 from aigc.runs.files import atomic_write_npz
 
-CALIBRATION_FILE = "evaluator_calibration.npz"
+LOG = logging.getLogger("aigc.explore.calibration")
 DOUBT_CONFIDENCE = 0.9  # a calibrated confidence below this is doubtful
 OOD_QUANTILE = 0.995  # each signal's threshold: this quantile of clean MNIST test digits
 PIXEL_COMPONENTS = 20  # principal components kept per class for the pixel-space signal
@@ -38,6 +41,12 @@ class Calibration:
     pixel_components: np.ndarray | None = None  # (10, K, 784) orthonormal principal components per class
     thresholds: tuple = (float("inf"), float("inf"))  # (feature distance, pixel error) at OOD_QUANTILE
     info: dict | None = None
+    problem: str | None = None  # why this is the identity calibration (file missing or unreadable), else None
+
+    @property
+    def calibrated(self) -> bool:
+        """False when the calibration file was missing or unreadable (temperature 1, no OOD model)."""
+        return self.problem is None
 
     @property
     def has_ood(self) -> bool:
@@ -143,11 +152,6 @@ def auroc(negatives: np.ndarray, positives: np.ndarray) -> float:
     return float((ranks[n_neg:].sum() - n_pos * (n_pos + 1) / 2) / (n_neg * n_pos))
 
 
-def calibration_path() -> Path:
-    """Where the shipped calibration lives: beside the evaluator in the checkpoint folder."""
-    return settings.checkpoint_dir() / CALIBRATION_FILE
-
-
 def save_calibration(path: str | Path, calibration: Calibration) -> None:
     """Write a Calibration as a plain .npz (no pickles), atomically."""
     atomic_write_npz(Path(path), temperature=np.float64(calibration.temperature), means=calibration.means,
@@ -158,10 +162,10 @@ def save_calibration(path: str | Path, calibration: Calibration) -> None:
 
 
 def load_calibration(path: str | Path | None = None) -> Calibration:
-    """The shipped Calibration, cached per (path, mtime); an identity Calibration when the file is missing or broken."""
-    path = Path(path) if path else calibration_path()
+    """The Calibration at path (default: beside the evaluator), cached per (path, mtime); identity with a problem when unusable."""
+    path = Path(path) if path else settings.calibration_path()
     if not path.is_file():
-        return Calibration()
+        return _uncalibrated(f"no calibration file at {path}")
     return _load_cached(str(path), path.stat().st_mtime_ns)
 
 
@@ -173,5 +177,12 @@ def _load_cached(path: str, _mtime_ns: int) -> Calibration:
                                npz["precision"].astype(np.float64), npz["pixel_means"].astype(np.float32),
                                npz["pixel_components"].astype(np.float32), tuple(float(t) for t in npz["thresholds"]),
                                json.loads(str(npz["info"])))
-    except Exception:  # noqa: BLE001  (a damaged file means "uncalibrated", never a crash)
-        return Calibration()
+    except Exception as error:  # noqa: BLE001  (a damaged file means "uncalibrated", never a crash)
+        return _uncalibrated(f"{path} is unreadable ({type(error).__name__})")
+
+
+@functools.lru_cache(maxsize=16)
+def _uncalibrated(problem: str) -> Calibration:
+    """The identity Calibration for a problem, logged once per distinct problem (the cache is the 'once')."""
+    LOG.warning("evaluator confidence is uncalibrated and nothing is flagged out of distribution: %s", problem)
+    return Calibration(problem=problem)

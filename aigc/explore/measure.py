@@ -47,7 +47,7 @@ def calibrate(args) -> None:
     info = {"fit_on": f"MNIST test[:{half}]", "ece_before": before, "ece_after": after,
             "nll_before": cal.nll(logits[half:], y[half:], 1.0), "nll_after": cal.nll(logits[half:], y[half:], temperature),
             "ood_quantile": cal.OOD_QUANTILE}
-    cal.save_calibration(args.out or cal.calibration_path(),
+    cal.save_calibration(args.out or settings.calibration_path(),
                          cal.Calibration(temperature, means, precision, pixel_means, components, thresholds, info))
     print(f"| temperature | ECE before | ECE after | NLL before | NLL after | OOD thresholds |\n|---|---|---|---|---|---|\n"
           f"| {temperature:.3f} | {before:.4f} | {after:.4f} | {info['nll_before']:.4f} | {info['nll_after']:.4f} "

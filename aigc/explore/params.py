@@ -1,4 +1,8 @@
-"""Link parameters of the Explore views: every URL value is forged input, parsed into bounded values with notices."""
+"""The bounds of every Generate / Write input and the one parser of link parameters.
+
+Every URL value is forged input: it is parsed into a bounded value, or replaced by the default with
+a notice saying why. Widgets use the same bounds, and bounded_generate_inputs clamps what they return.
+"""
 from __future__ import annotations
 
 import math
@@ -8,8 +12,12 @@ from aigc.explore.directions import NAMES, SLIDER_MAX, SLIDER_MIN
 from aigc.explore.layout import ROWS_MAX, ROWS_MIN, parse_number
 
 TEXT_MAX_CHARS = 64  # raw text looked at, before the 16-digit rule
-SEED_MAX = 2**31 - 1
-SCALE_MIN, SCALE_MAX = 0.1, 2.0
+NUMBER_MAX_CHARS = 24  # a longer number is refused, never cut to a shorter one
+N_MIN, N_MAX, N_DEFAULT = 1, 100, 16  # digits in a Generate grid
+SEED_MIN, SEED_MAX, SEED_DEFAULT = 0, 2**31 - 1, 0
+SCALE_MIN, SCALE_MAX, SCALE_DEFAULT = 0.1, 2.0, 1.0  # latent scale (truncation)
+STEPS_MIN, STEPS_MAX, STEPS_DEFAULT = 2, 30, 10  # frames of an interpolation
+DIGITS = tuple(range(10))
 WRITE_DEFAULTS = {"text": "2026", "rows": 3, "seed": 0, "scale": 1.0, **{name: 0.0 for name in NAMES}}
 
 
@@ -20,7 +28,9 @@ def _short(raw) -> str:
 
 def bounded_number(raw, low: float, high: float, *, whole: bool, step: float = 0.0) -> float | int | None:
     """raw (str) -> a finite number in [low, high] (int when whole, rounded to step when > 0), or None."""
-    text = str(raw).strip()[:24]
+    text = str(raw).strip()
+    if len(text) > NUMBER_MAX_CHARS:
+        return None
     try:
         value = int(text) if whole else float(text)
     except ValueError:
@@ -44,7 +54,7 @@ def parse_slider_params(params: Mapping[str, str], notices: list) -> dict:
     return values
 
 
-def parse_scale(params: Mapping[str, str], notices: list, default: float = 1.0) -> float:
+def parse_scale(params: Mapping[str, str], notices: list, default: float = SCALE_DEFAULT) -> float:
     """The latent scale (truncation) in [0.1, 2.0], rounded to 0.05; default with a notice when bad."""
     if params.get("scale") is None:
         return default
@@ -64,17 +74,53 @@ def parse_write_params(params: Mapping[str, str]) -> tuple[dict, list[str]]:
             notices.append(f"text={_short(params['text'])}: {problem}")
         else:
             values["text"] = digits
-    for name, low, high in (("rows", ROWS_MIN, ROWS_MAX), ("seed", 0, SEED_MAX)):
-        if params.get(name) is not None:
-            parsed = bounded_number(params[name], low, high, whole=True)
-            if parsed is None:
-                notices.append(f"{name}={_short(params[name])} is not a whole number between {low} and {high}; "
-                               f"using {values[name]}.")
-            else:
-                values[name] = parsed
+    _parse_whole(params, values, notices, (("rows", ROWS_MIN, ROWS_MAX), ("seed", SEED_MIN, SEED_MAX)))
     values["scale"] = parse_scale(params, notices)
     values.update(parse_slider_params(params, notices))
     return values, notices
+
+
+def _parse_whole(params: Mapping[str, str], values: dict, notices: list, bounds) -> None:
+    """values[name] = the whole number params[name] for each (name, low, high) present; a notice for a bad one."""
+    for name, low, high in bounds:
+        if params.get(name) is None:
+            continue
+        parsed = bounded_number(params[name], low, high, whole=True)
+        if parsed is None:
+            notices.append(f"{name}={_short(params[name])} is not a whole number between {low} and {high}; "
+                           f"using {values[name]}.")
+        else:
+            values[name] = parsed
+
+
+def parse_generate_params(params: Mapping[str, str]) -> tuple[dict, list[str]]:
+    """URL digit, n, seed -> ({'digit': int | None, 'n', 'seed'}, notices for bad ones); missing keys take defaults."""
+    values, notices = {"digit": None, "n": N_DEFAULT, "seed": SEED_DEFAULT}, []
+    raw_digit = params.get("digit")
+    if raw_digit is not None and str(raw_digit).strip().lower() not in ("any", "mix", ""):
+        digit = bounded_number(raw_digit, DIGITS[0], DIGITS[-1], whole=True)
+        if digit is None:
+            notices.append(f"digit={_short(raw_digit)} is not 0-9 or 'any'; showing any digit.")
+        values["digit"] = digit
+    _parse_whole(params, values, notices, (("n", N_MIN, N_MAX), ("seed", SEED_MIN, SEED_MAX)))
+    return values, notices
+
+
+def bounded_generate_inputs(*, n, seed, truncation, steps=STEPS_DEFAULT) -> dict:
+    """Clamp widget values into the allowed bounds (a defence in depth behind the widgets' own limits)."""
+    def clamp(value, low, high, default, kind):
+        try:
+            value = kind(value)
+        except (TypeError, ValueError, OverflowError):
+            return default
+        if isinstance(value, float) and not math.isfinite(value):
+            return default
+        return min(max(value, low), high)
+
+    return {"n": clamp(n, N_MIN, N_MAX, N_DEFAULT, int),
+            "seed": clamp(seed, SEED_MIN, SEED_MAX, SEED_DEFAULT, int),
+            "truncation": clamp(truncation, SCALE_MIN, SCALE_MAX, SCALE_DEFAULT, float),
+            "steps": clamp(steps, STEPS_MIN, STEPS_MAX, STEPS_DEFAULT, int)}
 
 
 def write_query(values: Mapping) -> dict[str, str]:

@@ -11,13 +11,17 @@ from aigc.quality import metrics
 
 @dataclass(frozen=True)
 class Reading:
-    """Per image: label (N,) int, confidence (N,) in [0, 1], ood (N,) bool, doubt (N,) bool, OOD score (N,) >= 0 (> 1 flagged)."""
+    """Per image: label (N,) int, confidence (N,) in [0, 1], ood (N,) bool, doubt (N,) bool, OOD score (N,) >= 0 (> 1 flagged).
+
+    calibrated is False when no calibration was found: confidence is the raw softmax and ood is all False.
+    """
 
     labels: np.ndarray
     confidence: np.ndarray
     ood: np.ndarray
     doubt: np.ndarray
     score: np.ndarray
+    calibrated: bool = True
 
 
 def features_and_logits(images: np.ndarray, *, evaluator=None) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +47,7 @@ def read_images(images: np.ndarray, *, requested=None, evaluator=None,
     doubt = ood | (confidence < DOUBT_CONFIDENCE)
     if requested is not None:
         doubt = doubt | (labels != np.broadcast_to(np.asarray(requested), labels.shape))
-    return Reading(labels.astype(np.int64), confidence, ood, doubt, score)
+    return Reading(labels.astype(np.int64), confidence, ood, doubt, score, calibration.calibrated)
 
 
 def tile_texts(reading: Reading) -> list[str]:

@@ -1,9 +1,10 @@
 """Quality metrics with the shipped evaluator: Frechet digit distance, digit score, class accuracy.
 
-The evaluator (checkpoints/evaluator.keras) is a small MNIST CNN; its penultimate layer
-('features', 128-d) gives the features whose Frechet distance to the MNIST test set is the
-FDD. checkpoints/evaluator_stats.npz holds the test-set mean and covariance and the
-calibration ladder, so no dataset is needed at run time.
+The evaluator (evaluator.keras in settings.checkpoint_dir()) is a small MNIST CNN; its penultimate
+layer ('features', 128-d) gives the features whose Frechet distance to the MNIST test set is the
+FDD. evaluator_stats.npz beside it holds the test-set mean and covariance and the calibration
+ladder, so no dataset is needed at run time. Both paths are resolved at each call, from the same
+folder as the calibration (explore/calibration.py), so $AIGC_CHECKPOINT_DIR moves all three.
 """
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from aigc import settings
 from aigc.runs.files import atomic_write_npz
-from aigc.settings import SHIPPED_DIR
 
-EVALUATOR_PATH = SHIPPED_DIR / "evaluator.keras"
-STATS_PATH = SHIPPED_DIR / "evaluator_stats.npz"
 NUM_CLASSES = 10
 RARE_SHARE = 0.25  # a digit seen less than 25% as often as expected counts as collapsed
 LADDER_NAMES = ("floor", "noise_0.1", "shift_1px", "blur_0.7")
@@ -49,13 +48,14 @@ class Evaluator:
 
 
 def evaluator_available() -> bool:
-    """True when the shipped evaluator and its reference statistics exist."""
-    return EVALUATOR_PATH.is_file() and STATS_PATH.is_file()
+    """True when the evaluator and its reference statistics exist in settings.checkpoint_dir()."""
+    return settings.evaluator_path().is_file() and settings.evaluator_stats_path().is_file()
 
 
-def load_evaluator(model_path: str | Path = EVALUATOR_PATH, stats_path: str | Path = STATS_PATH) -> Evaluator:
-    """The Evaluator for these files, cached per (path, mtime); EvaluatorError when missing or broken."""
-    model_path, stats_path = Path(model_path), Path(stats_path)
+def load_evaluator(model_path: str | Path | None = None, stats_path: str | Path | None = None) -> Evaluator:
+    """The Evaluator for these files (default: the checkpoint folder's), cached per (path, mtime); EvaluatorError when unusable."""
+    model_path = Path(model_path or settings.evaluator_path())
+    stats_path = Path(stats_path or settings.evaluator_stats_path())
     for path in (model_path, stats_path):
         if not path.is_file():
             raise EvaluatorError(f"evaluator file not found: {path} (retrain it: python -m aigc eval --train-evaluator)")
@@ -129,12 +129,6 @@ def evaluator_outputs(images, *, evaluator: Evaluator | None = None, batch_size:
     if not features:
         return np.zeros((0, evaluator.mu.shape[0])), np.zeros((0, NUM_CLASSES))
     return np.concatenate(features), np.concatenate(probs)
-
-
-def classify(images, *, evaluator: Evaluator | None = None):
-    """(pred (N,) int, confidence (N,) float in [0, 1]) for images (N, 28, 28) in [0, 1]."""
-    _features, probs = evaluator_outputs(images, evaluator=evaluator)
-    return probs.argmax(axis=1).astype(np.int64), probs.max(axis=1)
 
 
 def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -228,13 +222,6 @@ def evaluate_features(features, probs, requested_labels=None, *, evaluator: Eval
     result.update(collapsed_digits=sorted(absent + rare), absent_digits=absent, rare_digits=rare,
                   collapse=warning is not None, collapse_warning=warning)
     return result
-
-
-def evaluate_images(images, requested_labels=None, *, evaluator: Evaluator | None = None) -> dict:
-    """Metrics dict for images (N >= 2, 28, 28) in [0, 1]; requested_labels (N,) for conditional samples."""
-    evaluator = evaluator or load_evaluator()
-    features, probs = evaluator_outputs(images, evaluator=evaluator)
-    return evaluate_features(features, probs, requested_labels, evaluator=evaluator)
 
 
 def evaluate_generator(generator, config, *, n: int = 10000, seed: int = 0, batch_size: int = 500,

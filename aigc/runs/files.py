@@ -21,11 +21,6 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-def temp_path_for(path: Path, tag: str = "") -> Path:
-    """A hidden temporary name beside path (.NAME.TAG.tmp): what a kill can leave behind, and what cleanup removes."""
-    return path.parent / f".{path.name}.{tag or os.getpid()}{TEMP_SUFFIX}"
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then os.replace onto path."""
     path = Path(path)
@@ -79,6 +74,13 @@ def json_safe(value):
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
+
+
+def finite_number(value) -> float | None:
+    """A JSON value as a float when it is a finite number (not a bool), else None: what a reader may plot or sum."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def append_metrics(path: Path, record: dict) -> None:

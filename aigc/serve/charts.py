@@ -10,6 +10,8 @@ import math
 
 import plotly.graph_objects as go
 
+from aigc.runs.files import finite_number
+
 SMOOTHING = 0.8  # EMA weight of the smoothed loss curves
 LOSS_SERIES = (("g_loss", "G loss", "#d62728"), ("d_loss", "D loss", "#1f77b4"))
 PROB_SERIES = (("d_real", "D(x): real judged real", "#2ca02c"), ("d_fake", "D(G(z)): fake judged real", "#ff7f0e"))
@@ -26,8 +28,8 @@ MODEBAR = dict(orientation="v", remove=["lasso2d", "select2d", "autoScale2d"])
 
 def split_records(records: list[dict]) -> tuple[list[dict], list[dict]]:
     """(step records, epoch records), each sorted by global step."""
-    steps = [r for r in records if r.get("kind") == "step" and _num(r.get("step")) is not None]
-    epochs = [r for r in records if r.get("kind") == "epoch" and _num(r.get("step")) is not None]
+    steps = [r for r in records if r.get("kind") == "step" and finite_number(r.get("step")) is not None]
+    epochs = [r for r in records if r.get("kind") == "epoch" and finite_number(r.get("step")) is not None]
     return sorted(steps, key=lambda r: r["step"]), sorted(epochs, key=lambda r: r["step"])
 
 
@@ -61,13 +63,13 @@ def _series_figure(records: list[dict], series, *, title: str, y_title: str) -> 
     figure = go.Figure()
     for key, label, color in series:
         x = [r["step"] for r in steps]
-        y = [_num(r.get(key)) for r in steps]
+        y = [finite_number(r.get(key)) for r in steps]
         if any(v is not None for v in y):
             figure.add_trace(go.Scatter(x=x, y=y, name=f"{label} (raw)", mode="lines", opacity=0.35,
                                         line=dict(color=color, width=1), legendgroup=key, showlegend=False))
             figure.add_trace(go.Scatter(x=x, y=smooth(y), name=label, mode="lines", legendgroup=key,
                                         line=dict(color=color, width=2.5)))
-        points = [(r["step"], _num(r.get(key)), r.get("epoch")) for r in epochs]
+        points = [(r["step"], finite_number(r.get(key)), r.get("epoch")) for r in epochs]
         points = [p for p in points if p[1] is not None]
         if points:
             figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points],
@@ -90,7 +92,7 @@ def quality_figure(records: list[dict]) -> go.Figure | None:
     from plotly.subplots import make_subplots
 
     _steps, epochs = split_records(records)
-    probes = sorted((r for r in records if r.get("kind") == "probe"), key=lambda r: _num(r.get("epoch")) or 0)
+    probes = sorted((r for r in records if r.get("kind") == "probe"), key=lambda r: finite_number(r.get("epoch")) or 0)
     panels = []
     for key, label, axis, _fixed in QUALITY_SERIES:
         points, quick = (_points(rows, key) for rows in (epochs, probes))
@@ -120,7 +122,7 @@ def quality_figure(records: list[dict]) -> go.Figure | None:
 
 def _points(records: list[dict], key: str) -> list[tuple[float, float]]:
     """(epoch, value) of the records that have both."""
-    points = [(_num(r.get("epoch")), _num(r.get(key))) for r in records]
+    points = [(finite_number(r.get("epoch")), finite_number(r.get(key))) for r in records]
     return [p for p in points if p[0] is not None and p[1] is not None]
 
 
@@ -158,9 +160,3 @@ def _layout(figure: go.Figure, *, title: str, x_title: str, y_title: str) -> go.
                          margin=dict(l=10, r=50, t=60, b=10), legend=dict(orientation="h", yanchor="top", y=-0.28, x=0),
                          xaxis_title=x_title, yaxis_title=y_title, uirevision="keep", modebar=MODEBAR)
     return figure
-
-
-def _num(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None

@@ -1,4 +1,4 @@
-"""Hosted-demo policy: who may train, how much, and the bounds of every Generate input.
+"""Hosted-demo policy: who may train, how much, and what a visitor may be told.
 
 No Streamlit: the policy is plain data read from the environment or from a mapping of secrets,
 so it is unit-tested without a server (the frame passes Streamlit's secrets and server.address).
@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
+from aigc import settings
 from aigc.engine.spec import MAX_EPOCHS  # the run spec's own ceiling
 from aigc.settings import without_paths
 
@@ -25,14 +26,6 @@ HOSTED_KEEP_RUNS = 10  # finished runs kept on a hosted server (each is 25-44 MB
 HOSTED_MIN_FREE_MB = 1024  # a job needs this much free disk under the runs root on a hosted server
 LOCAL_MIN_FREE_MB = 256
 LOOPBACK_NAMES = ("localhost", "localhost.")
-
-# Bounds of Generate inputs (widgets and URL query parameters alike).
-N_MIN, N_MAX, N_DEFAULT = 1, 100, 16
-SEED_MIN, SEED_MAX, SEED_DEFAULT = 0, 2**31 - 1, 0
-TRUNCATION_MIN, TRUNCATION_MAX, TRUNCATION_DEFAULT = 0.1, 2.0, 1.0
-STEPS_MIN, STEPS_MAX, STEPS_DEFAULT = 2, 30, 10
-DIGITS = tuple(range(10))
-
 
 @dataclass(frozen=True)
 class Policy:
@@ -86,7 +79,7 @@ def load_policy(*, env: Mapping[str, str] | None = None, secrets: Mapping | None
                 address: str | None = None) -> Policy:
     """The Policy from secrets (first) or the environment; bad values fall back safely with a notice.
 
-    Unset AIGC_TRAINING means 'on' only when the server listens on loopback (address: streamlit's
+    Unset $AIGC_TRAINING means 'on' only when the server listens on loopback (address: streamlit's
     server.address; None or '' means every interface), else 'off': a server reachable by others is safe by default.
     """
     env = os.environ if env is None else env
@@ -98,23 +91,25 @@ def load_policy(*, env: Mapping[str, str] | None = None, secrets: Mapping | None
         return str(value if value is not None else env.get(name, "")).strip()
 
     notices = []
-    mode = setting("AIGC_TRAINING").lower() or ("on" if loopback else "off")
-    password = setting("AIGC_TRAINING_PASSWORD")
+    mode = setting(settings.TRAINING_ENV).lower() or ("on" if loopback else "off")
+    password = setting(settings.TRAINING_PASSWORD_ENV)
     if mode not in TRAINING_MODES:
-        notices.append(f"AIGC_TRAINING={mode!r} is not one of {', '.join(TRAINING_MODES)}; training is off.")
+        notices.append(f"{settings.TRAINING_ENV}={mode!r} is not one of {', '.join(TRAINING_MODES)}; training is off.")
         mode = "off"
     if mode == "password" and not password:
-        notices.append("AIGC_TRAINING=password but AIGC_TRAINING_PASSWORD is empty; training is off.")
+        notices.append(f"{settings.TRAINING_ENV}=password but {settings.TRAINING_PASSWORD_ENV} is empty; "
+                       "training is off.")
         mode = "off"
-    max_epochs = _number(setting("AIGC_MAX_EPOCHS"), DEFAULT_MAX_EPOCHS, 1, MAX_EPOCHS, int, notices,
-                         "AIGC_MAX_EPOCHS")
     hosted = not (loopback and mode == "on")
-    cooldown = _number(setting("AIGC_COOLDOWN_S"), HOSTED_COOLDOWN_S if hosted else 0.0, 0.0, 86_400.0, float,
-                       notices, "AIGC_COOLDOWN_S")
-    keep_runs = _number(setting("AIGC_KEEP_RUNS"), HOSTED_KEEP_RUNS if hosted else 0, 0, 100_000, int, notices,
-                        "AIGC_KEEP_RUNS")
-    min_free_mb = _number(setting("AIGC_MIN_FREE_MB"), HOSTED_MIN_FREE_MB if hosted else LOCAL_MIN_FREE_MB, 0,
-                          10_000_000, int, notices, "AIGC_MIN_FREE_MB")
+
+    def number(name: str, default, low, high, kind):
+        return _number(setting(name), default, low, high, kind, notices, name)
+
+    max_epochs = number(settings.MAX_EPOCHS_ENV, DEFAULT_MAX_EPOCHS, 1, MAX_EPOCHS, int)
+    cooldown = number(settings.COOLDOWN_ENV, HOSTED_COOLDOWN_S if hosted else 0.0, 0.0, 86_400.0, float)
+    keep_runs = number(settings.KEEP_RUNS_ENV, HOSTED_KEEP_RUNS if hosted else 0, 0, 100_000, int)
+    min_free_mb = number(settings.MIN_FREE_MB_ENV, HOSTED_MIN_FREE_MB if hosted else LOCAL_MIN_FREE_MB, 0,
+                         10_000_000, int)
     return Policy(training=mode, password=password, max_epochs=max_epochs, cooldown_s=cooldown,
                   notices=tuple(notices), loopback=loopback, keep_runs=keep_runs, min_free_mb=min_free_mb)
 
@@ -167,59 +162,3 @@ def clamp_epochs(epochs, policy: Policy) -> tuple[int | None, str | None]:
     if not math.isfinite(value) or value != int(value) or not 1 <= value <= policy.max_epochs:
         return None, f"epochs must be a whole number between 1 and {policy.max_epochs}, got {epochs!r}"
     return int(value), None
-
-
-def parse_generate_params(params: Mapping[str, str]) -> tuple[dict, list[str]]:
-    """URL query parameters digit, n, seed -> ({'digit': int|None, 'n', 'seed'}, notices for bad ones)."""
-    values = {"digit": None, "n": N_DEFAULT, "seed": SEED_DEFAULT}
-    notices = []
-    raw_digit = params.get("digit")
-    if raw_digit is not None:
-        digit = _parse_int(raw_digit, 0, 9)
-        if str(raw_digit).strip().lower() in ("any", "mix", ""):
-            values["digit"] = None
-        elif digit is None:
-            notices.append(f"digit={_short(raw_digit)} is not 0-9 or 'any'; showing any digit.")
-        else:
-            values["digit"] = digit
-    for name, low, high in (("n", N_MIN, N_MAX), ("seed", SEED_MIN, SEED_MAX)):
-        raw = params.get(name)
-        if raw is None:
-            continue
-        parsed = _parse_int(raw, low, high)
-        if parsed is None:
-            notices.append(f"{name}={_short(raw)} is not a whole number between {low} and {high}; "
-                           f"using {values[name]}.")
-        else:
-            values[name] = parsed
-    return values, notices
-
-
-def _parse_int(raw, low: int, high: int) -> int | None:
-    text = str(raw).strip()
-    if not text or len(text) > 20 or not text.lstrip("+-").isdigit():
-        return None
-    value = int(text)
-    return value if low <= value <= high else None
-
-
-def _short(raw) -> str:
-    text = str(raw)
-    return repr(text if len(text) <= 24 else text[:21] + "...")
-
-
-def bounded_generate_inputs(*, n, seed, truncation, steps=STEPS_DEFAULT) -> dict:
-    """Clamp widget values into the allowed bounds (a defence in depth behind the widgets' own limits)."""
-    def clamp(value, low, high, default, kind):
-        try:
-            value = kind(value)
-        except (TypeError, ValueError, OverflowError):
-            return default
-        if isinstance(value, float) and not math.isfinite(value):
-            return default
-        return min(max(value, low), high)
-
-    return {"n": clamp(n, N_MIN, N_MAX, N_DEFAULT, int),
-            "seed": clamp(seed, SEED_MIN, SEED_MAX, SEED_DEFAULT, int),
-            "truncation": clamp(truncation, TRUNCATION_MIN, TRUNCATION_MAX, TRUNCATION_DEFAULT, float),
-            "steps": clamp(steps, STEPS_MIN, STEPS_MAX, STEPS_DEFAULT, int)}

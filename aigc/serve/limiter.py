@@ -14,6 +14,7 @@ import time
 from typing import Callable
 
 from aigc.serve.hosting import Policy, password_ok
+from aigc.text import duration
 
 LOG = logging.getLogger("aigc.serve.limiter")
 BASE_DELAY_S = 1.0
@@ -46,11 +47,6 @@ class PasswordLimiter:
         """Wrong guesses in a row across every session (forgotten after a quiet lockout window)."""
         return self._failures
 
-    def wait_s(self) -> float:
-        """Seconds until the next guess is checked (0 = now)."""
-        with self._lock:
-            return max(0.0, self._blocked_until - self._clock())
-
     def attempt(self, given, policy: Policy) -> tuple[bool, str | None]:
         """(True, None) for the right password; else (False, a message for the visitor)."""
         with self._lock:  # one check at a time on the whole server
@@ -59,7 +55,7 @@ class PasswordLimiter:
                 self._failures = 0  # a quiet window forgives old mistakes
             wait = self._blocked_until - now
             if wait > 0:
-                return False, f"Too many wrong passwords on this server; try again in {_duration(wait)}."
+                return False, f"Too many wrong passwords on this server; try again in {duration(wait, round_up=True)}."
             if password_ok(given, policy):
                 self._failures, self._blocked_until = 0, 0.0
                 return True, None
@@ -71,7 +67,7 @@ class PasswordLimiter:
         LOG.warning("training password: wrong guess, %d in a row across sessions; next check in %.0f s",
                     self._failures, delay)
         if delay >= self.lockout_s:
-            return False, f"Wrong password. Training is locked for {_duration(delay)} after repeated wrong passwords."
+            return False, f"Wrong password. Training is locked for {duration(delay, round_up=True)} after repeated wrong passwords."
         return False, "Wrong password."
 
     def _delay(self, failures: int) -> float:
@@ -80,11 +76,6 @@ class PasswordLimiter:
         if failures <= self.free_failures:
             return 0.0
         return min(self.max_delay_s, self.base_s * 2 ** (failures - self.free_failures - 1))
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(1, int(seconds + 0.999))
-    return f"{seconds} s" if seconds < 120 else f"{(seconds + 59) // 60} min"
 
 
 PROCESS_LIMITER = PasswordLimiter()  # the server process's one limiter (every session shares it)

@@ -9,8 +9,9 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from aigc.runs.files import read_json, read_metrics
+from aigc.runs.files import finite_number, read_json, read_metrics
 from aigc.settings import without_paths
+from aigc.text import duration
 
 QUALITY = (("fdd", "Frechet digit distance", "lower is better; real MNIST scores the floor"),
            ("fdd_floor", "FDD floor (real vs real)", "the best a generator could reach"),
@@ -124,11 +125,7 @@ def _accelerators(hardware: dict) -> str | None:
 
 
 def _duration(seconds) -> str | None:
-    if not _number(seconds):
-        return None
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
+    return duration(seconds) if _number(seconds) else None
 
 
 def _date(stamp) -> str | None:
@@ -136,4 +133,4 @@ def _date(stamp) -> str | None:
 
 
 def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return finite_number(value) is not None

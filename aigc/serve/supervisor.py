@@ -28,7 +28,6 @@ from aigc.runs.lifecycle import request_stop
 from aigc.runs.lock import TrainingLock
 
 LOG = logging.getLogger("aigc.serve.supervisor")
-GRACE_ENV = "AIGC_STOP_GRACE_S"
 DEFAULT_GRACE_S = 50.0  # the trainer's share; docker run --stop-timeout 60 leaves 10 s for the server
 SERVER_GRACE_S = 8.0
 POLL_S = 0.2
@@ -124,7 +123,7 @@ class Supervisor:
 def grace_seconds() -> float:
     """$AIGC_STOP_GRACE_S, else DEFAULT_GRACE_S (bad values fall back to the default)."""
     try:
-        value = float(settings.env(GRACE_ENV) or DEFAULT_GRACE_S)
+        value = float(settings.env(settings.STOP_GRACE_ENV) or DEFAULT_GRACE_S)
     except ValueError:
         return DEFAULT_GRACE_S
     return value if 0 <= value <= 3600 else DEFAULT_GRACE_S

@@ -12,6 +12,7 @@ from aigc.app.widgets import (a_digit, copy_link_ui, guarded, labeled_png, pictu
 from aigc.serve.caches import INVERSIONS, file_key
 from aigc.serve.generators import Served
 from aigc.engine.sampling import latents, run_generator, slerp
+from aigc.explore.params import SEED_MAX, SEED_MIN
 from aigc.explore.preprocess import DrawingError, decode_png, mnist_style
 from aigc.explore.reading import percent, read_images
 
@@ -82,7 +83,7 @@ def draw_ui(served: Served) -> None:
         result = canvas_ui()
         invert_as = st.selectbox("Invert as", INVERT_AS, key="draw_as",
                                  help="Search the latent for the evaluator's reading, or for a digit you choose.")
-        partner = st.number_input("Random partner seed", 0, 2**31 - 1, value=1, step=1, key="draw_partner")
+        partner = st.number_input("Random partner seed", SEED_MIN, SEED_MAX, value=1, step=1, key="draw_partner")
     with right:
         try:
             pixels = drawing_pixels(result)
@@ -93,7 +94,7 @@ def draw_ui(served: Served) -> None:
         except DrawingError as error:
             st.info(str(error))
             return
-        _results_ui(served, digit, invert_as, int(np.clip(partner, 0, 2**31 - 1)))
+        _results_ui(served, digit, invert_as, int(np.clip(partner, SEED_MIN, SEED_MAX)))
 
 
 def _results_ui(served: Served, digit: np.ndarray, invert_as: str, partner: int) -> None:

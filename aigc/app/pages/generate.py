@@ -17,16 +17,16 @@ from aigc.app.widgets import (a_digit, copy_link_ui, directions_of, display_scal
 from aigc.engine.sampling import GRID_PAD, generate, gif_bytes, grid, interpolate, latents, run_generator
 from aigc.explore import directions as dirs
 from aigc.explore.nearest import nearest_training, squared_norms
+from aigc.explore import params
 from aigc.explore.params import full_query, query_extras
 from aigc.explore.pin import picked_tile, picker_figure, tile_latents, walk_from
 from aigc.explore.reading import percent, tile_texts
 from aigc.explore.tiles import annotate_grid
 from aigc.runs.files import png_bytes
-from aigc.serve import hosting
 from aigc.serve.caches import GRIDS, INTERPOLATIONS, TRAINING_SETS, file_key
 from aigc.serve.generators import Served
 
-DIGIT_OPTIONS = ["Any"] + [str(d) for d in hosting.DIGITS]
+DIGIT_OPTIONS = ["Any"] + [str(d) for d in params.DIGITS]
 QUERY_KEYS = ("digit", "n", "seed")
 EXTRA_KEYS = ("scale", "generator") + dirs.NAMES
 STRIP_COLUMNS, FRAME_SCALE = 10, 3  # interpolation frames: 84 px each, wrapped 10 to a row
@@ -48,7 +48,7 @@ def _init_from_query() -> None:
     """
     if not st.session_state.get("_gen_init"):
         raw = {key: st.query_params.get(key) for key in QUERY_KEYS}
-        values, notices = hosting.parse_generate_params({k: v for k, v in raw.items() if v is not None})
+        values, notices = params.parse_generate_params({k: v for k, v in raw.items() if v is not None})
         scale, sliders, extra_notices = query_extras(st.query_params)  # scale and style sliders ride in the link too
         st.session_state["_gen_last"] = dict(gen_digit="Any" if values["digit"] is None else str(values["digit"]),
                                              gen_n=values["n"], gen_seed=values["seed"], gen_trunc=scale)
@@ -59,7 +59,7 @@ def _init_from_query() -> None:
 
 
 def _new_seed() -> None:
-    st.session_state.gen_seed = secrets.randbelow(hosting.SEED_MAX + 1)
+    st.session_state.gen_seed = secrets.randbelow(params.SEED_MAX + 1)
 
 
 def controls_ui(*, conditional: bool) -> dict:
@@ -69,14 +69,14 @@ def controls_ui(*, conditional: bool) -> dict:
                              help=None if conditional else "This generator is unconditional: it draws any digit.")
         # No widget limits: the browser would refuse 500 without a word; the page says why below instead.
         n = st.number_input("How many", step=1, key="gen_n")
-        seed = st.number_input("Seed", min_value=hosting.SEED_MIN, max_value=hosting.SEED_MAX, step=1,
+        seed = st.number_input("Seed", min_value=params.SEED_MIN, max_value=params.SEED_MAX, step=1,
                                key="gen_seed", help="The same seed and settings always give the same digits.")
-        truncation = st.slider("Latent scale (truncation)", hosting.TRUNCATION_MIN, hosting.TRUNCATION_MAX,
+        truncation = st.slider("Latent scale (truncation)", params.SCALE_MIN, params.SCALE_MAX,
                                step=0.05, key="gen_trunc", help="Below 1: cleaner, less varied digits.")
         left, right = st.columns(2)
         left.form_submit_button("Generate", type="primary", width="stretch")
         right.form_submit_button("New seed", on_click=_new_seed, width="stretch")
-    values = hosting.bounded_generate_inputs(n=n, seed=seed, truncation=truncation)
+    values = params.bounded_generate_inputs(n=n, seed=seed, truncation=truncation)
     if n != values["n"]:
         st.warning(how_many_note(n, values["n"]))
     values["digit"] = None if digit == "Any" or not conditional else int(digit)
@@ -87,7 +87,7 @@ def controls_ui(*, conditional: bool) -> dict:
 
 def how_many_note(asked, shown: int) -> str:
     """Why the grid has another count than the one typed (out of range, or not a whole number)."""
-    return f"How many must be a whole number from {hosting.N_MIN} to {hosting.N_MAX} (got {str(asked)[:12]}): " \
+    return f"How many must be a whole number from {params.N_MIN} to {params.N_MAX} (got {str(asked)[:12]}): " \
            f"showing {shown}."
 
 
@@ -190,15 +190,15 @@ def interpolation_ui(served: Served) -> None:
             pinned = None
         with st.form("interp_form", border=False):
             a, b, c = st.columns(3)
-            seed_a = a.number_input("Seed A", hosting.SEED_MIN, hosting.SEED_MAX, value=1, step=1, key="interp_a")
-            seed_b = b.number_input("Seed B", hosting.SEED_MIN, hosting.SEED_MAX, value=2, step=1, key="interp_b")
-            steps = c.slider("Frames", hosting.STEPS_MIN, hosting.STEPS_MAX, hosting.STEPS_DEFAULT, key="interp_steps")
+            seed_a = a.number_input("Seed A", params.SEED_MIN, params.SEED_MAX, value=1, step=1, key="interp_a")
+            seed_b = b.number_input("Seed B", params.SEED_MIN, params.SEED_MAX, value=2, step=1, key="interp_b")
+            steps = c.slider("Frames", params.STEPS_MIN, params.STEPS_MAX, params.STEPS_DEFAULT, key="interp_steps")
             digit_a = a.selectbox("Digit A", DIGIT_OPTIONS[1:], index=1, key="interp_da", disabled=not conditional)
             digit_b = b.selectbox("Digit B", DIGIT_OPTIONS[1:], index=7, key="interp_db", disabled=not conditional)
             st.form_submit_button("Interpolate")
-        bounded = hosting.bounded_generate_inputs(n=1, seed=seed_a, truncation=st.session_state.get("gen_trunc", 1.0),
+        bounded = params.bounded_generate_inputs(n=1, seed=seed_a, truncation=st.session_state.get("gen_trunc", 1.0),
                                                   steps=steps)
-        seed_b = hosting.bounded_generate_inputs(n=1, seed=seed_b, truncation=1.0)["seed"]
+        seed_b = params.bounded_generate_inputs(n=1, seed=seed_b, truncation=1.0)["seed"]
         strip, animation = interpolation_media(
             served, seed_a=bounded["seed"], seed_b=seed_b,
             digit_a=int(digit_a) if conditional else None, digit_b=int(digit_b) if conditional else None,

@@ -19,6 +19,7 @@ from aigc.runs.files import png_bytes, read_metrics
 from aigc.runs.layout import RunPaths
 from aigc.runs.lifecycle import RESUMABLE_STATES
 from aigc.settings import without_paths
+from aigc.text import duration
 
 POLL_S = 1.5  # how often the live view re-reads status.json / metrics.jsonl while a job runs
 START_CHOICES = {"Train more (shipped weights)": "shipped", "From scratch": "scratch"}
@@ -143,20 +144,10 @@ def progress_text(status: dict) -> str:
         parts.append(f"step {in_epoch}/{per_epoch}")
     if state == "running":
         if status.get("eta_s") is not None:
-            parts.append(f"ETA {format_seconds(status['eta_s'])}")
+            parts.append(f"ETA {duration(status['eta_s'])}")
         if status.get("img_per_s"):
             parts.append(f"{status['img_per_s']:.0f} img/s")
     return " - ".join(parts)
-
-
-def format_seconds(seconds) -> str:
-    """12 -> '12 s', 95 -> '1 min 35 s', 4000 -> '1 h 6 min'."""
-    seconds = max(0, int(round(float(seconds))))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 def controls_ui(paths: RunPaths, status: dict, *, active: bool, can_control: bool, policy: hosting.Policy) -> None:

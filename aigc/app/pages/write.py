@@ -13,7 +13,7 @@ from aigc.serve.caches import WRITTEN, file_key
 from aigc.serve.generators import Served
 from aigc.explore import directions as dirs
 from aigc.explore.layout import ROWS_MAX, ROWS_MIN, parse_number, style_latents, write_number
-from aigc.explore.params import SCALE_MAX, SCALE_MIN, SEED_MAX, TEXT_MAX_CHARS, parse_write_params, write_query
+from aigc.explore.params import SCALE_MAX, SCALE_MIN, SEED_MAX, SEED_MIN, TEXT_MAX_CHARS, parse_write_params, write_query
 
 OWNED_KEYS = ("text", "rows", "seed", "scale") + dirs.NAMES
 PAGE_SCALE = 4
@@ -45,7 +45,7 @@ def controls_ui() -> dict | None:
         text = st.text_input("Number", key="write_text", max_chars=TEXT_MAX_CHARS,
                              help="Digits only, up to 16; each row writes them in one hand.")
         rows = st.slider("Rows (one hand each)", ROWS_MIN, ROWS_MAX, key="write_rows")
-        seed = st.number_input("Seed", 0, SEED_MAX, step=1, key="write_seed")
+        seed = st.number_input("Seed", SEED_MIN, SEED_MAX, step=1, key="write_seed")
         scale = st.slider("Latent scale", SCALE_MIN, SCALE_MAX, step=0.05, key="write_scale")
         left, right = st.columns(2)
         left.form_submit_button("Write", type="primary", width="stretch")
@@ -54,7 +54,7 @@ def controls_ui() -> dict | None:
     if problem:
         st.warning(problem)
         return None
-    return {"text": digits, "rows": int(np.clip(rows, ROWS_MIN, ROWS_MAX)), "seed": int(np.clip(seed, 0, SEED_MAX)),
+    return {"text": digits, "rows": int(np.clip(rows, ROWS_MIN, ROWS_MAX)), "seed": int(np.clip(seed, SEED_MIN, SEED_MAX)),
             "scale": float(np.clip(scale, SCALE_MIN, SCALE_MAX))}
 
 
