@@ -85,7 +85,7 @@ def test_a_failed_make_is_not_cached_and_waiters_retry():
 def fake_served(tmp_path: Path):
     path = tmp_path / "generator.keras"
     path.write_bytes(b"weights")
-    return SimpleNamespace(path=path, model=object(), config=SimpleNamespace(conditional=True))
+    return SimpleNamespace(path=path, model=object(), config=SimpleNamespace(conditional=True), latent_dim=100)
 
 
 def spy(calls: list, value):

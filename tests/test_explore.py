@@ -187,12 +187,12 @@ def test_inversion_finds_a_generated_digit_again(shipped):
     evaluator = metrics.load_evaluator()
     target = run_generator(shipped, np.random.default_rng(4).standard_normal((1, 100)).astype(np.float32),
                            np.array([3], np.int32))[0]
-    result = invert(shipped, evaluator.model, target, 3, seed=0)
+    result = invert(shipped, evaluator.model, target, 3, latent_dim=100, seed=0)
     assert result.image.shape == (28, 28) and result.z.shape == (100,)
     assert result.pixel_error < 0.01 and 0.0 <= result.image.min() and result.image.max() <= 1.0
-    again = invert(shipped, evaluator.model, target, 3, seed=0)
-    assert np.allclose(again.z, result.z) and inversion_function(shipped, evaluator.model) is \
-        inversion_function(shipped, evaluator.model)  # traced once, reused
+    again = invert(shipped, evaluator.model, target, 3, latent_dim=100, seed=0)
+    assert np.allclose(again.z, result.z) and inversion_function(shipped, evaluator.model, 100) is \
+        inversion_function(shipped, evaluator.model, 100)  # traced once, reused
 
 
 @needs_shipped
@@ -203,7 +203,7 @@ def test_inverted_test_digits_keep_their_label(shipped, real):
 
     images, labels = real
     evaluator = metrics.load_evaluator()
-    results = [invert(shipped, evaluator.model, images[i], int(labels[i])) for i in range(6)]
+    results = [invert(shipped, evaluator.model, images[i], int(labels[i]), latent_dim=100) for i in range(6)]
     assert (read_images(np.stack([r.image for r in results])).labels == labels[:6]).all()
     assert np.mean([r.pixel_error for r in results]) < 0.03
 
@@ -276,13 +276,13 @@ def test_write_number_reads_as_typed_in_one_hand_per_row(shipped):
     from aigc.explore.layout import write_number
     from aigc.explore.reading import read_images
 
-    images, page = write_number(shipped, "2026", rows=2, seed=1)
+    images, page = write_number(shipped, "2026", latent_dim=100, rows=2, seed=1)
     assert images.shape == (2, 4, 28, 28) and page.ndim == 2 and page.shape[1] < 4 * 28 + 20
     assert (read_images(images.reshape(-1, 28, 28)).labels == [2, 0, 2, 6] * 2).mean() >= 7 / 8
     # Same hand, same digit -> the same image, up to the kernels' float rounding: rows of one batch differ by
     # ~6e-7 on CPUs without AVX-512 (oneDNN blocks the batch), pixels are in [0, 1].
     np.testing.assert_allclose(images[:, 0], images[:, 2], atol=1e-5, rtol=0)
-    pinned, _ = write_number(shipped, "2026", rows=2, seed=1, first_style=np.zeros(100, np.float32))
+    pinned, _ = write_number(shipped, "2026", latent_dim=100, rows=2, seed=1, first_style=np.zeros(100, np.float32))
     np.testing.assert_allclose(pinned[1], images[1], atol=1e-5, rtol=0)
     assert np.abs(pinned[0] - images[0]).max() > 0.1  # the pinned hand is another hand
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,6 @@ LABELS = {"ink": "Stroke thickness (ink)", "slant": "Slant", "width": "Width"}
 FIT_SAMPLES = 3000
 SLIDER_MIN, SLIDER_MAX = -2.0, 2.0  # in latent standard deviations along each unit direction
 SUFFIX = "_directions.npz"
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -63,9 +61,8 @@ def orthonormalize(vectors: np.ndarray) -> np.ndarray:
     return np.stack(basis)
 
 
-def fit_directions(generator, *, samples: int = FIT_SAMPLES, seed: int = 0) -> Directions:
+def fit_directions(generator, latent_dim: int, *, samples: int = FIT_SAMPLES, seed: int = 0) -> Directions:
     """Fit NAMES' directions on `samples` generated digits (seeded): regression on [z, one-hot digit], orthonormalized."""
-    latent_dim = int(generator.inputs[0].shape[-1])
     z = latents(samples, latent_dim, seed=seed)
     labels = np.random.default_rng(seed + 1).integers(0, 10, samples).astype(np.int32)
     measured = properties(run_generator(generator, z, labels))
@@ -115,10 +112,6 @@ def load_shipped(generator_path: str | Path) -> Directions | None:
         return None
 
 
-def directions_for(generator, path: str | Path | None = None) -> Directions:
-    """The generator's directions: shipped ones when they match its file, else fit once per loaded model (cached)."""
-    cached = _CACHE.get(generator)
-    if cached is None:
-        cached = (load_shipped(path) if path else None) or fit_directions(generator)
-        _CACHE[generator] = cached
-    return cached
+def directions_for(generator, latent_dim: int, path: str | Path | None = None) -> Directions:
+    """The generator's directions: shipped ones when they match its file, else fit (caches.DIRECTIONS keeps them)."""
+    return (load_shipped(path) if path else None) or fit_directions(generator, latent_dim)

@@ -31,20 +31,18 @@ class Inversion:
     seconds: float
 
 
-def inversion_function(generator, feature_model, *, starts: int = STARTS, steps: int = STEPS):
+def inversion_function(generator, feature_model, latent_dim: int, *, starts: int = STARTS, steps: int = STEPS):
     """A tf.function(target (28, 28), label (), z0 (starts, D)) -> (z (starts, D), images, losses (starts,)), cached per pair."""
     assert 1 <= starts <= MAX_STARTS and 1 <= steps <= MAX_STEPS, "starts and steps are bounded per request"
     per_generator = _FUNCTIONS.setdefault(generator, {})
     key = (id(feature_model), starts, steps)
     if key not in per_generator:
-        per_generator[key] = _build(weakref.ref(generator), weakref.ref(feature_model), starts, steps)
+        per_generator[key] = _build(weakref.ref(generator), weakref.ref(feature_model), latent_dim, starts, steps)
     return per_generator[key]
 
 
-def _build(generator_ref, feature_ref, starts: int, steps: int):
+def _build(generator_ref, feature_ref, latent_dim: int, starts: int, steps: int):
     import tensorflow as tf
-
-    latent_dim = int(generator_ref().inputs[0].shape[-1])
 
     def losses_of(z, labels, target, target_features):
         images = (generator_ref()([z, labels], training=False)[..., 0] + 1.0) / 2.0
@@ -83,14 +81,13 @@ def _build(generator_ref, feature_ref, starts: int, steps: int):
     return run
 
 
-def invert(generator, feature_model, target: np.ndarray, label: int, *, seed: int = 0, starts: int = STARTS,
-           steps: int = STEPS) -> Inversion:
+def invert(generator, feature_model, target: np.ndarray, label: int, *, latent_dim: int, seed: int = 0,
+           starts: int = STARTS, steps: int = STEPS) -> Inversion:
     """Invert a (28, 28) target in [0, 1] for label 0..9: the best of `starts` optimised latents (seeded, repeatable)."""
     target = np.clip(np.asarray(target, np.float32), 0.0, 1.0)
     assert target.shape == (28, 28), f"target must be (28, 28), got {target.shape}"
     assert 0 <= int(label) <= 9, f"label must be 0..9, got {label}"
-    run = inversion_function(generator, feature_model, starts=starts, steps=steps)
-    latent_dim = int(generator.inputs[0].shape[-1])
+    run = inversion_function(generator, feature_model, latent_dim, starts=starts, steps=steps)
     z0 = np.random.default_rng(seed).standard_normal((starts, latent_dim)).astype(np.float32)
     start = time.perf_counter()
     z, images, losses, pixel = (t.numpy() for t in run(target, np.int32(label), z0))

@@ -76,13 +76,13 @@ def compose_page(rows: np.ndarray, *, seed: int) -> np.ndarray:
     return page
 
 
-def write_number(generator, digits: str, *, rows: int = 1, seed: int = 0, truncation: float = 1.0,
+def write_number(generator, digits: str, *, latent_dim: int, rows: int = 1, seed: int = 0, truncation: float = 1.0,
                  shift: np.ndarray | None = None, first_style: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(digit images (rows, n, 28, 28), page (H, W)) in [0, 1]; shift (D,) moves every style (style sliders),
     first_style (D,) replaces row 1's latent (a pinned hand)."""
     parsed, problem = parse_number(digits)
     assert problem is None, problem
-    styles = style_latents(rows, int(generator.inputs[0].shape[-1]), seed=seed, truncation=truncation)
+    styles = style_latents(rows, latent_dim, seed=seed, truncation=truncation)
     if first_style is not None:
         styles[0] = np.asarray(first_style, np.float32)
     if shift is not None:

@@ -27,9 +27,11 @@ def _test_set(path: str):
 
 
 def _generator():
+    """(the shipped generator, its latent size)."""
     from aigc.engine.checkpoints import load_generator
 
-    return load_generator(settings.shipped_generator())[0]
+    model, config, _card = load_generator(settings.shipped_generator())
+    return model, config.latent_dim
 
 
 def calibrate(args) -> None:
@@ -67,7 +69,7 @@ def ood(args) -> None:
         reading = read_images(corrupt(clean, kind, rng=rng), calibration=calibration)
         print(f"| {kind} | {cal.auroc(base.score, reading.score):.3f} | "
               f"{cal.auroc(-base.confidence, -reading.confidence):.3f} | {reading.ood.mean():.1%} | {reading.doubt.mean():.1%} |")
-    generator = _generator()
+    generator, _latent_dim = _generator()
     from aigc.engine.sampling import generate
 
     for scale in (1.0, 2.0):
@@ -82,14 +84,14 @@ def ood(args) -> None:
 
 def directions(args) -> None:
     """Fit and write the shipped generator's directions; per slider value: mean properties and label kept."""
-    generator = _generator()
-    fitted = dirs.fit_directions(generator)
+    generator, latent_dim = _generator()
+    fitted = dirs.fit_directions(generator, latent_dim)
     if args.write:
         path = settings.shipped_generator()
         dirs.save_directions(path.with_name(path.stem + dirs.SUFFIX), fitted, generator_sha256=dirs.file_digest(path))
     from aigc.engine.sampling import latents, run_generator
 
-    z = latents(args.n, generator.inputs[0].shape[-1], seed=11)
+    z = latents(args.n, latent_dim, seed=11)
     labels = np.random.default_rng(12).integers(0, 10, args.n).astype(np.int32)
     values = np.linspace(dirs.SLIDER_MIN, dirs.SLIDER_MAX, 9)
     print("| direction | property | " + " | ".join(f"{v:+.1f}" for v in values) + " | monotonic | label kept (min) |")
@@ -106,11 +108,11 @@ def directions(args) -> None:
 
 def write(args) -> None:
     """Share of typed digits read as typed, and style consistency of evaluator features (same row vs across rows)."""
-    generator = _generator()
+    generator, latent_dim = _generator()
     digits = "0123456789"
     rows = []
     for seed in range(args.n // 80):
-        styles = style_latents(8, generator.inputs[0].shape[-1], seed=seed)
+        styles = style_latents(8, latent_dim, seed=seed)
         rows.append(number_digits(generator, digits, styles))
     images = np.concatenate(rows)  # (styles, 10, 28, 28)
     n_styles = len(images)
@@ -151,9 +153,9 @@ def inversion(args) -> None:
 
     x, y = _test_set(args.data)
     pick = np.random.default_rng(3).choice(len(x), args.n, replace=False)
-    generator, evaluator = _generator(), metrics.load_evaluator()
-    invert(generator, evaluator.model, x[pick[0]], int(y[pick[0]]))  # trace once, not timed
-    results = [invert(generator, evaluator.model, x[i], int(y[i]), seed=int(i)) for i in pick]
+    (generator, latent_dim), evaluator = _generator(), metrics.load_evaluator()
+    invert(generator, evaluator.model, x[pick[0]], int(y[pick[0]]), latent_dim=latent_dim)  # trace once, not timed
+    results = [invert(generator, evaluator.model, x[i], int(y[i]), latent_dim=latent_dim, seed=int(i)) for i in pick]
     reading = read_images(np.stack([r.image for r in results]))
     seconds = np.array([r.seconds for r in results])
     errors = np.array([r.pixel_error for r in results])

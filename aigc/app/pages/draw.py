@@ -56,7 +56,7 @@ def inverted(served: Served, digit: np.ndarray, label: int) -> tuple[np.ndarray,
         from aigc.explore.invert import invert
         from aigc.quality import metrics
 
-        result = invert(served.model, metrics.load_evaluator().model, target, label)
+        result = invert(served.model, metrics.load_evaluator().model, target, label, latent_dim=served.latent_dim)
         for array in (result.z, result.image):
             array.setflags(write=False)  # shared between sessions
         return result.z, result.image, result.pixel_error, result.seconds

@@ -73,7 +73,7 @@ def written(served: Served, text: str, rows: int, seed: int, scale: float, shift
             pinned: tuple | None) -> tuple[np.ndarray, np.ndarray]:
     """(digits (rows, n, 28, 28), page (H, W)) in [0, 1], read-only, shared per generator file and settings."""
     def make():
-        images, page = write_number(served.model, text, rows=rows, seed=seed, truncation=scale,
+        images, page = write_number(served.model, text, latent_dim=served.latent_dim, rows=rows, seed=seed, truncation=scale,
                                     shift=np.array(shift, np.float32),
                                     first_style=None if pinned is None else np.array(pinned, np.float32))
         for array in (images, page):
