@@ -17,6 +17,7 @@ import numpy as np
 from aigc import settings
 from bench.flops import flops
 from bench.report import render
+from bench.runners import default_runner, reference_runner
 from bench.scratch import from_scratch
 from aigc.cli.args import bounded_int, positive_float
 from aigc.engine.spec import SETTINGS, RunSpec, SpecError
@@ -182,60 +183,6 @@ def machine() -> dict:
 
 
 # ---- training throughput -------------------------------------------------------------------------------------
-
-def default_gan(*, batch: int, precision: str = "float32", jit: bool = False, seed: int = 0, spec=None):
-    """aigc.engine.gan.GAN with `spec`'s hyperparameters (default: the dcgan preset's), built under `precision`."""
-    import keras
-
-    from aigc.engine.gan import GAN
-    from aigc.engine.spec import RunSpec
-
-    spec = spec or RunSpec.resolve(preset="dcgan", batch_size=batch)
-    previous = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        return GAN.from_spec(spec, global_batch=batch, seed=seed, jit=jit)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
-def default_runner(x, y, *, batch: int, precision: str = "float32", jit: bool = False, seed: int = 0, spec=None):
-    """(gan, run(steps)): the trainer's path: device-resident data, steps in chunks, the spec's learning-rate schedule."""
-    from aigc.engine.data import epoch_batches, epoch_seed
-    from aigc.engine.gan import steps_per_call
-    from aigc.engine.spec import RunSpec
-
-    spec = spec or RunSpec.resolve(preset="dcgan", batch_size=batch)
-    gan = default_gan(batch=batch, precision=precision, jit=jit, seed=seed, spec=spec)
-    gan.attach_data(x, y)
-    chunk = steps_per_call(batch, spec.log_every)
-    state = {"epoch": 0, "steps": 0, "rows": np.zeros((0, batch), np.int32)}
-
-    def run(steps: int) -> None:
-        while steps > 0:
-            if not len(state["rows"]):
-                state["epoch"] += 1
-                state["rows"] = epoch_batches(len(x), batch_size=batch, epoch_seed=epoch_seed(seed, state["epoch"]))
-            count = min(chunk, steps, len(state["rows"]))
-            gan.follow_schedule(spec, state["steps"] * batch / len(x))
-            gan.train_steps(state["rows"][:count])
-            state["rows"], state["steps"], steps = state["rows"][count:], state["steps"] + count, steps - count
-    return gan, run
-
-
-def reference_runner(x, *, batch: int):
-    """(reference GAN, run(steps)): the tutorial's pipeline and train step."""
-    from bench.reference import ReferenceGAN, make_dataset
-
-    reference = ReferenceGAN(batch_size=batch)
-    batches = iter(make_dataset(x, batch_size=batch).repeat())
-
-    def run(steps: int) -> None:
-        for _ in range(steps):
-            gen_loss, _disc_loss = reference.train_step(next(batches))
-            float(gen_loss)
-    return reference, run
-
 
 def interleave(runners: dict, *, rounds: int, steps: int) -> dict:
     """{name: [img/s per window]}: every runner warmed up, then timed in alternating order each round."""

@@ -30,8 +30,8 @@ def from_scratch(x, y, *, seeds, epochs: int, every: int, eval_n: int, epoch_eva
 
     if synthetic or not metrics.evaluator_available():
         return {"skipped": "needs real MNIST and the shipped evaluator (python -m aigc eval --train-evaluator)"}
-    from bench.main import default_runner, reference_runner
     from aigc.engine.gan import pick_precision
+    from bench.runners import default_runner, reference_runner
     from aigc.engine.spec import ModelConfig, RunSpec
 
     spec = RunSpec.resolve(**(recipe or {}))

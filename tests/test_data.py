@@ -86,8 +86,3 @@ def test_epoch_batches_are_a_seeded_permutation_that_skips_what_was_trained():
     np.testing.assert_array_equal(first, again)
     np.testing.assert_array_equal(first[1:], skipped)
     assert not np.array_equal(first, other)
-
-
-def test_to_model_range():
-    out = data.to_model_range(np.array([[0, 255]], np.uint8).reshape(1, 1, 2))
-    np.testing.assert_allclose(out[..., 0], [[[-1.0, 1.0]]])

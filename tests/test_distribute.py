@@ -21,15 +21,13 @@ SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-    from aigc.engine.spec import ModelConfig, RunSpec
+    from aigc.engine.spec import RunSpec
     from aigc.engine.data import epoch_batches, synthetic_mnist
     from aigc.engine.gan import GAN, pick_strategy
 
     strategy = pick_strategy()
     arrays = synthetic_mnist(64, 8)
-    cfg = RunSpec.resolve(batch_size=16)
-    gan = GAN(ModelConfig(), lr_g=cfg.lr_g, lr_d=cfg.lr_d, beta_1=cfg.beta_1, ema_decay=cfg.ema_decay,
-              loss=cfg.loss, label_smoothing=cfg.label_smoothing, global_batch=16, strategy=strategy)
+    gan = GAN(RunSpec.resolve(batch_size=16, width=64, class_loss=0.0, r1_gamma=0.0), strategy=strategy)
     gan.attach_data(arrays["x_train"], arrays["y_train"])
     rows = epoch_batches(64, batch_size=16, epoch_seed=0)[:2]
     slices = strategy.experimental_distribute_values_from_function(lambda context: gan._replica_rows(rows[0], context))

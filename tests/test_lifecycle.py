@@ -232,5 +232,6 @@ def test_runs_made_before_specs_resume_with_their_recorded_settings(tmp_path, sy
                                      "data": str(synthetic_npz), "hyperparameters": {"lr_d": 1e-4, "ema_decay": 0.0}})
     atomic_write_json(paths.status, {"state": "stopped", "batch_size": 32, "total_epochs": 4, "epoch": 1})
     plan = make_plan(Invocation(paths.root, resume=True), {})
-    assert (plan.spec.preset, plan.spec.batch_size, plan.spec.epochs, plan.spec.lr_d) == ("seed", 32, 4, 1e-4)
+    # Settings come from config.json only (status.json is state): what it did not record, the defaults of its day.
+    assert (plan.spec.preset, plan.spec.batch_size, plan.spec.epochs, plan.spec.lr_d) == ("seed", 128, 1, 1e-4)
     assert plan.spec.data == str(synthetic_npz) and json.dumps(plan.record)

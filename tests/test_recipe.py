@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from aigc.engine.spec import ModelConfig
+from aigc.engine.spec import RunSpec
 from aigc.runs.files import read_metrics
 from aigc.runs.layout import RunPaths
 
@@ -15,8 +15,7 @@ from helpers import tiny_run
 def test_set_schedule_changes_the_next_steps():
     from aigc.engine.gan import GAN
 
-    gan = GAN(ModelConfig(class_head=True), lr_g=2e-4, lr_d=3e-4, beta_1=0.5, ema_decay=0.0, loss="bce",
-              label_smoothing=0.0, global_batch=8, class_loss=1.0)
+    gan = GAN(RunSpec.resolve(width=64, lr_g=2e-4, lr_d=3e-4, ema_decay=0.0, batch_size=8, class_loss=1.0))
     gan.set_schedule(1e-5, 2e-5, class_weight=0.25)
     assert float(gan.g_optimizer.learning_rate) == pytest.approx(1e-5)
     assert float(gan.d_optimizer.learning_rate) == pytest.approx(2e-5)
@@ -79,30 +78,29 @@ def test_the_class_head_names_digits_and_its_loss_trains_both_networks():
     and reaches the generator (a step at class_loss 1 differs from a step without it from the same weights)."""
     import keras
 
-    from aigc.engine.data import synthetic_mnist, to_model_range
+    from aigc.engine.data import synthetic_mnist
     from aigc.engine.gan import GAN
 
     arrays = synthetic_mnist(32, 8)
-    images, labels = to_model_range(arrays["x_train"]), arrays["y_train"].astype(np.int32)
-    config = ModelConfig(class_head=True, base_filters=16)
+    pixels, labels = arrays["x_train"], arrays["y_train"].astype(np.int32)
+    images = (pixels.astype(np.float32) / 127.5 - 1.0)[..., None]
     results = []
     for class_loss in (1.0, 1e-9):
         keras.utils.set_random_seed(3)
-        gan = GAN(config, lr_g=1e-3, lr_d=1e-3, beta_1=0.5, ema_decay=0.0, loss="bce", label_smoothing=0.0,
-                  global_batch=32, class_loss=class_loss)
+        gan = GAN(RunSpec.resolve(width=16, lr_g=1e-3, lr_d=1e-3, ema_decay=0.0, r1_gamma=0.0, batch_size=32,
+                                  class_loss=class_loss))
         logits, classes = gan.discriminator([images, labels], training=False)
         assert logits.shape == (32, 1) and classes.shape == (32, 10)
         head = [w for w in gan.discriminator.weights if "class_logits" in w.path][0].numpy().copy()
-        metrics = gan.train_step(images, labels)
+        gan.attach_data(pixels, labels)
+        metrics = gan.train_steps(np.arange(32, dtype=np.int32)[None])
         assert all(np.isfinite(float(v)) for v in metrics.values())
         results.append((float(metrics["g_loss"]), float(metrics["d_loss"]),
                         [w for w in gan.discriminator.weights if "class_logits" in w.path][0].numpy() - head))
     (g_with, d_with, moved), (g_without, d_without, _moved) = results
     assert np.abs(moved).max() > 1e-4  # the head learned
     assert g_with > g_without + 1.0 and d_with > d_without + 1.0  # + about ln(10) of cross-entropy at the start
-    with pytest.raises(AssertionError, match="class head"):
-        GAN(ModelConfig(), lr_g=1e-3, lr_d=1e-3, beta_1=0.5, ema_decay=0.0, loss="bce", label_smoothing=0.0,
-            global_batch=8, class_loss=1.0)
+    assert GAN(RunSpec.resolve(width=16, class_loss=1.0)).config.class_head  # the head follows the spec's class loss
 
 def test_train_more_from_a_generator_with_a_class_head_and_its_discriminator(tmp_path, synthetic_npz):
     """The shipped files since issue 13: a generator and a two-output discriminator (logit + 10 class logits)."""
@@ -158,8 +156,8 @@ def test_the_r1_penalty_keeps_the_discriminator_flat_at_real_images():
     norms = {}
     for gamma in (0.0, 10.0):
         keras.utils.set_random_seed(5)
-        gan = GAN(ModelConfig(class_head=True, base_filters=16), lr_g=1e-3, lr_d=3e-3, beta_1=0.5, ema_decay=0.0,
-                  loss="bce", label_smoothing=0.0, global_batch=16, class_loss=1.0, r1_gamma=gamma)
+        gan = GAN(RunSpec.resolve(width=16, lr_g=1e-3, lr_d=3e-3, ema_decay=0.0, batch_size=16, class_loss=1.0,
+                                  lr_half_life=0.0, r1_gamma=gamma))
         gan.attach_data(pixels, labels)
         for start in range(0, len(rows), 8):
             metrics = gan.train_steps(rows[start:start + 8])
@@ -170,7 +168,6 @@ def test_the_r1_penalty_keeps_the_discriminator_flat_at_real_images():
 
 def test_runs_saved_before_the_r1_penalty_resume_without_it():
     from aigc.engine.run_plan import spec_of
-    from aigc.engine.spec import RunSpec
 
     assert RunSpec.from_dict({"preset": "dcgan"}).r1_gamma == 0.0
     assert spec_of({"model_config": {"preset": "dcgan"}}).r1_gamma == 0.0  # made before run specs existed

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from aigc.runs import files as run_files, lifecycle
-from aigc.engine.spec import ModelConfig, SpecError
+from aigc.engine.spec import RunSpec, SpecError
 from aigc.runs.files import read_json, read_metrics
 from aigc.runs.layout import RunPaths
 
@@ -19,15 +19,15 @@ from helpers import tiny_run, wait_until
 
 @pytest.mark.parametrize("preset", ["dcgan", "seed"])
 def test_one_step_is_finite_and_changes_weights(preset):
-    from aigc.engine.data import synthetic_mnist, to_model_range
+    from aigc.engine.data import synthetic_mnist
     from aigc.engine.gan import GAN
 
     arrays = synthetic_mnist(64, 8)
-    gan = GAN(ModelConfig(preset=preset), lr_g=2e-4, lr_d=2e-4, beta_1=0.5, ema_decay=0.9, loss="bce",
-              label_smoothing=0.0, global_batch=64)
+    gan = GAN(RunSpec.resolve(preset=preset, lr_g=2e-4, lr_d=2e-4, ema_decay=0.9, batch_size=64))
     before_g = [w.copy() for w in gan.generator.get_weights()]
     before_d = [w.copy() for w in gan.discriminator.get_weights()]
-    metrics = gan.train_step(to_model_range(arrays["x_train"]), arrays["y_train"].astype(np.int32))
+    gan.attach_data(arrays["x_train"], arrays["y_train"])
+    metrics = gan.train_steps(np.arange(64, dtype=np.int32)[None])
     assert all(np.isfinite(float(v)) for v in metrics.values())
     assert 0 <= float(metrics["d_real"]) <= 1 and 0 <= float(metrics["d_fake"]) <= 1
     assert any(not np.allclose(a, b) for a, b in zip(before_g, gan.generator.get_weights()))
@@ -36,11 +36,11 @@ def test_one_step_is_finite_and_changes_weights(preset):
 
 
 def test_many_steps_on_attached_data_match_one_step_per_batch():
-    """The trainer's path (data on the device, batches gathered inside one call of K steps) trains like
-    train_step fed the same batches: same scaling to [-1, 1], same labels, same noise, same updates."""
+    """The trainer's path (data on the device, batches gathered inside one call of K steps) trains like the
+    traced step fed the same batches: same scaling to [-1, 1], same labels, same noise, same updates."""
     import keras
 
-    from aigc.engine.data import epoch_batches, synthetic_mnist, to_model_range
+    from aigc.engine.data import epoch_batches, synthetic_mnist
     from aigc.engine.gan import GAN
 
     arrays = synthetic_mnist(96, 8)
@@ -48,15 +48,15 @@ def test_many_steps_on_attached_data_match_one_step_per_batch():
     gans, first, rest = [], [], []
     for fused in (False, True):
         keras.utils.set_random_seed(7)
-        gan = GAN(ModelConfig(), lr_g=1e-3, lr_d=1e-3, beta_1=0.5, ema_decay=0.9, loss="bce",
-                  label_smoothing=0.0, global_batch=16, seed=7)
+        gan = GAN(RunSpec.resolve(width=64, class_loss=0.0, r1_gamma=0.0, lr_g=1e-3, lr_d=1e-3, ema_decay=0.9,
+                                  batch_size=16, seed=7))
         if fused:
             gan.attach_data(arrays["x_train"], arrays["y_train"])
             first.append(gan.train_steps(rows[:1]))
             rest.append(gan.train_steps(rows[1:]))  # two steps in one call: their mean metrics
         else:
-            steps = [{k: float(v) for k, v in gan.train_step(to_model_range(arrays["x_train"][row]),
-                                                             arrays["y_train"][row].astype(np.int32)).items()}
+            images = (arrays["x_train"].astype(np.float32) / 127.5 - 1.0)[..., None]
+            steps = [{k: float(v) for k, v in gan._step(images[row], arrays["y_train"][row].astype(np.int32)).items()}
                      for row in rows]
             first.append(steps[0])
             rest.append({k: (steps[1][k] + steps[2][k]) / 2 for k in steps[0]})
@@ -72,13 +72,13 @@ def test_many_steps_on_attached_data_match_one_step_per_batch():
 
 
 def test_hinge_loss_step_is_finite():
-    from aigc.engine.data import synthetic_mnist, to_model_range
+    from aigc.engine.data import synthetic_mnist
     from aigc.engine.gan import GAN
 
     arrays = synthetic_mnist(32, 8)
-    gan = GAN(ModelConfig(), lr_g=2e-4, lr_d=2e-4, beta_1=0.5, ema_decay=0.0, loss="hinge",
-              label_smoothing=0.0, global_batch=32)
-    metrics = gan.train_step(to_model_range(arrays["x_train"]), arrays["y_train"].astype(np.int32))
+    gan = GAN(RunSpec.resolve(lr_g=2e-4, lr_d=2e-4, ema_decay=0.0, loss="hinge", batch_size=32))
+    gan.attach_data(arrays["x_train"], arrays["y_train"])
+    metrics = gan.train_steps(np.arange(32, dtype=np.int32)[None])
     assert all(np.isfinite(float(v)) for v in metrics.values())
 
 
@@ -207,14 +207,14 @@ def test_status_and_metrics_valid_after_every_write(tmp_path, synthetic_npz, mon
 
 
 def test_ema_warms_up_instead_of_holding_the_random_start():
-    from aigc.engine.data import synthetic_mnist, to_model_range
+    from aigc.engine.data import synthetic_mnist
     from aigc.engine.gan import GAN
 
     arrays = synthetic_mnist(32, 8)
-    gan = GAN(ModelConfig(), lr_g=1e-2, lr_d=2e-4, beta_1=0.5, ema_decay=0.999, loss="bce",
-              label_smoothing=0.0, global_batch=32)
+    gan = GAN(RunSpec.resolve(width=64, class_loss=0.0, lr_g=1e-2, lr_d=2e-4, ema_decay=0.999, batch_size=32))
     start = [w.copy() for w in gan.generator.get_weights()]
-    gan.train_step(to_model_range(arrays["x_train"]), arrays["y_train"].astype(np.int32))
+    gan.attach_data(arrays["x_train"], arrays["y_train"])
+    gan.train_steps(np.arange(32, dtype=np.int32)[None])
     trained, ema = gan.generator.get_weights(), gan.ema_generator.get_weights()
     to_trained = sum(float(np.abs(e - t).sum()) for e, t in zip(ema, trained))
     to_start = sum(float(np.abs(e - s).sum()) for e, s in zip(ema, start))

@@ -1,4 +1,5 @@
-"""MNIST loading with validation, and the tf.data training pipeline.
+"""MNIST loading with validation, and each epoch's shuffled batches of image indices (the trainer gathers the
+images on the device: see aigc.engine.gan.GAN.train_steps).
 
 Resolution order: an explicit path (--data), the AIGC_MNIST environment variable, then
 keras.datasets.mnist.load_data() (its cache, downloading when online).
@@ -134,11 +135,6 @@ def validate(arrays: dict, source: str) -> None:
                             f"(min {label_array.min()}, max {label_array.max()})")
     if len(arrays["x_train"]) == 0:
         raise DataError(f"{source}: x_train is empty")
-
-
-def to_model_range(images_uint8: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) in 0..255 -> float32 (N, 28, 28, 1) in [-1, 1]."""
-    return (images_uint8.astype(np.float32)[..., None] / 127.5) - 1.0
 
 
 def epoch_seed(run_seed: int, epoch: int) -> int:

@@ -55,6 +55,18 @@ def make_agreement(strategy):
     return agree
 
 
+def chiefs_value(strategy, value: int, chief: bool) -> int:
+    """The chief's value on every worker, via one all-reduce (the others contribute 0 to a maximum)."""
+    import tensorflow as tf
+
+    @tf.function
+    def largest(mine):
+        per_replica = strategy.run(lambda: tf.identity(mine))
+        return strategy.reduce(tf.distribute.ReduceOp.MAX, per_replica, axis=None)
+
+    return int(largest(tf.constant(float(value if chief else 0))).numpy())
+
+
 def cluster_failure(error: BaseException, role: Role) -> str | None:
     """One line for a cluster error (a peer died, hung or became unreachable), else None."""
     import tensorflow as tf

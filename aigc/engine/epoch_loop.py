@@ -5,41 +5,96 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from aigc.engine.data import epoch_batches, epoch_seed
 from aigc.runs.files import atomic_write_bytes, png_bytes
+
+if TYPE_CHECKING:  # annotations only: this module loads before TensorFlow is needed
+    from aigc.engine.cluster import Role
+    from aigc.engine.gan import GAN
+    from aigc.engine.run_plan import Plan
+    from aigc.engine.run_writer import RunWriter, StopFlag
 
 SAMPLE_SEED = 1234
 SAMPLE_COLUMNS = 10
 PROBE_SAMPLES = 500  # a quick check's samples: ~1 s on 2 cores, noisier than the epoch's evaluation
 
 
+class Steps:
+    """The train steps in the trainer's order: each epoch's shuffled batches, a chunk of steps per call, and the
+    spec's schedule (counted from the epochs behind the starting weights) before each chunk.
+
+    The epoch loop drives it, and so does the benchmark, which therefore times the trainer's own steps.
+    """
+
+    def __init__(self, gan: "GAN", n_images: int, *, base_epochs: int = 0):
+        from aigc.engine.gan import steps_per_call
+
+        self.gan, self.spec, self.n_images, self.base_epochs = gan, gan.spec, n_images, base_epochs
+        self.steps_per_epoch = n_images // self.spec.batch_size
+        self.chunk = steps_per_call(self.spec.batch_size, self.spec.log_every)
+
+    def rows(self, epoch: int, skip: int = 0) -> np.ndarray:
+        """Epoch `epoch`'s (1-based) batches of image indices, less the first `skip` ones (already trained)."""
+        return epoch_batches(self.n_images, batch_size=self.spec.batch_size,
+                             epoch_seed=epoch_seed(self.spec.seed, epoch), skip_batches=skip)
+
+    def train(self, rows: np.ndarray, epochs_done: float) -> dict:
+        """len(rows) steps at the schedule's point after epochs_done epochs of this run; their mean metrics."""
+        self.gan.follow_schedule(self.base_epochs + epochs_done)
+        return self.gan.train_steps(rows)
+
+    def runner(self):
+        """run(steps): train that many steps, epoch after epoch, in chunks as the epoch loop does (the benchmark's)."""
+        state = {"epoch": 0, "done": 0, "rows": np.zeros((0, self.spec.batch_size), np.int32)}
+
+        def run(steps: int) -> None:
+            while steps > 0:
+                if not len(state["rows"]):
+                    state["epoch"] += 1
+                    state["rows"] = self.rows(state["epoch"])
+                count = min(self.chunk, steps, len(state["rows"]))
+                self.train(state["rows"][:count], state["done"] / self.steps_per_epoch)
+                state["rows"], state["done"], steps = state["rows"][count:], state["done"] + count, steps - count
+        return run
+
+
 class EpochLoop:
     """The epoch loop with its bookkeeping: logging, checkpoints, samples, evaluation."""
 
-    def __init__(self, plan, gan, writer, manager, counters, stop, steps_per_epoch, model_config, role):
-        self.__dict__.update(spec=plan.spec, invocation=plan.invocation, gan=gan, paths=plan.paths, writer=writer,
-                             manager=manager, counters=counters, stop=stop, steps_per_epoch=steps_per_epoch,
-                             total_epochs=plan.spec.epochs, model_config=model_config, chief=role.chief,
-                             base_epochs=plan.base_epochs)
+    def __init__(self, plan: "Plan", steps: Steps, *, writer: "RunWriter", manager, counters: dict,
+                 stop: "StopFlag", role: "Role"):
+        self.spec = plan.spec  # the plan's, epochs included: the total this invocation trains to
+        self.invocation = plan.invocation
+        self.paths = plan.paths
+        self.steps = steps
+        self.gan = steps.gan
+        self.model_config = steps.gan.config
+        self.steps_per_epoch = steps.steps_per_epoch
+        self.total_epochs = plan.spec.epochs
+        self.writer = writer
+        self.manager = manager  # tf.train.CheckpointManager
+        self.counters = counters  # tf.Variable epoch, step, step_in_epoch: the checkpoint's, the one count of progress
+        self.stop = stop
+        self.chief = role.chief
         self.agree = None  # set for a cluster: decisions that must be the same on every worker
         self.steps_this_run = 0
         self.last_checkpoint = time.time()
         self.step_times: list[tuple[float, int]] = []  # (time, global step) after each call, for the ETA
-        from aigc.engine.gan import steps_per_call
-
-        self.chunk = steps_per_call(self.spec.batch_size, self.spec.log_every)
+        self.chunk = steps.chunk
         self.probe_clock = 0.0  # training seconds since the last probe (first epoch only)
 
-    def run(self, rows_for) -> str:
+    def run(self) -> str:
         while int(self.counters["epoch"]) < self.total_epochs:
             epoch = int(self.counters["epoch"]) + 1
             reason = self._decide(checkpoint_due=False)[0]  # a stop asked for during the last epoch's end
             if reason:
                 self._stop_now(epoch, reason)
             else:
-                reason = self._epoch(epoch, rows_for(epoch, int(self.counters["step_in_epoch"])))
+                reason = self._epoch(epoch, self.steps.rows(epoch, int(self.counters["step_in_epoch"])))
             if reason:
                 return self._finish("stopped", f"stopped ({reason})")
         return self._finish("finished", "finished")
@@ -51,9 +106,8 @@ class EpochLoop:
         epoch_start = window_start = time.time()
         while len(rows):
             count = min(self.chunk, len(rows), self._steps_left())
-            self._schedule_learning_rates(epoch)
             started = time.time()
-            values = self.gan.train_steps(rows[:count])
+            values = self.steps.train(rows[:count], self._progress(epoch))
             rows = rows[count:]
             self._count_steps(count)
             window.append((count, values))
@@ -100,10 +154,6 @@ class EpochLoop:
     def _progress(self, epoch: int) -> float:
         """Epochs trained so far, fractional (epoch 1 half done: 0.5)."""
         return epoch - 1 + int(self.counters["step_in_epoch"]) / max(1, self.steps_per_epoch)
-
-    def _schedule_learning_rates(self, epoch: int) -> None:
-        """The spec's schedule (learning rates, class loss), counted from the epochs behind the starting weights."""
-        self.gan.follow_schedule(self.spec, self.base_epochs + self._progress(epoch))
 
     def _count_steps(self, count: int) -> None:
         self.counters["step"].assign_add(count)

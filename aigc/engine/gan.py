@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from aigc.engine.spec import R1_EVERY, R1_SAMPLES, ModelConfig
+from aigc.engine.spec import RunSpec
 from aigc.engine.models import build_discriminator, build_generator, discriminator_inputs, generator_inputs
 
 
@@ -46,43 +46,26 @@ def pick_precision(requested: str) -> str:
 class GAN:
     """Both networks, both optimizers, an EMA copy of the generator and a tf.function train step."""
 
-    def __init__(self, model_config: ModelConfig, *, lr_g: float, lr_d: float, beta_1: float,
-                 ema_decay: float, loss: str, label_smoothing: float, global_batch: int,
-                 strategy: tf.distribute.Strategy | None = None, seed: int = 0, jit: bool = False,
-                 class_loss: float = 0.0, r1_gamma: float = 0.0):
-        assert loss in ("bce", "hinge"), f"loss must be 'bce' or 'hinge', got {loss!r}"
-        self.config = model_config
+    def __init__(self, spec: RunSpec, *, strategy: tf.distribute.Strategy | None = None):
+        """The GAN of a run spec: its architecture (spec.model) and every hyperparameter come from the spec alone."""
+        self.spec = spec
+        self.config = spec.model
         self.strategy = strategy or tf.distribute.get_strategy()
-        self.ema_decay = float(ema_decay)
-        self.loss = loss
-        self.label_smoothing = float(label_smoothing)
-        self.r1_gamma = float(r1_gamma)
-        assert (class_loss > 0) == model_config.class_head, "class_loss > 0 needs a discriminator with a class head"
-        self.global_batch = int(global_batch)
-        self.seed = int(seed)
+        self.global_batch = spec.batch_size
         with self.strategy.scope():
             # The class loss's weight: a variable, so the schedule can fade it between calls of the traced step.
-            self.class_loss = tf.Variable(float(class_loss), trainable=False, dtype=tf.float32, name="class_loss")
-            self.generator = build_generator(model_config)
-            self.discriminator = build_discriminator(model_config)
-            self.ema_generator = build_generator(model_config) if self.ema_decay > 0 else None
-            self.g_optimizer = keras.optimizers.Adam(lr_g, beta_1=beta_1)
-            self.d_optimizer = keras.optimizers.Adam(lr_d, beta_1=beta_1)
+            self.class_loss = tf.Variable(spec.class_loss, trainable=False, dtype=tf.float32, name="class_loss")
+            self.generator = build_generator(self.config)
+            self.discriminator = build_discriminator(self.config)
+            self.ema_generator = build_generator(self.config) if spec.ema_decay > 0 else None
+            self.g_optimizer = keras.optimizers.Adam(spec.lr_g, beta_1=spec.beta_1)
+            self.d_optimizer = keras.optimizers.Adam(spec.lr_d, beta_1=spec.beta_1)
             self.g_optimizer.build(self.generator.trainable_variables)
             self.d_optimizer.build(self.discriminator.trainable_variables)
         if self.ema_generator is not None:
             self.ema_generator.set_weights(self.generator.get_weights())
-        self._step = tf.function(self._distributed_step, jit_compile=jit, reduce_retracing=True)
-        self._jit = jit
+        self._step = tf.function(self._distributed_step, jit_compile=spec.jit, reduce_retracing=True)
         self._images = self._labels = self._fused = None
-
-    @classmethod
-    def from_spec(cls, spec, *, strategy: tf.distribute.Strategy | None = None, **changes) -> "GAN":
-        """The GAN of a RunSpec (its architecture and hyperparameters); `changes` override constructor arguments."""
-        arguments = dict(lr_g=spec.lr_g, lr_d=spec.lr_d, beta_1=spec.beta_1, ema_decay=spec.ema_decay, loss=spec.loss,
-                         label_smoothing=spec.label_smoothing, global_batch=spec.batch_size, seed=spec.seed,
-                         jit=spec.jit, class_loss=spec.class_loss, r1_gamma=spec.r1_gamma)
-        return cls(spec.model, strategy=strategy, **dict(arguments, **changes))
 
     @property
     def serving_generator(self) -> keras.Model:
@@ -105,23 +88,19 @@ class GAN:
         if discriminator is not None:
             self.discriminator.set_weights(discriminator.get_weights())
 
-    def train_step(self, real_images, labels) -> dict:
-        """One step on a batch: images (B, 28, 28, 1) in [-1, 1], labels (B,) int32 -> scalar metrics."""
-        return self._step(real_images, labels)
-
     def attach_data(self, images_uint8: np.ndarray, labels: np.ndarray) -> None:
         """Keep the training set on the device as two tensors (uint8 pixels, int32 labels) for train_steps."""
         self._images = tf.constant(images_uint8)
         self._labels = tf.constant(np.asarray(labels, np.int32))
         if self.strategy.num_replicas_in_sync == 1:
             # Many steps per call: one trace, batches gathered inside the loop, one host sync per call.
-            self._fused = tf.function(self._fused_steps, jit_compile=self._jit,
+            self._fused = tf.function(self._fused_steps, jit_compile=self.spec.jit,
                                       input_signature=[tf.TensorSpec([None, self.global_batch], tf.int32)])
 
     def train_steps(self, rows: np.ndarray) -> dict:
         """len(rows) steps on the attached data; rows int32 (K, global batch) of image indices -> mean metrics.
 
-        With several replicas each trains on its contiguous slice of every row, like train_step's split.
+        With several replicas each trains on its contiguous slice of every row.
         """
         assert self._images is not None, "attach_data first"
         if self._fused is not None:
@@ -142,10 +121,10 @@ class GAN:
         if class_weight is not None and self.config.class_head:
             self.class_loss.assign(class_weight)
 
-    def follow_schedule(self, spec, epochs_done: float) -> None:
+    def follow_schedule(self, epochs_done: float) -> None:
         """The spec's schedule after epochs_done epochs (nothing to do when it has none)."""
-        if spec.lr_half_life:
-            self.set_schedule(*spec.learning_rates(epochs_done), class_weight=spec.class_weight(epochs_done))
+        if self.spec.lr_half_life:
+            self.set_schedule(*self.spec.learning_rates(epochs_done), class_weight=self.spec.class_weight(epochs_done))
 
     def _replica_rows(self, row: np.ndarray, context) -> np.ndarray:
         per_replica = len(row) // context.num_replicas_in_sync
@@ -169,9 +148,9 @@ class GAN:
         totals = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
         if self.ema_generator is not None:
             # Polyak averaging of the generator: a smoother, better sampler at no training cost.
-            # Warm-up (1 + t) / (10 + t) keeps the average from holding on to the random start.
+            # Warm-up (1 + t) / (N + t) keeps the average from holding on to the random start.
             steps = tf.cast(self.g_optimizer.iterations, tf.float32)
-            decay = tf.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))
+            decay = tf.minimum(self.spec.ema_decay, (1.0 + steps) / (self.spec.ema_warmup + steps))
             for ema_weight, weight in zip(self.ema_generator.weights, self.generator.weights):
                 ema_weight.assign(decay * ema_weight + (1.0 - decay) * weight)
         return totals
@@ -192,10 +171,10 @@ class GAN:
                 d_per_example += self.class_loss * named(labels=labels, logits=tf.cast(real_classes, tf.float32))
                 g_per_example += self.class_loss * named(labels=labels, logits=tf.cast(fake_classes, tf.float32))
             d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=self.global_batch)
-            if self.r1_gamma:
-                due = tf.equal(self.g_optimizer.iterations % R1_EVERY, 0)
-                d_loss += tf.cond(due, lambda: R1_EVERY * self._r1_penalty(real_images, labels),
-                                  lambda: tf.constant(0.0))
+            if self.spec.r1_gamma:
+                every = self.spec.r1_every
+                due = tf.equal(self.g_optimizer.iterations % every, 0)
+                d_loss += tf.cond(due, lambda: every * self._r1_penalty(real_images, labels), lambda: tf.constant(0.0))
             g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=self.global_batch)
         d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_variables)
         g_grads = g_tape.gradient(g_loss, self.generator.trainable_variables)
@@ -207,9 +186,9 @@ class GAN:
 
     def _r1_penalty(self, real_images, labels):
         """This replica's share of gamma/2 * E ||grad_x D(x)||^2 over real images (Mescheder et al. 2018), estimated
-        on the batch's first R1_SAMPLES. It keeps D flat at the data, so G is not pushed past it: without it, D's
+        on the batch's first r1_samples. It keeps D flat at the data, so G is not pushed past it: without it, D's
         slope there grew 8x from epoch 4 to epoch 11 of the recipe, and FDD rose."""
-        count = tf.minimum(tf.shape(real_images)[0], R1_SAMPLES)
+        count = tf.minimum(tf.shape(real_images)[0], self.spec.r1_samples)
         images, labels = real_images[:count], labels[:count]
         with tf.GradientTape() as tape:
             tape.watch(images)
@@ -219,7 +198,7 @@ class GAN:
             total = tf.reduce_sum(tf.cast(logits, tf.float32))
         squared = tf.reduce_sum(tf.square(tf.cast(tape.gradient(total, images), tf.float32)), axis=[1, 2, 3])
         seen = tf.cast(count * self.strategy.num_replicas_in_sync, tf.float32)
-        return 0.5 * self.r1_gamma * tf.reduce_sum(squared) / seen
+        return 0.5 * self.spec.r1_gamma * tf.reduce_sum(squared) / seen
 
     def _latent_slice(self, batch):
         """This replica's rows of the step's global latent batch (B_global, latent_dim), N(0, 1).
@@ -231,17 +210,17 @@ class GAN:
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32)
         rows = tf.maximum(self.global_batch, (replica + 1) * batch)  # a caller's oversized batch still gets noise
         everyone = tf.random.stateless_normal(tf.stack([rows, self.config.latent_dim]),
-                                              seed=tf.stack([tf.constant(self.seed, tf.int64), step]))
+                                              seed=tf.stack([tf.constant(self.spec.seed, tf.int64), step]))
         return tf.slice(everyone, tf.stack([replica * batch, 0]), tf.stack([batch, self.config.latent_dim]))
 
     def _losses(self, real_logits, fake_logits):
         real_logits = tf.reshape(tf.cast(real_logits, tf.float32), [-1])
         fake_logits = tf.reshape(tf.cast(fake_logits, tf.float32), [-1])
-        if self.loss == "hinge":
+        if self.spec.loss == "hinge":
             d_loss = tf.nn.relu(1.0 - real_logits) + tf.nn.relu(1.0 + fake_logits)
             return d_loss, -fake_logits
         # Binary cross-entropy from logits; the generator uses the non-saturating form.
-        real_targets = tf.fill(tf.shape(real_logits), 1.0 - self.label_smoothing)
+        real_targets = tf.fill(tf.shape(real_logits), 1.0 - self.spec.label_smoothing)
         bce = tf.nn.sigmoid_cross_entropy_with_logits
         d_loss = bce(labels=real_targets, logits=real_logits) + bce(labels=tf.zeros_like(fake_logits), logits=fake_logits)
         return d_loss, bce(labels=tf.ones_like(fake_logits), logits=fake_logits)

@@ -4,6 +4,11 @@ A new run gets its spec from the flags (and from --init-from's architecture) and
 whole in config.json. An existing run reads its spec back; flags given again override
 settings, each override is recorded in config.json and printed, and a new batch size
 restarts the current epoch (a step then means a different number of images).
+
+config.json has one writer, save_plan, and one reader, spec_of: the plan is complete (the
+epoch target included) before it is saved, and the trainer never writes it. The epochs a run
+has done are known only from its checkpoint (the trainer restores them); the plan needs none:
+"train more" adds to the recorded total, and status.json is read for its state alone.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aigc.engine.spec import MODEL_SETTINGS, SETTINGS, RunSpec, SpecError
+from aigc.engine.spec import BEFORE_SPECS, MODEL_SETTINGS, SETTINGS, RunSpec, SpecError, epochs_behind
 from aigc.runs.files import atomic_write_json, read_json
 from aigc.runs.layout import RunPaths
 from aigc.settings import mnist_env_path
@@ -23,7 +28,7 @@ class Invocation:
     """Settings of one process, not of the run: where, how long, how many threads."""
 
     run_dir: Path
-    add_epochs: int | None = None  # None with resume: train to the recorded total
+    add_epochs: int | None = None  # a new run's total, or epochs added to an existing run's recorded total
     resume: bool = False
     max_steps: int | None = None
     threads: int = 0  # 0 = the CPUs this process may use
@@ -39,6 +44,7 @@ class Plan:
     invocation: Invocation
     created: bool  # a new run
     restart_epoch: bool = False  # the batch size changed: continue from the start of the current epoch
+    # (spec.epochs is the total the run trains to: the plan's target, saved before training starts)
     notes: tuple[str, ...] = ()
     done: str | None = None  # set when there is nothing to train (a finished run resumed)
     record: dict = field(default_factory=dict)  # config.json as saved
@@ -76,7 +82,7 @@ def _new_run(paths: RunPaths, invocation: Invocation, given: dict) -> Plan:
         from aigc.engine.checkpoints import lineage_of
 
         # Epochs already behind the starting weights: the learning-rate schedule continues from there.
-        record["base_epochs"] = sum(int(link.get("epochs") or 0) for link in lineage_of(spec.init_from))
+        record["base_epochs"] = epochs_behind(lineage_of(spec.init_from))
     return Plan(paths, spec, invocation, created=True, record=record)
 
 
@@ -104,45 +110,48 @@ def architecture_of(init_from: str, given: dict) -> dict:
 
 
 def _existing_run(paths: RunPaths, invocation: Invocation, given: dict, record: dict) -> Plan:
-    recorded = spec_of(record, status=read_json(paths.status) or {})
+    recorded = spec_of(record)
     fixed = [n for n in MODEL_SETTINGS if n in given and given[n] != getattr(recorded, n)]
     if fixed:
         raise SpecError(f"{paths.name} is a {recorded.preset} run ({', '.join(f'{n} {getattr(recorded, n)!r}' for n in fixed)}); "
                         "the architecture of an existing run cannot change: start a new run instead")
-    status = read_json(paths.status) or {}
-    done = int(status.get("epoch") or 0)
-    epochs = recorded.epochs if invocation.resume else done + (invocation.add_epochs or 1)
+    # Train more: N epochs beyond the recorded total (which a finished run has done).
+    epochs = recorded.epochs if invocation.resume else recorded.epochs + (invocation.add_epochs or 1)
+    if epochs > SETTINGS["epochs"].high:
+        raise SpecError(f"--epochs: {paths.name} already trains to {recorded.epochs} epochs; at most "
+                        f"{SETTINGS['epochs'].high:g} in all")
     spec = recorded.replace(**given, epochs=epochs)
     if spec.model != recorded.model:
         raise SpecError(f"{paths.name}'s discriminator {'has' if recorded.model.class_head else 'has no'} class head: "
                         "--class-loss cannot turn it on or off; start a new run instead")
-    if invocation.resume and status.get("state") == "finished" and done >= spec.epochs:
+    if invocation.resume and (read_json(paths.status) or {}).get("state") == "finished":
         return Plan(paths, spec, invocation, created=False, record=record,
                     done=f"{paths.name} already finished all {spec.epochs} epochs; nothing to resume "
                          "(run without --resume and with --epochs N to train N more)")
     changes = recorded.changes(spec)
-    notes = tuple(f"override: {name} {old!r} -> {new!r}" for name, (old, new) in changes.items())
-    restart = "batch_size" in changes and int(status.get("step_in_epoch") or 0) > 0
+    notes = tuple(f"override: {name} {old!r} -> {new!r}" for name, (old, new) in changes.items() if name != "epochs")
+    if "epochs" in changes:
+        notes += (f"training {epochs - recorded.epochs} more epoch(s): to epoch {epochs}",)
+    restart = "batch_size" in changes
     if restart:
-        notes += (f"the batch size changed: epoch {done + 1} starts again from its first batch",)
+        notes += ("the batch size changed: the current epoch starts again from its first batch",)
     if changes:
         record = dict(record, spec=spec.to_dict(), overrides=list(record.get("overrides") or []) + [
             {"at": time.time(), "changes": {name: list(pair) for name, pair in changes.items()}}])
     return Plan(paths, spec, invocation, created=False, restart_epoch=restart, notes=notes, record=record)
 
 
-def spec_of(record: dict, *, status: dict | None = None) -> RunSpec:
-    """The RunSpec of a config.json, also of runs made before specs existed (hyperparameters + status)."""
+def spec_of(record: dict) -> RunSpec:
+    """The RunSpec of a config.json, the one way to read a run's settings (also of runs made before specs existed:
+    their hyperparameters, and for what they did not record, the defaults of those days)."""
     if isinstance(record.get("spec"), dict):
         return RunSpec.from_dict(record["spec"])
-    status = status or {}
     model = record.get("model_config") or {}
-    legacy = dict(record.get("hyperparameters") or {})
+    legacy = dict(BEFORE_SPECS, **(record.get("hyperparameters") or {}))
     legacy.update({k: model[k] for k in MODEL_SETTINGS if k in model})
     data = record.get("data")
-    legacy.update(data=None if data in (None, "keras") else data, init_from=record.get("init_from"),
-                  batch_size=status.get("batch_size"), epochs=status.get("total_epochs"))
-    # from_dict gives the settings added since their defaults from before (width, class loss, schedule, R1).
+    legacy.update(data=None if data in (None, "keras") else data, init_from=record.get("init_from"))
+    # from_dict gives the settings added since their values from before (width, class loss, schedule, R1...).
     extra = {k: model[k] for k in ("latent_dim", "base_filters") if k in model}
     return RunSpec.from_dict(dict(legacy, model_extra=extra))
 

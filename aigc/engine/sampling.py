@@ -42,8 +42,8 @@ def generate(generator, n: int, digit: int | None = None, *, seed: int = 0, trun
 
 def run_generator(generator, z: np.ndarray, labels: np.ndarray | None, *, batch_size: int = 1000) -> np.ndarray:
     """Call the model (not predict) in batches: z (N, D), labels (N,) or None -> (N, 28, 28) in [0, 1]."""
-    serve = serving_function(generator, conditional=labels is not None)
     z = np.asarray(z, np.float32)
+    serve = serving_function(generator, conditional=labels is not None, latent_dim=z.shape[-1])
     labels = None if labels is None else np.asarray(labels, np.int32)
     outputs = []
     for start in range(0, len(z), batch_size):
@@ -55,28 +55,29 @@ def run_generator(generator, z: np.ndarray, labels: np.ndarray | None, *, batch_
     return np.clip((images + 1.0) / 2.0, 0.0, 1.0).astype(np.float32)
 
 
-def serving_function(generator, *, conditional: bool):
+def serving_function(generator, *, conditional: bool, latent_dim: int):
     """The generator as a tf.function traced once (batch dimension left open), cached per model.
 
     Calling the Keras model eagerly costs ~3x more per request; predict() ~10x (see docs/performance.md).
     """
     cached = _SERVING.get(generator)
-    if cached is not None and cached[0] == conditional:
+    if cached is not None and cached[0] == (conditional, latent_dim):
         return cached[1]
     import tensorflow as tf
 
     model_ref = weakref.ref(generator)  # the cache must not keep the model alive
-    z_spec = tf.TensorSpec([None, _latent_dim(generator)], tf.float32, name="z")
+    z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
     if conditional:
         signature = [z_spec, tf.TensorSpec([None], tf.int32, name="label")]
         function = tf.function(lambda z, label: model_ref()([z, label], training=False), input_signature=signature)
     else:
         function = tf.function(lambda z: model_ref()(z, training=False), input_signature=[z_spec])
-    _SERVING[generator] = (conditional, function)
+    _SERVING[generator] = ((conditional, latent_dim), function)
     return function
 
 
 def _latent_dim(generator) -> int:
+    """For a caller without the file's ModelConfig only; everyone else uses config.latent_dim."""
     return int(generator.inputs[0].shape[-1])  # .inputs also works for a Sequential model
 
 

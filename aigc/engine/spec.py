@@ -18,12 +18,14 @@ NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28, 1)
 MAX_EPOCHS = 10_000
 MODEL_SETTINGS = ("preset", "discriminator", "spectral_norm", "width")  # fixed once a run exists (class_loss: on/off)
-LR_FLOOR = 1 / 16  # the learning-rate schedule's lowest factor
 LEGACY_WIDTH = 64  # the dcgan width of runs and files from before the width setting
-# The R1 penalty is lazy (Karras et al. 2020): every R1_EVERY-th step, R1_EVERY times as strong, on R1_SAMPLES of
-# each replica's real images. On every step it cost 12-15% of the training rate; lazy, about 1% (docs/performance.md).
-R1_EVERY = 4
-R1_SAMPLES = 8
+# What a run saved before a setting existed trained with: the value built into the code until then. A resumed old
+# run keeps it, whatever the table's default is today.
+BEFORE_SETTING = {"class_loss": 0.0, "lr_half_life": 0.0, "r1_gamma": 0.0, "r1_every": 4, "r1_samples": 8,
+                  "ema_warmup": 10.0, "lr_floor": 1 / 16, "class_fade": 2.0}
+# Runs from before run specs recorded neither their batch size nor their total epochs in config.json: the
+# defaults of those days.
+BEFORE_SPECS = {"batch_size": 128, "epochs": 1}
 
 
 class SpecError(ValueError):
@@ -80,6 +82,7 @@ class Setting:
     above_low: bool = False  # the low limit itself is excluded
     choices: tuple = ()
     optional: bool = False  # None is a valid value (a path not given)
+    offered: tuple = ()  # the values a form offers (a subset of the allowed ones)
 
     @property
     def flag(self) -> str:
@@ -97,8 +100,8 @@ class Setting:
         if self.kind is str:
             return "a non-empty text"
         word = "a whole number" if self.kind is int else "a number"
-        low = f"above {self.low:g}" if self.above_low else f"at least {self.low:g}"
-        return f"{word} {low} and at most {self.high:g}" if self.low is not None else word
+        low = f"above {_short(self.low)}" if self.above_low else f"at least {_short(self.low)}"
+        return f"{word} {low} and at most {_short(self.high)}" if self.low is not None else word
 
     def check(self, value):
         """value converted to this setting's type; SpecError naming the setting when it is not allowed."""
@@ -133,6 +136,22 @@ class Setting:
     def to_text(self, value) -> str:
         return repr(float(value)) if self.kind is float else str(value)
 
+    def default_text(self) -> str:
+        """The default in words, per preset where they differ: '32 (seed preset: 128)'."""
+        if not isinstance(self.default, dict):
+            return "none" if self.default is None else _short(self.default)
+        (_first, value), *others = self.default.items()
+        return f"{_short(value)} ({', '.join(f'{preset} preset: {_short(other)}' for preset, other in others)})"
+
+
+def _short(value) -> str:
+    """A value as people write it: 2147483647 and 0.0625, not 2.14748e+09 and 0.0625000."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)) and float(value).is_integer():
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
 
 SETTINGS = {s.name: s for s in (
     Setting("preset", str, "dcgan", "model preset (fixed once the run exists)", choices=PRESETS),
@@ -143,23 +162,32 @@ SETTINGS = {s.name: s for s in (
             "dcgan: filters of D's first and G's last hidden convolution (fixed once the run exists)", 4, 512),
     Setting("class_loss", float, {"dcgan": 1.0, "seed": 0.0},
             "dcgan: weight of the auxiliary class loss (AC-GAN): D learns to name real digits, G to have its fakes "
-            "named as asked; it fades twice as fast as the learning rates (0 = off; on or off is fixed once the run "
-            "exists)", 0.0, 10.0),
+            "named as asked; it fades --class-fade times as fast as the learning rates (0 = off; on or off is fixed "
+            "once the run exists)", 0.0, 10.0),
+    Setting("class_fade", float, 2.0, "the class loss's weight halves N times per learning-rate half-life: a strong "
+            "class signal early, then out of the way of diversity (0 = constant)", 0.0, 100.0),
     Setting("epochs", int, 1, "total epochs the run trains to", 1, MAX_EPOCHS),
     Setting("batch_size", int, {"dcgan": 32, "seed": 128},
-            "images per step (changing it on resume restarts the current epoch)", 1, 65_536),
+            "images per step (changing it on resume restarts the current epoch)", 1, 65_536,
+            offered=(16, 32, 64, 128, 256)),
     Setting("lr_g", float, {"dcgan": 7e-4, "seed": 2e-4}, "generator learning rate", 0.0, 1.0, above_low=True),
     Setting("lr_d", float, {"dcgan": 7e-4, "seed": 2e-4}, "discriminator learning rate", 0.0, 1.0, above_low=True),
     Setting("lr_half_life", float, {"dcgan": 3.0, "seed": 0.0},
-            "halve both learning rates every N epochs, counting the epochs behind --init-from, down to 1/16 of them "
-            "(0 = constant)", 0.0, MAX_EPOCHS),
+            "halve both learning rates every N epochs, counting the epochs behind --init-from, down to --lr-floor "
+            "of them (0 = constant)", 0.0, MAX_EPOCHS),
+    Setting("lr_floor", float, 1 / 16, "the learning-rate schedule's lowest factor", 0.0, 1.0),
     Setting("beta_1", float, 0.5, "Adam beta_1 of both optimizers", 0.0, 0.999),
     Setting("loss", str, "bce", "adversarial loss", choices=("bce", "hinge")),
     Setting("ema_decay", float, {"dcgan": 0.999, "seed": 0.0}, "EMA of generator weights (0 = off)", 0.0, 0.99999),
+    Setting("ema_warmup", float, 10.0, "EMA warm-up: at step t the decay is at most (1 + t) / (N + t), so the "
+            "average does not hold on to the random start (1 = none)", 1.0, 1e6),
     Setting("r1_gamma", float, {"dcgan": 1.0, "seed": 0.0},
             "R1 penalty (Mescheder et al. 2018): gamma/2 times D's squared gradient at real images, keeping D flat "
-            f"at the data; lazy: every {R1_EVERY}th step, {R1_EVERY}x as strong, on {R1_SAMPLES} of the step's real images "
-            "(0 = off)", 0.0, 1000.0),
+            "at the data; lazy: every --r1-every steps, that many times as strong, on --r1-samples of the step's real "
+            "images (0 = off)", 0.0, 1000.0),
+    # Lazy R1 (Karras et al. 2020): on every step it cost 12-15% of the training rate; every 4th, about 1%.
+    Setting("r1_every", int, 4, "R1: the penalty's interval in steps", 1, 1000),
+    Setting("r1_samples", int, 8, "R1: real images per replica the penalty is estimated on", 1, 65_536),
     Setting("label_smoothing", float, 0.0, "one-sided label smoothing of real targets", 0.0, 0.5),
     Setting("precision", str, "auto", "auto = mixed_bfloat16 on a GPU or a CPU with native bf16, else float32",
             choices=("auto", "float32", "mixed_bfloat16")),
@@ -187,15 +215,20 @@ class RunSpec:
     spectral_norm: bool
     width: int
     class_loss: float
+    class_fade: float
     epochs: int
     batch_size: int
     lr_g: float
     lr_d: float
     lr_half_life: float
+    lr_floor: float
     beta_1: float
     loss: str
     ema_decay: float
+    ema_warmup: float
     r1_gamma: float
+    r1_every: int
+    r1_samples: int
     label_smoothing: float
     precision: str
     jit: bool
@@ -240,14 +273,14 @@ class RunSpec:
                            base_filters=self.width, class_head=self.class_loss > 0, **self.model_extra)
 
     def learning_rates(self, epochs_done: float) -> tuple[float, float]:
-        """(lr_g, lr_d) after epochs_done epochs: halved every lr_half_life epochs down to LR_FLOOR (0: constant)."""
-        factor = max(LR_FLOOR, 0.5 ** (epochs_done / self.lr_half_life)) if self.lr_half_life else 1.0
+        """(lr_g, lr_d) after epochs_done epochs: halved every lr_half_life epochs down to lr_floor (0: constant)."""
+        factor = max(self.lr_floor, 0.5 ** (epochs_done / self.lr_half_life)) if self.lr_half_life else 1.0
         return self.lr_g * factor, self.lr_d * factor
 
     def class_weight(self, epochs_done: float) -> float:
         """The class loss's weight after epochs_done epochs: a strong class signal early, then out of the way of
-        diversity (it halves every lr_half_life / 2 epochs, without a floor; constant when there is no schedule)."""
-        factor = 0.5 ** (2 * epochs_done / self.lr_half_life) if self.lr_half_life else 1.0
+        diversity (it halves class_fade times per lr_half_life, without a floor; constant when there is no schedule)."""
+        factor = 0.5 ** (self.class_fade * epochs_done / self.lr_half_life) if self.lr_half_life else 1.0
         return self.class_loss * factor
 
     def replace(self, **changes) -> "RunSpec":
@@ -265,9 +298,9 @@ class RunSpec:
         extra = dict(given.get("model_extra") or {})
         if "width" not in given:  # saved before the width setting: the width it was built with
             given["width"] = extra.get("base_filters", LEGACY_WIDTH)
-        given.setdefault("class_loss", 0.0)  # saved before the class loss: its discriminator has no class head
-        given.setdefault("lr_half_life", 0.0)  # saved before the schedule: its learning rates stay constant
-        given.setdefault("r1_gamma", 0.0)  # saved before the R1 penalty: its discriminator trains without one
+        # Saved before a setting existed: what it trained with then (no class head, constant learning rates, no R1
+        # penalty, and the constants of those days), never today's default.
+        given = dict(BEFORE_SETTING, **given)
         extra.pop("base_filters", None)
         return cls.resolve(**dict(given, model_extra=extra))
 
@@ -282,10 +315,11 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     for setting in SETTINGS.values():
         if setting.name == "epochs":
             continue  # the CLI's --epochs means epochs to add: see aigc.cli
+        text = f"{setting.help} [default: {setting.default_text()}; {setting.allowed()}]".replace("%", "%%")
         if setting.kind is bool:
-            parser.add_argument(setting.flag, action=argparse.BooleanOptionalAction, default=None, help=setting.help)
+            parser.add_argument(setting.flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            parser.add_argument(setting.flag, type=_argparse_type(setting), default=None, help=setting.help,
+            parser.add_argument(setting.flag, type=_argparse_type(setting), default=None, help=text,
                                 choices=setting.choices or None, metavar=None if setting.choices else "VALUE")
 
 
@@ -307,13 +341,24 @@ def given_settings(args: argparse.Namespace) -> dict:
 
 def spec_to_args(spec: RunSpec) -> list[str]:
     """The trainer's flags that create a run with exactly this spec (the inverse of the CLI's parsing)."""
-    args = ["--epochs", str(spec.epochs)]
-    for name, setting in SETTINGS.items():
-        value = getattr(spec, name)
-        if name == "epochs" or value is None:
+    return ["--epochs", str(spec.epochs)] + settings_to_args(
+        {name: getattr(spec, name) for name in SETTINGS if name != "epochs"})
+
+
+def settings_to_args(given: dict) -> list[str]:
+    """The flags of some settings ({name: value}, epochs excluded; None means not given)."""
+    args = []
+    for name, value in given.items():
+        setting = SETTINGS[name]
+        if value is None:
             continue
         if setting.kind is bool:
             args.append(setting.flag if value else "--no-" + setting.flag[2:])
         else:
             args += [setting.flag, setting.to_text(value)]
     return args
+
+
+def epochs_behind(lineage: list[dict]) -> int:
+    """The epochs trained behind a generator file: the sum over its lineage (the chain of --init-from files)."""
+    return sum(int(link.get("epochs") or 0) for link in lineage if isinstance(link, dict))

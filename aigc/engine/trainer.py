@@ -1,7 +1,8 @@
 """The trainer: epoch loop, resume, cooperative stop, writing the run directory.
 
 Called by `python -m aigc train`, which holds the runs root's training lock and has saved the
-run's spec (config.json) before importing this.
+run's plan (config.json, the epoch target included) before importing this. The trainer reads its
+settings from the plan only and never writes config.json.
 """
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from pathlib import Path
 
 
 from aigc.engine.cluster import Role
-from aigc.engine.distributed import cluster_failure, join_or_exit, make_agreement
-from aigc.engine.epoch_loop import EpochLoop
+from aigc.engine.distributed import chiefs_value, cluster_failure, join_or_exit, make_agreement
+from aigc.engine.epoch_loop import EpochLoop, Steps
 from aigc.engine.run_plan import Plan
 from aigc.engine.run_writer import RunWriter, StopFlag
-from aigc.runs.files import atomic_write_json, overwrite_json_in_place, read_json
+from aigc.runs.files import overwrite_json_in_place, read_json
 from aigc.runs.layout import RunPaths
 from aigc.runs.lifecycle import remove_leftovers
 
@@ -158,65 +159,65 @@ def _restore_or_init(plan: Plan, gan, checkpoint, manager, writer: RunWriter, ro
         checkpoint.step_in_epoch.assign(0)
 
 
-def _epoch_target(plan: Plan, done_epochs: int) -> int:
-    """Train more: N epochs counted from the restored checkpoint (status.json may lag or be damaged)."""
-    invocation = plan.invocation
-    if plan.created or invocation.resume or not invocation.add_epochs:
-        return plan.spec.epochs
-    target = done_epochs + invocation.add_epochs
-    if target != plan.spec.epochs:
-        plan.record["spec"] = dict(plan.record["spec"], epochs=target)
-        atomic_write_json(plan.paths.config, plan.record)
-    return target
-
-
 def _train(plan: Plan, writer: RunWriter, role: Role) -> str:
     import tensorflow as tf
 
-    from aigc.engine.data import epoch_batches, epoch_seed, load_mnist
-    from aigc.engine.gan import GAN, pick_strategy
+    from aigc.engine.gan import GAN
 
     spec, paths = plan.spec, plan.paths
     stop = StopFlag(paths.stop)
     precision = _configure_runtime(plan)
-    if role.cluster:  # the strategy comes before any other TensorFlow op
-        writer.log(f"{role.cluster.name} of {role.workers} workers: waiting for the others to join")
-        strategy = join_or_exit(lambda: pick_strategy(role.cluster, collective_timeout=role.collective_timeout), role,
-                                note=lambda why: writer.update(error=why), log_path=paths.log)
-        stop.install()
-    else:
-        strategy = pick_strategy()
-    model_config = spec.model
-    x_train, y_train, _x_test, _y_test = load_mnist(spec.data)
-    if spec.train_limit:
-        x_train, y_train = x_train[:spec.train_limit], y_train[:spec.train_limit]
-    if len(x_train) < spec.batch_size:
-        raise TrainError(f"the batch size {spec.batch_size} exceeds the {len(x_train)} training images")
-    gan = GAN.from_spec(spec, strategy=strategy)
+    strategy = _strategy(plan, writer, role, stop)
+    x_train, y_train = _training_set(spec)
+    gan = GAN(spec, strategy=strategy)
     counters = {name: tf.Variable(0, dtype=tf.int64, trainable=False) for name in ("epoch", "step", "step_in_epoch")}
     gan.attach_data(x_train, y_train)
     checkpoint = gan.checkpoint(**counters)
     manager = tf.train.CheckpointManager(checkpoint, str(paths.ckpt), max_to_keep=2)
     _restore_or_init(plan, gan, checkpoint, manager, writer, role)
-    steps_per_epoch = len(x_train) // spec.batch_size
+    steps = Steps(gan, len(x_train), base_epochs=plan.base_epochs)
+    if role.cluster:
+        # Every worker trains to the chief's target: the chief may have saved its plan before another worker read it.
+        plan = dataclasses.replace(plan, spec=spec.replace(epochs=chiefs_value(strategy, spec.epochs, role.chief)))
     done_epochs = int(counters["epoch"])
-    total_epochs = _epoch_target(plan, done_epochs)
-    plan = dataclasses.replace(plan, spec=plan.spec.replace(epochs=total_epochs))
-    writer.update(state="running", total_epochs=total_epochs, steps_per_epoch=steps_per_epoch, precision=precision,
-                  preset=model_config.preset, batch_size=spec.batch_size, replicas=strategy.num_replicas_in_sync,
-                  workers=role.workers,
-                  epoch=done_epochs, current_epoch=done_epochs + 1, step=int(counters["step"]),
-                  step_in_epoch=int(counters["step_in_epoch"]))
-    writer.log(f"training {model_config.preset} to epoch {total_epochs} ({steps_per_epoch} steps/epoch, "
+    writer.update(state="running", total_epochs=plan.spec.epochs, steps_per_epoch=steps.steps_per_epoch,
+                  precision=precision, preset=spec.preset, batch_size=spec.batch_size,
+                  replicas=strategy.num_replicas_in_sync, workers=role.workers, epoch=done_epochs,
+                  current_epoch=done_epochs + 1, step=int(counters["step"]), step_in_epoch=int(counters["step_in_epoch"]))
+    writer.log(f"training {spec.preset} to epoch {plan.spec.epochs} ({steps.steps_per_epoch} steps/epoch, "
                f"batch {spec.batch_size}, {precision}, {strategy.num_replicas_in_sync} replica(s) on {role.workers} worker(s))")
-    loop = EpochLoop(plan, gan, writer, manager, counters, stop, steps_per_epoch, model_config, role)
-    if plan.spec.lr_half_life:
-        writer.log(f"learning rates halve every {plan.spec.lr_half_life:g} epochs"
+    if spec.lr_half_life:
+        writer.log(f"learning rates halve every {spec.lr_half_life:g} epochs"
                    + (f", counted from the {plan.base_epochs} epochs behind the starting weights" if plan.base_epochs else ""))
+    loop = EpochLoop(plan, steps, writer=writer, manager=manager, counters=counters, stop=stop, role=role)
     if role.cluster:
         loop.agree = make_agreement(strategy)
-    return loop.run(lambda epoch, skip: epoch_batches(
-        len(x_train), batch_size=spec.batch_size, epoch_seed=epoch_seed(spec.seed, epoch), skip_batches=skip))
+    return loop.run()
+
+
+def _strategy(plan: Plan, writer: RunWriter, role: Role, stop: StopFlag):
+    """This process's distribution strategy; a cluster's comes before any other TensorFlow op."""
+    from aigc.engine.gan import pick_strategy
+
+    if not role.cluster:
+        return pick_strategy()
+    writer.log(f"{role.cluster.name} of {role.workers} workers: waiting for the others to join")
+    strategy = join_or_exit(lambda: pick_strategy(role.cluster, collective_timeout=role.collective_timeout), role,
+                            note=lambda why: writer.update(error=why), log_path=plan.paths.log)
+    stop.install()
+    return strategy
+
+
+def _training_set(spec):
+    """(images uint8, labels) the spec trains on; TrainError when they hold less than one batch."""
+    from aigc.engine.data import load_mnist
+
+    x_train, y_train, _x_test, _y_test = load_mnist(spec.data)
+    if spec.train_limit:
+        x_train, y_train = x_train[:spec.train_limit], y_train[:spec.train_limit]
+    if len(x_train) < spec.batch_size:
+        raise TrainError(f"the batch size {spec.batch_size} exceeds the {len(x_train)} training images")
+    return x_train, y_train
 
 
 def _load_init(gan, path: str) -> None:

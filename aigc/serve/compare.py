@@ -12,6 +12,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from aigc import settings
+from aigc.engine.run_plan import spec_of
+from aigc.engine.spec import SpecError
 from aigc.serve.charts import EPOCH_TITLE, MODEBAR, epoch_axis, split_records, value_range
 from aigc.runs.files import read_json, read_metrics
 from aigc.runs.layout import RunPaths, list_runs
@@ -50,8 +52,11 @@ def entries(*, root: Path | None = None) -> list[Entry]:
 
 
 def _run_entry(paths: RunPaths) -> Entry:
-    record = read_json(paths.config) or {}
-    spec = dict(record.get("spec") or record.get("hyperparameters") or {})
+    record = read_json(paths.config)
+    try:
+        spec = spec_of(record).to_dict() if record else {}
+    except (SpecError, TypeError):  # a config.json this version cannot read: the row shows no settings
+        spec = {}
     if spec.get("init_from"):
         spec["init_from"] = settings.without_paths(spec["init_from"])
     files = paths.sample_files()

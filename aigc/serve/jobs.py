@@ -6,6 +6,7 @@ job runs, so Start and Resume report the process that really holds it, or that t
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shlex
@@ -22,7 +23,8 @@ from aigc.serve import retention
 from aigc.serve.hosting import Policy, clamp_epochs
 from aigc.cpus import trainer_threads
 from aigc.engine.run_plan import architecture_of
-from aigc.engine.spec import PRESETS, RunSpec, SpecError, spec_to_args
+from aigc.engine.spec import (PRESETS, SETTINGS, RunSpec, SpecError, add_spec_arguments, given_settings,
+                              settings_to_args, spec_to_args)
 from aigc.runs.files import read_json
 from aigc.runs.layout import RunPaths, list_runs
 from aigc.runs.lifecycle import (ACTIVE_STATES, RESUMABLE_STATES, delete_run, holds_lock, read_status,
@@ -31,8 +33,10 @@ from aigc.runs.lock import EXIT_BUSY, TrainingLock
 
 TRAINER_NICE = 10  # the page must stay responsive while the trainer computes
 START_WAIT_S = 20.0  # the trainer takes the lock before importing TensorFlow: this is python's start-up
-BATCH_SIZES = (16, 32, 64, 128, 256)
+BATCH_SIZES = SETTINGS["batch_size"].offered  # the form's choices: the table's, so the page and the CLI agree
 MAX_PAGE_LR = 0.1
+# The trainer's flags an operator may add through $AIGC_TRAIN_ARGS besides run-spec settings: this process's own.
+RUNTIME_FLAGS = ("--max-steps", "--threads", "--nice")
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,14 @@ def request_spec(request: JobRequest, policy: Policy) -> RunSpec:
                  lr_d=request.lr_d, init_from=str(init_from) if init_from else None, data=request.data)
     if init_from:
         given = architecture_of(str(init_from), given)  # train more: the shipped file's width, not today's default
-    return RunSpec.resolve(**given)
+    operator, _runtime = operator_flags()
+    try:
+        # The operator's settings are part of the spec the page shows and the run saves, never appended after it.
+        return RunSpec.resolve(**dict(given, **operator))
+    except SpecError as error:
+        if not operator:
+            raise
+        raise SpecError(f"{error} (with ${settings.EXTRA_ARGS_ENV}: {' '.join(settings_to_args(operator))})") from None
 
 
 def check_data_file(path: str) -> None:
@@ -148,13 +159,41 @@ def check_data_file(path: str) -> None:
 
 
 def trainer_command(spec: RunSpec, *, run_dir: Path) -> list[str]:
-    """The full command line that creates and trains a run with exactly this spec."""
+    """The full command line that creates and trains a run with exactly this spec (the operator's settings are in
+    it already: see request_spec); only flags of this process follow it."""
     return [sys.executable, "-m", "aigc", "train", "--run-dir", str(run_dir), *spec_to_args(spec), *_runtime_args()]
 
 
-def _runtime_args() -> list[str]:
+def operator_flags() -> tuple[dict, list[str]]:
+    """$AIGC_TRAIN_ARGS read with the trainer's own flags: ({setting: value}, flags of the process such as
+    --max-steps N). SpecError for a flag that is neither (it could point the job elsewhere)."""
+    parser = _OperatorParser(add_help=False, allow_abbrev=False)
+    add_spec_arguments(parser)
+    parser.add_argument("--epochs", type=lambda text: SETTINGS["epochs"].parse(text), default=None)
+    for flag in RUNTIME_FLAGS:
+        parser.add_argument(flag, default=None)
+    try:
+        args = parser.parse_args(shlex.split(settings.env(settings.EXTRA_ARGS_ENV)))
+    except ValueError as error:
+        raise SpecError(f"${settings.EXTRA_ARGS_ENV}: {error}") from None
+    given = dict(given_settings(args), epochs=args.epochs)
+    runtime = [part for flag in RUNTIME_FLAGS if getattr(args, flag[2:].replace("-", "_")) is not None
+               for part in (flag, getattr(args, flag[2:].replace("-", "_")))]
+    return {k: v for k, v in given.items() if v is not None}, runtime
+
+
+class _OperatorParser(argparse.ArgumentParser):
+    def error(self, message):  # a reason for the page, not an exit of the server
+        raise SpecError(message)
+
+
+def _runtime_args(*, resume: bool = False) -> list[str]:
+    """--nice and --threads, then the operator's process flags; on resume also the operator's settings (the trainer
+    records each one that differs from the run's spec as an override, in config.json and in train.log)."""
     threads = settings.env(settings.THREADS_ENV) or str(trainer_threads(reserve=1))
-    return ["--nice", str(TRAINER_NICE), "--threads", threads] + shlex.split(settings.env(settings.EXTRA_ARGS_ENV))
+    operator, runtime = operator_flags()
+    operator.pop("epochs", None)  # a resume trains to the run's recorded total
+    return ["--nice", str(TRAINER_NICE), "--threads", threads, *(settings_to_args(operator) if resume else []), *runtime]
 
 
 def start_job(request: JobRequest, *, policy: Policy, root: Path | None = None) -> StartResult:
@@ -192,7 +231,11 @@ def resume_job(paths: RunPaths, *, policy: Policy, root: Path | None = None) -> 
     problem = _busy(root, policy) or retention.make_room(root, policy, resuming=paths)
     if problem:
         return StartResult(False, problem)
-    command = [sys.executable, "-m", "aigc", "train", "--run-dir", str(paths.root), "--resume", *_runtime_args()]
+    try:
+        command = [sys.executable, "-m", "aigc", "train", "--run-dir", str(paths.root), "--resume",
+                   *_runtime_args(resume=True)]
+    except SpecError as error:
+        return StartResult(False, str(error))
     return _launch(command, paths, started="resumed")
 
 
