@@ -14,7 +14,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from aigc.engine.checkpoints import SHIPPED_GENERATOR
+from aigc.settings import SHIPPED_DIR, SHIPPED_FILES
 from aigc.runs.files import atomic_write_json
 from aigc.runs.layout import RunPaths
 from aigc.serve.limiter import PROCESS_LIMITER
@@ -343,7 +343,7 @@ def test_epochs_are_capped_by_policy(app_env, monkeypatch):
     assert app.number_input(key="job_epochs").max == 3
 
 
-@pytest.mark.skipif(not SHIPPED_GENERATOR.exists(), reason="the shipped generator is not committed yet")
+@pytest.mark.skipif(not (SHIPPED_DIR / SHIPPED_FILES["dcgan"]).exists(), reason="the shipped generator is not committed yet")
 def test_views_render_on_the_shipped_generator(monkeypatch, tmp_path):
     monkeypatch.delenv("AIGC_CHECKPOINT_DIR", raising=False)
     monkeypatch.setenv("AIGC_RUNS_DIR", str(tmp_path / "runs"))

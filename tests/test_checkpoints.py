@@ -1,4 +1,5 @@
 """Generator files carry their ModelConfig: loading rebuilds the right preset."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +63,20 @@ def test_atomic_writes_get_the_usual_mode_not_mkstemps_0600(tmp_path, umask, mod
               f"atomic_write_bytes(Path({str(tmp_path / 'status.json')!r}), b'{{}}')")
     subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).resolve().parent.parent)
     assert stat.S_IMODE(os.stat(tmp_path / "status.json").st_mode) == mode
+
+
+def test_every_keras_file_is_on_disk_before_its_name_points_at_it(tmp_path, monkeypatch):
+    """The evaluator's save replaced the file without fsync: a power cut could leave an empty evaluator.keras."""
+    import keras
+
+    from aigc.quality import evaluator_train
+
+    synced, real_fsync = [], os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd))
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    evaluator_train.save_model(model, tmp_path / "evaluator.keras")
+    config = ModelConfig(preset="seed", latent_dim=8)
+    save_model_file(build_generator(config), tmp_path / "generator.keras", config=config)
+    assert len(synced) == 2 and all(Path(name).parent == tmp_path and name.endswith(".keras") for name in synced)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evaluator.keras", "generator.keras"]  # no temporary left
+    assert keras.models.load_model(tmp_path / "evaluator.keras").count_params() == 3

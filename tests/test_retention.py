@@ -86,6 +86,5 @@ def test_free_disk_check_before_a_job(tmp_path, monkeypatch):
         retention.disk_problem(tmp_path, min_free_mb=1024)
 
 
-def test_run_sizes(tmp_path):
-    make_run(tmp_path, "run-a", "finished", age_s=1)
-    assert retention.run_sizes(tmp_path)["run-a"] >= 1000
+def test_a_runs_size_counts_its_checkpoints(tmp_path):
+    assert make_run(tmp_path, "run-a", "finished", age_s=1).size_bytes() >= 1000

@@ -8,11 +8,11 @@ import time
 import zipfile
 from pathlib import Path
 
+from aigc.cpus import cpu_model_and_flags
 from aigc.engine.spec import IMAGE_SHAPE, ModelConfig
-from aigc.settings import SHIPPED_DIR
+from aigc.runs.files import atomic_write_with
 
 META_NAME = "aigc_meta.json"
-SHIPPED_GENERATOR = SHIPPED_DIR / "generator.keras"
 
 
 class CheckpointError(Exception):
@@ -20,21 +20,15 @@ class CheckpointError(Exception):
 
 
 def save_model_file(model, path: str | os.PathLike, *, config: ModelConfig, card: dict | None = None) -> None:
-    """Save a generator or discriminator with its config and card to path atomically (temporary file, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.{os.getpid()}.tmp.keras"
-    try:
+    """Save a generator or discriminator with its config and card to path atomically (files.atomic_write_with)."""
+    meta = {"model_config": json.loads(config.to_json()), "card": card or {}}
+
+    def write(tmp: Path) -> None:
         model.save(tmp)
-        meta = {"model_config": json.loads(config.to_json()), "card": card or {}}
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(META_NAME, json.dumps(meta, indent=1, sort_keys=True))
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+
+    atomic_write_with(Path(path), write, suffix=".keras")
 
 
 def read_meta(path: str | os.PathLike) -> tuple[ModelConfig, dict]:
@@ -190,12 +184,7 @@ def hardware(precision: str | None = None) -> dict:
     """Where this process trains: CPU model and threads, accelerators TensorFlow sees, the precision policy."""
     import platform
 
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model_and_flags()[0] or platform.processor() or platform.machine()
     accelerators = []
     with contextlib.suppress(Exception):  # the card must never fail a save
         import keras

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aigc.runs.files import atomic_write_with
+
 FEATURES_LAYER = "features"
 FEATURE_DIM = 128
 DEFAULT_EPOCHS = 6
@@ -63,17 +65,8 @@ def train_evaluator(x_train, y_train, x_test, y_test, *, epochs: int = DEFAULT_E
 
 
 def save_model(model, path: str | Path) -> None:
-    """Write the evaluator .keras atomically (temporary name in the folder, then os.replace)."""
-    import os
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.{os.getpid()}.tmp.keras"
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write the evaluator .keras atomically (files.atomic_write_with: temporary name, fsync, os.replace)."""
+    atomic_write_with(Path(path), model.save, suffix=".keras")
 
 
 def main(*, data: str | None, model_path: Path, stats_path: Path, epochs: int, seed: int, log=print) -> dict:

@@ -8,6 +8,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 TEMP_SUFFIX = ".tmp"
 
@@ -21,22 +22,30 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then os.replace onto path."""
+def atomic_write_with(path: Path, write: Callable[[Path], None], *, suffix: str = "") -> None:
+    """Replace path atomically with what write(temporary path) writes: a hidden name in the same folder, fsync, os.replace.
+
+    suffix ends the temporary name, for writers that choose the format by extension (Keras wants '.keras').
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX + suffix)
+    os.close(fd)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; other readers (a container's user) need the usual mode
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; other readers (a container's user) need the usual mode
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace path atomically with data."""
+    atomic_write_with(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_npz(path: Path, **arrays) -> None:

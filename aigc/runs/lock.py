@@ -28,14 +28,6 @@ def _whole_file(kind: int) -> bytes:
     return struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0)
 
 
-class LockBusy(Exception):
-    """Another process holds the training lock; .holder says who (may be {} while it starts)."""
-
-    def __init__(self, holder: dict):
-        super().__init__("another training job is running")
-        self.holder = holder
-
-
 class TrainingLock:
     """The lock file at the runs root; acquire() takes it for a run, holder() only looks."""
 
@@ -85,11 +77,3 @@ class TrainingLock:
             return None
         # The holder writes its record right after locking: a reader may see it empty for an instant.
         return read_json(self.path) or {"pid": None, "run_dir": "", "since": None}
-
-    def __enter__(self):
-        if not self.acquire():
-            raise LockBusy(self.holder() or {})
-        return self
-
-    def __exit__(self, *exc):
-        self.release()

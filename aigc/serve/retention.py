@@ -79,8 +79,3 @@ def make_room(root: Path, policy: Policy, *, resuming: RunPaths | None = None) -
         prune_runs(root, keep=policy.keep_runs - 1, spare=resuming)
     return disk_problem(root, min_free_mb=policy.min_free_mb)
 
-
-def run_sizes(root: Path) -> dict[str, int]:
-    """{run name: bytes} of every run under root (for docs and operators)."""
-    return {paths.name: paths.size_bytes() for paths in list_runs(root)}
-
