@@ -117,7 +117,11 @@ def test_clicking_a_tile_pins_its_hand_for_interpolate_and_write(page, server, s
     page.get_by_text("Pin a tile's hand: click a tile").click()
     chart = page.get_by_test_id("stPlotlyChart").locator(".js-plotly-plot").first
     chart.wait_for(timeout=30_000)
-    page.wait_for_timeout(500)  # plotly attaches its handlers after the first draw
+    # Plotly draws first; Streamlit's selection handler is attached after: wait until the figure listens for it.
+    # (The figure is looked up on every poll: a rerun may replace it.)
+    page.wait_for_function("() => { const gd = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot');"
+                           " return !!(gd && gd._ev && gd._ev._events && gd._ev._events.plotly_selected); }",
+                           timeout=30_000)
     box = chart.bounding_box()
     # 9 tiles in 3 columns: tile 5 is the middle one; the figure has no margins, so fractions of its box are tiles
     chart.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
