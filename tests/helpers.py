@@ -1,4 +1,4 @@
-"""Helpers shared by several test files (plain functions, not fixtures): wait, train a tiny run, save weights."""
+"""Helpers shared by several test files (plain functions, not fixtures): wait, train a tiny run, save weights, AppTest."""
 from __future__ import annotations
 
 import os
@@ -76,3 +76,73 @@ def stop_trainers(runs: Path, timeout: float = 30) -> None:
         time.sleep(0.2)
     if TrainingLock(runs).holder():
         os.kill(pid, signal.SIGKILL)
+
+
+# ---- the app through Streamlit's AppTest (with the app_env fixture of conftest.py) ----------------------------------
+
+APP = str(REPO / "app.py")
+APP_TIMEOUT = 90
+
+
+def run_app(**query):
+    """app.py run once by AppTest with these URL query parameters."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(APP, default_timeout=APP_TIMEOUT)
+    app.query_params.update({k: str(v) for k, v in query.items()})
+    return app.run()
+
+
+def texts(app, kind: str) -> list[str]:
+    """The values of every element of one kind (error, markdown, ...) in the last run."""
+    return [element.value for element in getattr(app, kind)]
+
+
+def grid_url(app) -> str:
+    return app.image[0].value[0]
+
+
+def assert_clean(app) -> None:
+    assert not app.exception, app.exception
+    assert not texts(app, "error"), texts(app, "error")
+
+
+def registered_paths(app) -> set[str]:
+    """URL paths of the pages st.navigation registered in the last run ('' is the hidden root page)."""
+    return {info.get("url_pathname") for info in app._registered_pages.values()}
+
+
+def visit(app, view: str):
+    """Go to another page in the same session (as an old ?view= link does: it redirects to /view)."""
+    app.query_params["view"] = view
+    return app.run()
+
+
+def write_fake_run(root: Path, *, state: str, error: str | None = None, pid: int = 0):
+    """A run folder as the trainer leaves it: status, metrics (step + epoch records), one sample grid."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from aigc.engine.spec import RunSpec
+    from aigc.runs.files import atomic_write_json
+    from aigc.runs.layout import RunPaths
+
+    run = RunPaths(root / "run-fake")
+    now = time.time()
+    atomic_write_json(run.status, {"state": state, "epoch": 2, "total_epochs": 4, "steps_per_epoch": 10,
+                                   "step": 20, "step_in_epoch": 0, "img_per_s": 123.0, "error": error,
+                                   "pid": pid, "updated_at": now, "finished_at": now})
+    records = [{"kind": "step", "step": s, "epoch": 1 + s // 10, "g_loss": 1.0 + 0.01 * s, "d_loss": 1.2,
+                "d_real": 0.6, "d_fake": 0.4} for s in range(2, 21, 2)]
+    records += [{"kind": "epoch", "step": 10 * e, "epoch": e, "g_loss": 1.1, "d_loss": 1.2, "d_real": 0.6,
+                 "d_fake": 0.4, "fdd": 30.0 / e, "digit_score": 5.0 + e, "class_accuracy": 0.5 + 0.1 * e,
+                 "collapsed_digits": [] if e == 1 else [4]} for e in (1, 2)]
+    run.metrics.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"partial')
+    run.samples.mkdir(parents=True)
+    for epoch in (1, 2):
+        Image.fromarray(np.full((30, 30), 40 * epoch, np.uint8)).save(run.sample_path(epoch))
+    run.log.write_text("line 1\nValueError: boom in the trainer\n")
+    atomic_write_json(run.config, {"spec": RunSpec.resolve(epochs=4).to_dict()})
+    return run

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,56 +16,9 @@ from streamlit.testing.v1 import AppTest
 from aigc.settings import SHIPPED_DIR, SHIPPED_FILES
 from aigc.runs.files import atomic_write_json
 from aigc.runs.layout import RunPaths
-from aigc.serve.limiter import PROCESS_LIMITER
 from aigc.engine.spec import RunSpec
 from aigc.runs.lock import TrainingLock
-from helpers import save_untrained_generator
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-TIMEOUT = 90
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoints(tmp_path_factory) -> Path:
-    """Untrained dcgan + seed generators in the shipped layout."""
-    folder = tmp_path_factory.mktemp("ckpt")
-    for preset, name in (("dcgan", "generator.keras"), ("seed", "seed_generator.keras")):
-        save_untrained_generator(folder / name, preset=preset, card={"preset": preset, "epochs": 0, "fdd": 12.5})
-    return folder
-
-
-@pytest.fixture
-def app_env(tmp_path, monkeypatch, tiny_checkpoints):
-    monkeypatch.setenv("AIGC_CHECKPOINT_DIR", str(tiny_checkpoints))
-    monkeypatch.setenv("AIGC_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("AIGC_MNIST", str(tmp_path / "no-mnist.npz"))
-    for name in ("AIGC_TRAINING", "AIGC_TRAINING_PASSWORD", "AIGC_MAX_EPOCHS", "AIGC_COOLDOWN_S", "AIGC_KEEP_RUNS",
-                 "AIGC_MIN_FREE_MB"):
-        monkeypatch.delenv(name, raising=False)
-    PROCESS_LIMITER.reset()
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield tmp_path / "runs"
-    st.cache_resource.clear()
-
-
-def run_app(**query) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    app.query_params.update({k: str(v) for k, v in query.items()})
-    return app.run()
-
-
-def texts(app: AppTest, kind: str) -> list[str]:
-    return [element.value for element in getattr(app, kind)]
-
-
-def grid_url(app: AppTest) -> str:
-    return app.image[0].value[0]
-
-
-def assert_clean(app: AppTest) -> None:
-    assert not app.exception, app.exception
-    assert not texts(app, "error"), texts(app, "error")
+from helpers import APP, APP_TIMEOUT, assert_clean, grid_url, registered_paths, run_app, texts, visit, write_fake_run
 
 
 def test_generate_view_renders_and_is_deterministic(app_env):
@@ -94,7 +46,7 @@ import gc
 from streamlit.testing.v1 import AppTest
 calls, freeze = [], gc.freeze
 gc.freeze = lambda: calls.append(1) or freeze()
-app = AppTest.from_file({APP!r}, default_timeout={TIMEOUT}).run()
+app = AppTest.from_file({APP!r}, default_timeout={APP_TIMEOUT}).run()
 app.button[0].click().run()
 assert not app.exception and len(calls) == 1, (app.exception, calls)
 print(gc.get_freeze_count(), len(gc.get_objects()))
@@ -133,7 +85,7 @@ def test_model_view_shows_both_architectures_and_card(app_env):
 
 
 def test_seed_preset_is_unconditional(app_env):
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app = AppTest.from_file(APP, default_timeout=APP_TIMEOUT)
     app.run()
     app.sidebar.selectbox(key="generator_choice").set_value("Seed preset").run()
     assert_clean(app)
@@ -152,34 +104,13 @@ def test_corrupt_run_generator_falls_back_to_shipped(app_env):
     run = RunPaths(app_env / "run-bad")
     atomic_write_json(run.status, {"state": "finished"})
     run.generator.write_bytes(b"PK\x03\x04 truncated")
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app = AppTest.from_file(APP, default_timeout=APP_TIMEOUT)
     app.run()
     app.sidebar.selectbox(key="generator_choice").set_value("Newest trained run").run()
     assert not app.exception
     assert "serving Shipped" in " ".join(texts(app, "warning"))
     assert str(app_env) not in " ".join(texts(app, "warning"))  # server folders are not shown
     assert app.image  # still generating
-
-
-def write_fake_run(root: Path, *, state: str, error: str | None = None, pid: int = 0) -> RunPaths:
-    """A run folder as the trainer leaves it: status, metrics (step + epoch records), one sample grid."""
-    run = RunPaths(root / "run-fake")
-    now = time.time()
-    atomic_write_json(run.status, {"state": state, "epoch": 2, "total_epochs": 4, "steps_per_epoch": 10,
-                                   "step": 20, "step_in_epoch": 0, "img_per_s": 123.0, "error": error,
-                                   "pid": pid, "updated_at": now, "finished_at": now})
-    records = [{"kind": "step", "step": s, "epoch": 1 + s // 10, "g_loss": 1.0 + 0.01 * s, "d_loss": 1.2,
-                "d_real": 0.6, "d_fake": 0.4} for s in range(2, 21, 2)]
-    records += [{"kind": "epoch", "step": 10 * e, "epoch": e, "g_loss": 1.1, "d_loss": 1.2, "d_real": 0.6,
-                 "d_fake": 0.4, "fdd": 30.0 / e, "digit_score": 5.0 + e, "class_accuracy": 0.5 + 0.1 * e,
-                 "collapsed_digits": [] if e == 1 else [4]} for e in (1, 2)]
-    run.metrics.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"partial')
-    run.samples.mkdir(parents=True)
-    for epoch in (1, 2):
-        Image.fromarray(np.full((30, 30), 40 * epoch, np.uint8)).save(run.sample_path(epoch))
-    run.log.write_text("line 1\nValueError: boom in the trainer\n")
-    atomic_write_json(run.config, {"spec": RunSpec.resolve(epochs=4).to_dict()})
-    return run
 
 
 def test_train_view_shows_the_finished_run(app_env):
@@ -311,11 +242,6 @@ def test_progress_text_says_only_what_is_true_in_each_state(status, expected):
     assert progress_text(status) == expected
 
 
-def registered_paths(app: AppTest) -> set[str]:
-    """URL paths of the pages st.navigation registered in the last run ('' is the hidden root page)."""
-    return {info.get("url_pathname") for info in app._registered_pages.values()}
-
-
 def test_training_off_hides_the_view(app_env, monkeypatch):
     monkeypatch.setenv("AIGC_TRAINING", "off")
     app = run_app(view="train")
@@ -373,12 +299,6 @@ def test_nearest_training_view(app_env, monkeypatch, tmp_path):
     app.button(key="nearest").click().run()
     assert_clean(app)
     assert any("distances:" in caption for image in app.image for caption in image.captions)
-
-
-def visit(app: AppTest, view: str) -> AppTest:
-    """Go to another page in the same session (as an old ?view= link does: it redirects to /view)."""
-    app.query_params["view"] = view
-    return app.run()
 
 
 def test_generate_settings_survive_a_visit_to_another_view(app_env):

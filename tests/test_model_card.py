@@ -10,10 +10,8 @@ from aigc.engine.checkpoints import lineage_of, read_meta, run_card, training_se
 from aigc.engine.spec import ModelConfig, RunSpec
 from aigc.runs.files import atomic_write_json
 from aigc.runs.layout import RunPaths
-from helpers import save_untrained_generator, tiny_run
-from test_app import app_env, assert_clean, run_app, texts, tiny_checkpoints, visit
+from helpers import assert_clean, run_app, save_untrained_generator, texts, tiny_run, visit
 
-__all__ = ["app_env", "tiny_checkpoints"]  # fixtures shared with test_app.py
 SHIPPED_CARD = {"preset": "dcgan", "epochs": 30, "run_dir": "runs/ship_dcgan", "step": 14040}
 
 

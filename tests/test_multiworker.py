@@ -24,8 +24,7 @@ from aigc.runs import lifecycle
 from aigc.runs.files import read_json, read_metrics
 from aigc.runs.layout import RunPaths
 from aigc.runs.lock import TrainingLock
-from conftest import REPO
-from helpers import run_cli, tiny_run, wait_until
+from helpers import REPO, run_cli, tiny_run, wait_until
 
 SETTINGS = ("--batch-size", "64", "--eval-samples", "0", "--log-every", "2", "--threads", "1", "--seed", "3")
 SAME_SPLIT_TOLERANCE = 1e-4  # relative: 2 workers x 1 replica vs 1 process x 2 replicas (summation order only)

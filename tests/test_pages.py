@@ -4,9 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_app import app_env, assert_clean, registered_paths, run_app, texts, tiny_checkpoints, visit, write_fake_run
+from helpers import assert_clean, registered_paths, run_app, texts, visit, write_fake_run
 
-__all__ = ["app_env", "tiny_checkpoints"]  # fixtures shared with test_app.py
 
 
 def test_every_view_is_a_page_with_its_own_url_path(app_env):

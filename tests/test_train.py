@@ -13,8 +13,7 @@ from aigc.engine.spec import RunSpec, SpecError
 from aigc.runs.files import read_json, read_metrics
 from aigc.runs.layout import RunPaths
 
-from conftest import REPO
-from helpers import tiny_run, wait_until
+from helpers import REPO, tiny_run, wait_until
 
 
 @pytest.mark.parametrize("preset", ["dcgan", "seed"])
