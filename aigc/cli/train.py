@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """train's flags: where and how long (this invocation), then one flag per run-spec setting."""
     parser.add_argument("--run-dir", default="runs/default", help="run directory (created, or continued)")
     parser.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=None,
-                        help="epochs to train: a new run's total, or epochs to add to an existing run (default 1)")
+                        help="epochs to train: a new run's total, or epochs to add to an existing run's recorded total "
+                             "(default 1)")
     parser.add_argument("--resume", action="store_true", help="continue to the run's recorded total epochs")
     parser.add_argument("--max-steps", type=bounded_int(1, 10**9), default=None, help="stop this invocation after N steps")
     parser.add_argument("--threads", type=bounded_int(0, 1024), default=0,
