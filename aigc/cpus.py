@@ -17,18 +17,35 @@ CPUINFO = Path("/proc/cpuinfo")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # oneDNN computes bfloat16 natively with either
 
 
+def first_cpu(cpuinfo: Path = CPUINFO) -> dict[str, str]:
+    """{field: value} of the first CPU in /proc/cpuinfo ('model name', 'flags', 'cpu MHz', ...); {} where there is none."""
+    fields = {}
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return fields
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break  # a blank line ends the first CPU's block
+            continue
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip(), value.strip())
+    return fields
+
+
 def cpu_model_and_flags(cpuinfo: Path = CPUINFO) -> tuple[str | None, set[str]]:
     """(model name, feature flags) of the first CPU in /proc/cpuinfo; (None, set()) where there is none."""
-    model, flags = None, None
+    fields = first_cpu(cpuinfo)
+    return fields.get("model name"), set(fields.get("flags", "").split())
+
+
+def clock_ghz(cpuinfo: Path = CPUINFO) -> float | None:
+    """The first CPU's current clock in GHz ('cpu MHz'), None where it is not reported."""
     try:
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name") and model is None:
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and flags is None:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return model, flags or set()
+        return float(first_cpu(cpuinfo)["cpu MHz"]) / 1000
+    except (KeyError, ValueError):
+        return None
 
 
 def has_native_bf16(cpuinfo: Path = CPUINFO) -> bool:

@@ -21,6 +21,27 @@ from aigc.runs.lock import TrainingLock
 from helpers import APP, APP_TIMEOUT, assert_clean, grid_url, registered_paths, run_app, texts, visit, write_fake_run
 
 
+def test_the_app_replaces_no_library_function_and_survives_keras_clear_session(app_env, tmp_path):
+    """Streamlit calls keras.backend.clear_session() after every run: the app leaves it alone and still serves."""
+    import keras
+    from keras.src.backend.common import global_state
+
+    from aigc.engine.checkpoints import load_generator
+    from aigc.engine.sampling import latents, run_generator
+    from helpers import save_untrained_generator
+
+    app = run_app(digit=7, n=4, seed=5)
+    assert_clean(app)
+    assert keras.backend.clear_session is global_state.clear_session  # no monkeypatch of Keras
+    model, config, _card = load_generator(save_untrained_generator(tmp_path / "generator.keras"))
+    z, labels = latents(4, config.latent_dim, seed=1), np.arange(4, dtype=np.int32)
+    before = run_generator(model, z, labels)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # what a trainer in this thread would leave
+    keras.backend.clear_session()
+    assert keras.mixed_precision.global_policy().name == "float32"  # the policy does not leak into serving
+    np.testing.assert_array_equal(run_generator(model, z, labels), before)  # a loaded model draws the same
+
+
 def test_generate_view_renders_and_is_deterministic(app_env):
     app = run_app(digit=7, n=16, seed=5)
     assert_clean(app)

@@ -100,3 +100,13 @@ def test_native_bf16_comes_from_the_cpu_flags(tmp_path, flags, native):
     assert has_native_bf16(cpuinfo) is native  # the first CPU's line decides
     assert cpu_model_and_flags(cpuinfo)[0] == "Some CPU"
     assert has_native_bf16(tmp_path / "missing") is False
+
+
+def test_the_first_cpus_fields_give_model_flags_and_clock(tmp_path):
+    from aigc.cpus import clock_ghz, cpu_model_and_flags
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: A: CPU\ncpu MHz\t\t: 2450.5\nflags\t\t: avx2 fma\n\n"
+                       "processor\t: 1\ncpu MHz\t\t: 1200.0\n")
+    assert cpu_model_and_flags(cpuinfo) == ("A: CPU", {"avx2", "fma"}) and clock_ghz(cpuinfo) == 2.4505
+    assert clock_ghz(tmp_path / "none") is None and cpu_model_and_flags(tmp_path / "none") == (None, set())

@@ -57,22 +57,6 @@ def display_scale(*, columns: int, target_px: int = 560) -> int:
     return max(1, min(12, target_px // (columns * 30)))
 
 
-def keep_keras_session() -> None:
-    """Stop Streamlit from calling keras.backend.clear_session() after every rerun.
-
-    Streamlit does that for apps that build models in the script; this app builds none per
-    rerun (generators and the evaluator are cached resources), so the call only cost a full
-    gc.collect(): ~250 ms of CPU per click and per poll while training (measured in AppTest).
-    """
-    import keras
-
-    if getattr(keras.backend.clear_session, "__name__", "") != "_clear_session_skipped_by_aigc":
-        def _clear_session_skipped_by_aigc(*_args, **_kwargs):
-            return None
-
-        keras.backend.clear_session = _clear_session_skipped_by_aigc
-
-
 def picture_png(image: np.ndarray, *, scale: int = 4) -> bytes:
     """PNG bytes of a (H, W) float image in [0, 1], upscaled crisply by scale (1..12)."""
     picture = Image.fromarray(to_uint8(image), mode="L")

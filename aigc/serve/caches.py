@@ -1,10 +1,21 @@
-"""Every cache the server keeps, in one place: bounded, thread-safe, owned by the process, emptied by no visitor.
+"""Every cache the server keeps, listed in one place: bounded, thread-safe, owned by the process, emptied by no visitor.
 
 Streamlit's clear-cache message (anyone can send it over the websocket) empties every
 st.cache_resource and st.cache_data for all sessions: reruns went from 90 ms to 280-750 ms
 while the generator and evaluator reloaded. These caches are plain module objects, keyed by
 the caller (by path and modification time for files). Concurrent callers of a missing key
 wait for the one computing it, so a viral link is computed once, not once per visitor.
+
+The ProcessCaches below (ALL) hold what pages compute. Five more caches live beside the code they
+serve, because their keys are objects that must not be kept alive or files read below this layer:
+
+- engine/sampling.py `_SERVING`: weak-key dict, generator model -> its traced serving tf.function
+  (dies with the model).
+- explore/invert.py `_FUNCTIONS`: weak-key dict, generator model -> {(evaluator model, starts, steps):
+  traced inversion} (dies with the model).
+- quality/metrics.py `_load_cached`: lru_cache(4), (evaluator path, stats path, mtimes) -> Evaluator.
+- explore/calibration.py `_load_cached`: lru_cache(4), (calibration path, mtime) -> Calibration;
+  `_uncalibrated`: lru_cache(16), problem text -> the identity Calibration (logged once per problem).
 """
 from __future__ import annotations
 
@@ -76,7 +87,7 @@ class ProcessCache:
 
 
 MB = 2**20
-# The server's caches, all of them (the engine's per-model tf.function caches are weak-keyed and die with their model).
+# The pages' caches (the others are listed in the module docstring).
 GENERATORS = ProcessCache(max_entries=6)  # (path, mtime) -> (model, config, card): the served generators
 DIRECTIONS = ProcessCache(max_entries=6)  # (path, mtime) -> style directions of a generator
 DISCRIMINATORS = ProcessCache(max_entries=4)  # a model's config -> its discriminator (layers table on /model)
