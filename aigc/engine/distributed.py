@@ -56,15 +56,18 @@ def make_agreement(strategy):
 
 
 def chiefs_value(strategy, value: int, chief: bool) -> int:
-    """The chief's value on every worker, via one all-reduce (the others contribute 0 to a maximum)."""
+    """The chief's value on every worker, via one all-reduce: the chief's replicas share it, the others add 0
+    (a strategy reduces by sum or mean only)."""
     import tensorflow as tf
 
-    @tf.function
-    def largest(mine):
-        per_replica = strategy.run(lambda: tf.identity(mine))
-        return strategy.reduce(tf.distribute.ReduceOp.MAX, per_replica, axis=None)
+    share = float(value) / len(strategy.extended.worker_devices) if chief else 0.0
 
-    return int(largest(tf.constant(float(value if chief else 0))).numpy())
+    @tf.function
+    def total(mine):
+        per_replica = strategy.run(lambda: tf.identity(mine))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return int(round(float(total(tf.constant(share)).numpy())))
 
 
 def cluster_failure(error: BaseException, role: Role) -> str | None:
