@@ -18,7 +18,8 @@ SPECS = [
     RunSpec.resolve(epochs=3, loss="hinge", ema_decay=0.99, label_smoothing=0.1, discriminator="concat",
                     spectral_norm=True, jit=True, precision="float32", data="/data/mnist.npz",
                     init_from="/w/generator.keras", train_limit=512, eval_samples=0, log_every=5,
-                    checkpoint_seconds=2.5, keep_every=2, beta_1=0.0, width=32, lr_half_life=2.5, probe_seconds=0.0),
+                    checkpoint_seconds=2.5, keep_every=2, beta_1=0.0, width=32, lr_half_life=2.5, probe_seconds=0.0,
+                    lr_floor=0.125, class_fade=1.0, ema_warmup=5.0, r1_every=2, r1_samples=4),
 ]
 
 

@@ -23,6 +23,12 @@ SAMPLE_COLUMNS = 10
 PROBE_SAMPLES = 500  # a quick check's samples: ~1 s on 2 cores, noisier than the epoch's evaluation
 
 
+def steps_per_call(batch_size: int, log_every: int) -> int:
+    """Train steps per call of GAN.train_steps: about 1k images, so a stop or a checkpoint waits ~1 s at most,
+    and no more than a metrics line's worth."""
+    return max(1, min(32, round(1024 / batch_size), log_every))
+
+
 class Steps:
     """The train steps in the trainer's order: each epoch's shuffled batches, a chunk of steps per call, and the
     spec's schedule (counted from the epochs behind the starting weights) before each chunk.
@@ -31,8 +37,6 @@ class Steps:
     """
 
     def __init__(self, gan: "GAN", n_images: int, *, base_epochs: int = 0):
-        from aigc.engine.gan import steps_per_call
-
         self.gan, self.spec, self.n_images, self.base_epochs = gan, gan.spec, n_images, base_epochs
         self.steps_per_epoch = n_images // self.spec.batch_size
         self.chunk = steps_per_call(self.spec.batch_size, self.spec.log_every)

@@ -27,12 +27,6 @@ def pick_strategy(cluster=None, *, collective_timeout: float | None = None) -> t
     return tf.distribute.get_strategy()
 
 
-def steps_per_call(batch_size: int, log_every: int) -> int:
-    """Train steps per call of GAN.train_steps: about 1k images, so a stop or a checkpoint waits ~1 s at most,
-    and no more than a metrics line's worth."""
-    return max(1, min(32, round(1024 / batch_size), log_every))
-
-
 def pick_precision(requested: str) -> str:
     """'auto' -> mixed_bfloat16 on a GPU or on a CPU with native bfloat16 (AVX512-BF16, AMX), else float32
     (emulated bfloat16 is slower than float32)."""
