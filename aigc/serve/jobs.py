@@ -177,8 +177,8 @@ def operator_flags() -> tuple[dict, list[str]]:
     except ValueError as error:
         raise SpecError(f"${settings.EXTRA_ARGS_ENV}: {error}") from None
     given = dict(given_settings(args), epochs=args.epochs)
-    runtime = [part for flag in RUNTIME_FLAGS if getattr(args, flag[2:].replace("-", "_")) is not None
-               for part in (flag, getattr(args, flag[2:].replace("-", "_")))]
+    process = {flag: getattr(args, flag[2:].replace("-", "_")) for flag in RUNTIME_FLAGS}
+    runtime = [part for flag, value in process.items() if value is not None for part in (flag, value)]
     return {k: v for k, v in given.items() if v is not None}, runtime
 
 
