@@ -135,11 +135,13 @@ def freeze_startup_heap() -> None:
     which the server sends nothing. gc.freeze() leaves those objects alone (the interpreter's
     documented tool for a large long-lived heap); generators loaded later are still collected.
 
-    Streamlit also calls keras.backend.clear_session() after every run (keras is imported). With the
-    heap frozen its gc.collect() costs ~1 ms (median of 22 calls); the served models keep working
-    (same images, float32 policy), but the TensorFlow kernel cache it empties makes the next run that
-    generates rebuild its kernels: in AppTest on app.py, a "New seed" rerun took 116-132 ms instead of
-    48-51 ms, a cached "Generate" rerun 18-22 ms either way (10 of each per process, 2 cores).
+    Streamlit also calls keras.backend.clear_session() after every run (keras is imported); the app
+    leaves that alone rather than patch Keras. With the heap frozen its gc.collect() costs ~1 ms; the
+    served models keep working (same images, float32 policy), but the TensorFlow kernel cache it
+    empties makes the next run that generates rebuild its kernels. Measured on 2 shared cores, median
+    per click: "New seed" 111-141 ms with the call vs 50-70 ms without it in AppTest (10 clicks), and
+    119-187 ms vs 75-100 ms over a real server's websocket (20 clicks); a cached "Generate" costs the
+    same either way (17-25 ms in AppTest, 49-54 ms over the websocket).
     """
     # Not gc.get_freeze_count(): it walks the whole frozen list with the GIL held (~40 ms a run under load).
     with _FREEZE_LOCK:
