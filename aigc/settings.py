@@ -19,6 +19,7 @@ THREADS_ENV = "AIGC_TRAIN_THREADS"  # CPU threads of a job started from the page
 EXTRA_ARGS_ENV = "AIGC_TRAIN_ARGS"  # operator-only extra trainer flags (tests use --max-steps)
 CHROMIUM_ENV = "AIGC_CHROMIUM"  # the browser the benchmarks and browser tests drive
 VERBOSE_ENV = "AIGC_VERBOSE"  # 1: keep TensorFlow's C++ logging (set by --verbose, inherited by the trainer)
+SCREENSHOTS_ENV = "AIGC_SCREENSHOT_DIR"  # where the browser tests save panel screenshots (tests only)
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 # What a deployment allows (read by serve/hosting.load_policy, from Streamlit's secrets first, then the environment)
 TRAINING_ENV = "AIGC_TRAINING"  # on | off | password (unset: on when the server listens on loopback only)

@@ -1,7 +1,9 @@
 """settings.py owns the evaluator's folder: the evaluator, its statistics and its calibration move together."""
 from __future__ import annotations
 
+import ast
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -16,8 +18,24 @@ from aigc.quality import metrics
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "checkpoints"
 FILES = (settings.EVALUATOR_FILE, settings.EVALUATOR_STATS_FILE, settings.CALIBRATION_FILE)
-pytestmark = pytest.mark.skipif(not all((SHIPPED / name).is_file() for name in FILES),
-                                reason="the shipped evaluator, statistics or calibration is missing")
+needs_shipped = pytest.mark.skipif(not all((SHIPPED / name).is_file() for name in FILES),
+                                   reason="the shipped evaluator, statistics or calibration is missing")
+ENV_NAME = re.compile(r"AIGC_[A-Z][A-Z_]*")
+
+
+def test_every_aigc_variable_is_named_in_settings_only():
+    """A variable's name as a whole string (or keyword) anywhere in the package but settings.py is a second owner."""
+    declared = {value for value in vars(settings).values() if isinstance(value, str) and ENV_NAME.fullmatch(value)}
+    elsewhere = set()
+    for path in (REPO / "aigc").rglob("*.py"):
+        if path.name == "settings.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            text = node.value if isinstance(node, ast.Constant) else node.arg if isinstance(node, ast.keyword) else None
+            if isinstance(text, str) and ENV_NAME.fullmatch(text):
+                elsewhere.add(f"{path.relative_to(REPO)}: {text}")
+    assert not elsewhere, sorted(elsewhere)
+    assert {"AIGC_TRAINING", "AIGC_STOP_GRACE_S", "AIGC_CHECKPOINT_DIR"} <= declared
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +77,7 @@ def folder(relabelled, tmp_path, monkeypatch):
     return copy
 
 
+@needs_shipped
 def test_the_evaluator_and_its_calibration_come_from_the_variables_folder(folder, real):
     from aigc.explore.reading import features_and_logits, read_images
 
@@ -77,6 +96,7 @@ def test_the_evaluator_and_its_calibration_come_from_the_variables_folder(folder
     assert broken.ood.mean() > 0.3 and broken.doubt.mean() > 0.7  # and its flags still work
 
 
+@needs_shipped
 def test_no_evaluator_in_the_variables_folder_means_no_evaluator(folder):
     assert metrics.evaluator_available()
     (folder / settings.EVALUATOR_FILE).unlink()
@@ -85,6 +105,7 @@ def test_no_evaluator_in_the_variables_folder_means_no_evaluator(folder):
         metrics.load_evaluator()
 
 
+@needs_shipped
 def test_a_missing_calibration_is_said_not_silent(folder, real, caplog):
     from aigc.explore.reading import read_images
 
