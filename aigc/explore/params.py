@@ -18,7 +18,7 @@ SEED_MIN, SEED_MAX, SEED_DEFAULT = 0, 2**31 - 1, 0
 SCALE_MIN, SCALE_MAX, SCALE_DEFAULT = 0.1, 2.0, 1.0  # latent scale (truncation)
 STEPS_MIN, STEPS_MAX, STEPS_DEFAULT = 2, 30, 10  # frames of an interpolation
 DIGITS = tuple(range(10))
-WRITE_DEFAULTS = {"text": "2026", "rows": 3, "seed": 0, "scale": 1.0, **{name: 0.0 for name in NAMES}}
+WRITE_DEFAULTS = {"text": "2026", "rows": 3, "seed": SEED_DEFAULT, "scale": SCALE_DEFAULT, **{name: 0.0 for name in NAMES}}
 
 
 def _short(raw) -> str:
