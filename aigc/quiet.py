@@ -3,8 +3,8 @@
 TF_CPP_MIN_LOG_LEVEL=3 silences most of it: the CPU feature note and the cuInit error. Measured with
 TensorFlow 2.21 on a CPU-only machine, what the variable alone leaves on stderr for
 `TF_CPP_MIN_LOG_LEVEL=3 AIGC_VERBOSE=1 python -m aigc generate --n 4 --out /tmp/x.png`, and for a
-`streamlit run app.py` start with one session opened, is the same four lines: twice (tensorflow's
-and keras' import) "WARNING: All log messages before absl::InitializeLog() is called are written to
+`streamlit run app.py` start with one session opened, is the same four lines, twice while `import
+tensorflow` runs: "WARNING: All log messages before absl::InitializeLog() is called are written to
 STDERR" and "I... cudart_stub.cc:31] Could not find cuda drivers on your machine". They are printed
 by absl before its logging starts, which no variable controls (absl reads no environment;
 GLOG_minloglevel, ABSL_MIN_LOG_LEVEL and *_stderrthreshold changed nothing). So the variable does
