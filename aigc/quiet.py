@@ -8,7 +8,7 @@ tensorflow` runs: "WARNING: All log messages before absl::InitializeLog() is cal
 STDERR" and "I... cudart_stub.cc:31] Could not find cuda drivers on your machine". They are printed
 by absl before its logging starts, which no variable controls (absl reads no environment;
 GLOG_minloglevel, ABSL_MIN_LOG_LEVEL and *_stderrthreshold changed nothing). So the variable does
-the work, and the first import of tensorflow / keras runs with file descriptor 2 captured, dropping
+the work, and the first import of tensorflow runs with file descriptor 2 captured, dropping
 only those lines (NOISE) and replaying everything else.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from aigc.settings import VERBOSE_ENV
 
 NOISE = re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called"
                    r"|^I\d{4} .*\bcudart_stub\.cc:\d+\] Could not find cuda drivers")
-QUIET_MODULES = ("tensorflow", "keras")
+QUIET_MODULES = ("tensorflow",)  # keras imports it too, so this covers `import keras` first
 
 
 def verbose() -> bool:
@@ -72,7 +72,7 @@ def captured_stderr_fd():
 
 
 class _QuietImport(importlib.abc.MetaPathFinder):
-    """Wraps the first import of tensorflow / keras in captured_stderr_fd, then steps aside."""
+    """Wraps the first import of tensorflow in captured_stderr_fd, then steps aside."""
 
     def find_spec(self, name, path=None, target=None):
         if name not in QUIET_MODULES:
