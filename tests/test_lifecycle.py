@@ -61,6 +61,7 @@ def test_a_new_batch_size_on_resume_is_recorded_and_restarts_the_epoch(runs, syn
     assert status["batch_size"] == 32 and status["step_in_epoch"] == 1 and status["steps_per_epoch"] == 16
 
 
+@pytest.mark.slow  # real training of its own
 def test_resume_without_a_checkpoint_starts_from_init_from_not_random(tmp_path, synthetic_npz):
     """A 'train more' job killed before (or while) writing its first checkpoint resumes from the shipped weights."""
     from aigc.engine.checkpoints import load_generator
@@ -193,16 +194,17 @@ def test_one_job_at_a_time_at_any_depth_under_the_runs_root(runs, synthetic_npz)
     assert not (runs / "sub" / "b").exists()
 
 
-def test_resume_of_a_finished_run_says_so_and_trains_nothing(runs, synthetic_npz):
-    run_dir = runs / "done"
-    assert tiny_run(run_dir, synthetic_npz, epochs=1) == "finished"
+def test_resume_of_a_finished_run_says_so_and_trains_nothing(runs, trained_run_copy):
+    run_dir = trained_run_copy  # conftest's finished 2-epoch run, copied under this test's runs root
+    assert run_dir.parent == runs
     before = read_json(RunPaths(run_dir).status)
     done = cli(runs, "--run-dir", str(run_dir), "--resume")
-    assert done.returncode == 0 and "already finished all 1 epochs; nothing to resume" in done.stdout
+    assert done.returncode == 0 and "already finished all 2 epochs; nothing to resume" in done.stdout
     after = read_json(RunPaths(run_dir).status)
-    assert after["epoch"] == before["epoch"] == 1 and after["step"] == before["step"]
+    assert after["epoch"] == before["epoch"] == 2 and after["step"] == before["step"]
 
 
+@pytest.mark.slow  # real training of its own
 def test_leftovers_of_killed_writers_are_removed_when_a_run_resumes(tmp_path, synthetic_npz):
     run_dir = tmp_path / "runs" / "r"
     assert tiny_run(run_dir, synthetic_npz, epochs=2, max_steps=1) == "stopped"

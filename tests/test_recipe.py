@@ -21,11 +21,9 @@ def test_set_schedule_changes_the_next_steps():
     assert float(gan.d_optimizer.learning_rate) == pytest.approx(2e-5)
     assert float(gan.class_loss) == 0.25
 
-def test_the_first_epoch_shows_quick_checks_and_a_live_grid(tmp_path, synthetic_npz):
+def test_the_first_epoch_shows_quick_checks_and_a_live_grid(trained_run):
     """A from-scratch visitor sees quality points and the forming digits before the first epoch ends."""
-    run_dir = tmp_path / "run"
-    assert tiny_run(run_dir, synthetic_npz, epochs=2, probe_seconds=1e-6, eval_samples=100) == "finished"
-    paths = RunPaths(run_dir)
+    paths = RunPaths(trained_run)  # conftest's run: epochs=2, probe_seconds=1e-6, eval_samples=100
     records = read_metrics(paths.metrics)
     probes = [r for r in records if r["kind"] == "probe"]
     # 8 steps per epoch in calls of 2 steps: a check after each call but the epoch's last, and none in epoch 2
@@ -35,11 +33,13 @@ def test_the_first_epoch_shows_quick_checks_and_a_live_grid(tmp_path, synthetic_
     assert paths.live_sample.is_file() and paths.live_sample.read_bytes().startswith(b"\x89PNG")
     assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2]
 
+@pytest.mark.slow  # real training of its own
 def test_quick_checks_can_be_turned_off(tmp_path, synthetic_npz):
     assert tiny_run(tmp_path / "run", synthetic_npz, probe_seconds=0, eval_samples=100) == "finished"
     assert not any(r["kind"] == "probe" for r in read_metrics(RunPaths(tmp_path / "run").metrics))
     assert not RunPaths(tmp_path / "run").live_sample.exists()
 
+@pytest.mark.slow  # real training of its own
 def test_learning_rates_halve_every_half_life_and_resume_on_schedule(tmp_path, synthetic_npz):
     import tensorflow as tf
 
@@ -55,6 +55,7 @@ def test_learning_rates_halve_every_half_life_and_resume_on_schedule(tmp_path, s
     assert rates["d_optimizer"] == pytest.approx(2e-3 * 0.5 ** 0.75, rel=1e-5)
     assert "learning rates halve every 1 epochs" in paths.log.read_text()
 
+@pytest.mark.slow  # real training of its own
 def test_the_schedule_counts_the_epochs_behind_the_starting_weights(tmp_path, synthetic_npz):
     """Train more from a 30-epoch generator: its schedule is long past the start, so it trains at the floor rate
     (1/16), not at the from-scratch rate that would undo the shipped quality."""
@@ -102,13 +103,12 @@ def test_the_class_head_names_digits_and_its_loss_trains_both_networks():
     assert g_with > g_without + 1.0 and d_with > d_without + 1.0  # + about ln(10) of cross-entropy at the start
     assert GAN(RunSpec.resolve(width=16, class_loss=1.0)).config.class_head  # the head follows the spec's class loss
 
-def test_train_more_from_a_generator_with_a_class_head_and_its_discriminator(tmp_path, synthetic_npz):
+@pytest.mark.slow  # trains a run of its own
+def test_train_more_from_a_generator_with_a_class_head_and_its_discriminator(tmp_path, synthetic_npz, trained_run):
     """The shipped files since issue 13: a generator and a two-output discriminator (logit + 10 class logits)."""
     from aigc.engine.checkpoints import load_discriminator
 
-    first = tmp_path / "first"
-    assert tiny_run(first, synthetic_npz) == "finished"
-    paths = RunPaths(first)
+    paths = RunPaths(trained_run)
     model, config, _card = load_discriminator(paths.discriminator)
     assert config.class_head and [tuple(s) for s in model.output_shape] == [(None, 1), (None, 10)]
     more = tmp_path / "more"
@@ -117,6 +117,7 @@ def test_train_more_from_a_generator_with_a_class_head_and_its_discriminator(tmp
     assert json.loads(RunPaths(more).config.read_text())["spec"]["class_loss"] == 1.0
 
 
+@pytest.mark.slow  # real training of its own
 def test_a_run_in_this_process_puts_the_precision_policy_back(tmp_path, synthetic_npz):
     """bf16 is the default on CPUs that compute it: a run inside another program (the tests, a notebook) must not
     leave that program building and loading models in mixed precision."""
@@ -140,6 +141,7 @@ def _real_gradient_norms(gan, images, labels) -> float:
     return float(tf.reduce_mean(tf.reduce_sum(tf.square(tape.gradient(total, x)), axis=[1, 2, 3])))
 
 
+@pytest.mark.slow  # real training of its own
 def test_the_r1_penalty_keeps_the_discriminator_flat_at_real_images():
     """R1 (Mescheder et al. 2018): trained from the same weights on the same batches, a discriminator with the
     penalty has a far smaller gradient at the real images than one without (that sharpening is what drove the

@@ -37,17 +37,17 @@ def one_error(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, synthetic_npz) -> Path:
-    """A finished 2-epoch run with two checkpoints, generator.keras, samples and metrics (copied per test)."""
+def cli_trained_run(tmp_path_factory, synthetic_npz) -> Path:
+    """A finished 2-epoch run trained by the CLI with TINY, several checkpoints (copied per test that trains on)."""
     run_dir = tmp_path_factory.mktemp("trained") / "runs" / "run"
     result = aigc("train", "--run-dir", str(run_dir), "--data", str(synthetic_npz), "--epochs", "2", *TINY)
     assert result.returncode == 0, result.stdout + result.stderr
     return run_dir
 
 
-def copy_run(trained_run: Path, tmp_path: Path) -> RunPaths:
+def copy_run(run: Path, tmp_path: Path) -> RunPaths:
     target = tmp_path / "runs" / "run"
-    shutil.copytree(trained_run, target)
+    shutil.copytree(run, target)
     return RunPaths(target)
 
 
@@ -97,8 +97,7 @@ def damaged_generators(good: Path, folder: Path) -> dict[str, Path]:
     return files
 
 
-@pytest.mark.slow
-def test_damaged_generator_files_raise_checkpoint_error(trained_run, tmp_path):
+def test_damaged_generator_files_raise_checkpoint_error(trained_run, tmp_path):  # conftest's run: read only
     files = damaged_generators(trained_run / "generator.keras", tmp_path)
     for kind, path in files.items():
         with pytest.raises(CheckpointError) as caught:
@@ -121,9 +120,9 @@ def test_generate_cli_with_a_damaged_checkpoint_prints_one_error(trained_run, tm
 
 
 @pytest.mark.slow
-def test_damaged_generator_in_a_run_is_replaced_by_the_next_epoch(trained_run, tmp_path, synthetic_npz):
+def test_damaged_generator_in_a_run_is_replaced_by_the_next_epoch(cli_trained_run, tmp_path, synthetic_npz):
     """The trainer never reads generator.keras: a damaged one is simply replaced, atomically."""
-    paths = copy_run(trained_run, tmp_path)
+    paths = copy_run(cli_trained_run, tmp_path)
     paths.generator.write_bytes(paths.generator.read_bytes()[:1000])
     paths.metrics.write_bytes(paths.metrics.read_bytes() + b'{"kind": "epoch", "ep')
     paths.status.write_bytes(b'{"state": "runn')
@@ -147,8 +146,8 @@ def data_file(prefix: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_damaged_newest_checkpoint_and_state_file_recover_from_the_previous(trained_run, tmp_path, synthetic_npz):
-    paths = copy_run(trained_run, tmp_path)
+def test_damaged_newest_checkpoint_and_state_file_recover_from_the_previous(cli_trained_run, tmp_path, synthetic_npz):
+    paths = copy_run(cli_trained_run, tmp_path)
     older, newest = checkpoint_prefixes(paths)[-2:]
     data_file(newest).write_bytes(data_file(newest).read_bytes()[:5000])
     (paths.ckpt / "checkpoint").write_text("garbage that is not a CheckpointState\n")
@@ -163,8 +162,8 @@ def test_damaged_newest_checkpoint_and_state_file_recover_from_the_previous(trai
 
 
 @pytest.mark.slow
-def test_no_readable_checkpoint_fails_with_one_clear_error(trained_run, tmp_path, synthetic_npz):
-    paths = copy_run(trained_run, tmp_path)
+def test_no_readable_checkpoint_fails_with_one_clear_error(cli_trained_run, tmp_path, synthetic_npz):
+    paths = copy_run(cli_trained_run, tmp_path)
     for prefix in checkpoint_prefixes(paths):
         data_file(prefix).write_bytes(b"\0" * 100)
     before = {p.name: p.read_bytes() for p in paths.ckpt.iterdir()}

@@ -81,15 +81,14 @@ def test_hinge_loss_step_is_finite():
     assert all(np.isfinite(float(v)) for v in metrics.values())
 
 
-def test_run_writes_the_run_directory(tmp_path, synthetic_npz):
+def test_run_writes_the_run_directory(trained_run):
     from aigc.engine.checkpoints import load_generator
-    state = tiny_run(tmp_path / "run", synthetic_npz, epochs=2)
-    paths = RunPaths(tmp_path / "run")
+    paths = RunPaths(trained_run)  # conftest's one tiny run of the session, trained in this process
     status = read_json(paths.status)
-    assert state == "finished" and status["state"] == "finished"
+    assert status["state"] == "finished"
     assert status["epoch"] == 2 and status["total_epochs"] == 2 and status["steps_per_epoch"] == 8
     assert status["step"] == 16 and status["pid"] == os.getpid()
-    records = read_metrics(paths.metrics)
+    records = [r for r in read_metrics(paths.metrics) if r["kind"] != "probe"]  # quick checks: test_recipe.py
     epochs = [r for r in records if r["kind"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2]
     for key in ("g_loss", "d_loss", "d_real", "d_fake", "img_per_s", "epoch", "step", "time"):
@@ -103,6 +102,7 @@ def test_run_writes_the_run_directory(tmp_path, synthetic_npz):
     assert paths.discriminator.exists()
 
 
+@pytest.mark.slow  # real training of its own
 def test_resume_continues_counts_and_optimizer(tmp_path, synthetic_npz):
     import tensorflow as tf
 
@@ -121,6 +121,7 @@ def test_resume_continues_counts_and_optimizer(tmp_path, synthetic_npz):
     assert "resumed from" in paths.log.read_text()
 
 
+@pytest.mark.slow  # real training of its own
 def test_max_steps_stops_and_resume_finishes_the_epoch(tmp_path, synthetic_npz):
     run_dir = tmp_path / "run"
     assert tiny_run(run_dir, synthetic_npz, epochs=1, max_steps=3) == "stopped"
@@ -131,11 +132,9 @@ def test_max_steps_stops_and_resume_finishes_the_epoch(tmp_path, synthetic_npz):
     assert status["epoch"] == 1 and status["step"] == 8, "the resumed epoch skips the 3 batches it already did"
 
 
-def test_preset_mismatch_on_resume_fails_clearly(tmp_path, synthetic_npz):
-    run_dir = tmp_path / "run"
-    tiny_run(run_dir, synthetic_npz, preset="seed", max_steps=1)
+def test_preset_mismatch_on_resume_fails_clearly(trained_run_copy, synthetic_npz):
     with pytest.raises(SpecError, match="architecture of an existing run cannot change"):
-        tiny_run(run_dir, synthetic_npz, preset="dcgan")
+        tiny_run(trained_run_copy, synthetic_npz, preset="seed")  # a dcgan run
 
 
 def test_missing_data_fails_with_message(tmp_path):
@@ -144,6 +143,7 @@ def test_missing_data_fails_with_message(tmp_path):
     assert state == "failed" and "MNIST file not found" in status["error"]
 
 
+@pytest.mark.slow  # real training of its own
 def test_init_from_copies_weights_without_writing_source(tmp_path, synthetic_npz):
     from aigc.engine.checkpoints import load_generator
     first = tmp_path / "first"
@@ -182,6 +182,7 @@ def test_graceful_stop(tmp_path, synthetic_npz, how):
         json.loads(line)
 
 
+@pytest.mark.slow  # real training of its own
 def test_status_and_metrics_valid_after_every_write(tmp_path, synthetic_npz, monkeypatch):
     from aigc.engine import run_writer
 
@@ -220,6 +221,7 @@ def test_ema_warms_up_instead_of_holding_the_random_start():
     assert to_trained < to_start, "after the first step the EMA copy must follow the trained weights"
 
 
+@pytest.mark.slow  # real training of its own
 def test_resume_without_preset_keeps_the_runs_preset_and_hyperparameters(tmp_path, synthetic_npz):
     run_dir = tmp_path / "run"
     assert tiny_run(run_dir, synthetic_npz, preset="seed", lr_d=1e-4, max_steps=2) == "stopped"
@@ -282,6 +284,7 @@ def test_mixed_bfloat16_run_trains_and_ships_a_float32_generator(tmp_path, synth
     assert list(labels) == [7] * 4
 
 
+@pytest.mark.slow  # real training of its own
 def test_a_stop_that_lands_on_an_epochs_last_step_ends_that_epoch_first(tmp_path, synthetic_npz):
     """The stop waits for the epoch's end (samples, generator, evaluation, checkpoint): resuming must not begin
     with an empty epoch whose record says 0 img/s and has no losses."""
