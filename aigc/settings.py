@@ -29,6 +29,7 @@ COOLDOWN_ENV = "AIGC_COOLDOWN_S"  # seconds between two jobs
 KEEP_RUNS_ENV = "AIGC_KEEP_RUNS"  # finished runs kept (the oldest beyond are pruned; 0 = keep all)
 MIN_FREE_MB_ENV = "AIGC_MIN_FREE_MB"  # free disk under the runs root a job needs to start
 STOP_GRACE_ENV = "AIGC_STOP_GRACE_S"  # the supervisor's wait for a trainer to stop before the server stops
+TRUSTED_PROXY_ENV = "AIGC_TRUSTED_PROXY"  # 1: the proxy in front sets X-Real-IP / X-Forwarded-For (password limiter keys)
 
 
 def env(name: str, default: str = "") -> str:
@@ -88,3 +89,8 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(?:~|/)(?:/?[\w.@+-]+)+/?")
 def without_paths(text: str) -> str:
     """text with every absolute (or ~) path cut to its last component: what a page may show of a server path."""
     return _ABSOLUTE_PATH.sub(lambda match: match.group(0).rstrip("/").rsplit("/", 1)[-1], str(text))
+
+
+def trusted_proxy() -> bool:
+    """True when the operator says a reverse proxy of theirs fronts the app (its client address headers are true)."""
+    return env(TRUSTED_PROXY_ENV).lower() in ("1", "true", "yes", "on")

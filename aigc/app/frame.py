@@ -9,8 +9,10 @@ import streamlit as st
 from aigc.app.pages import compare, draw, generate, model, train, write
 from aigc.app.routes import HOME, PAGES, Frame, redirect_target, visible_keys
 from aigc.app.widgets import guarded, spinner_unless
-from aigc.serve import hosting, jobs
+from aigc import settings
+from aigc.serve import hosting, jobs, trust
 from aigc.serve.generators import Served, is_loaded, serve_with_fallback
+from aigc.serve.trust import Visitor
 
 TITLE = "AIGC digits"
 GENERATOR_KEY = "generator_choice"
@@ -23,10 +25,12 @@ def main() -> None:
     """One script run: the frame, then the current page."""
     st.set_page_config(page_title=TITLE, page_icon="🔢", layout="wide")
     st.html(TOP_CSS)  # remove the empty band Streamlit leaves above the title
-    policy = hosting.load_policy(secrets=streamlit_secrets(), address=server_address())
+    visitor = current_visitor()
+    # Local mode is a property of this connection: a proxied or remote visitor gets the policy of a reachable server.
+    policy = hosting.load_policy(secrets=streamlit_secrets(), address=server_address() if visitor.local else "")
     generator_from_query()  # a shared link names its generator
     served = guarded(generator_sidebar_ui, name="generator chooser")
-    pages = build_pages(Frame(policy, served))
+    pages = build_pages(Frame(policy, served, visitor))
     current = st.navigation(list(pages.values()))
     redirect_old_links(pages)
     st.title(TITLE)
@@ -37,6 +41,17 @@ def main() -> None:
         st.warning(served.warning)
     current.run()
     freeze_startup_heap()
+
+
+def current_visitor() -> Visitor:
+    """This session's connection: local owner only from loopback with no forwarding header (serve/trust.py)."""
+    try:
+        headers = dict(st.context.headers)
+        peer = st.context.ip_address  # None for 127.0.0.1 / ::1 (and when there is no connection at all)
+    except Exception:  # noqa: BLE001  (no context: judge it remote, the safe side)
+        return Visitor(local=False, client="unknown", forwarded=False)
+    return trust.visitor("127.0.0.1" if peer is None else peer, headers, connected=bool(headers),
+                         trusted_proxy=settings.trusted_proxy())
 
 
 def server_address() -> str:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from aigc.serve.generators import Served
 from aigc.serve.hosting import Policy
+from aigc.serve.trust import Visitor
 
 # key (= URL path = the module aigc/app/pages/<key>.py), title, icon, whether it needs a generator. Menu order.
 PAGES = (("generate", "Generate", ":material/grid_view:", True),
@@ -22,10 +23,11 @@ HOME = "generate"  # where "/" (and an unknown ?view=) leads
 
 @dataclass(frozen=True)
 class Frame:
-    """What every page receives: the hosting policy and the served generator (None when none loads)."""
+    """What every page receives: the policy for this visitor, the served generator (None when none loads), the visitor."""
 
     policy: Policy
     served: Served | None
+    visitor: Visitor = Visitor(local=False, client="unknown", forwarded=False)
 
 
 def visible_keys(policy: Policy) -> list[str]:

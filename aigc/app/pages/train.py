@@ -40,12 +40,12 @@ STATE_NOTES = {
 
 def page(frame: Frame) -> None:
     """The Train page (registered only when training is visible)."""
-    guarded(train_ui, frame.policy, name="Train")
+    guarded(train_ui, frame.policy, client=frame.visitor.client, name="Train")
 
 
-def train_ui(policy: hosting.Policy) -> None:
+def train_ui(policy: hosting.Policy, *, client: str = "local") -> None:
     """The whole Train view: live job (polled fragment) with its controls, the new-job form, the runs list."""
-    can_control = not policy.needs_password or authorised_ui(policy)
+    can_control = not policy.needs_password or authorised_ui(policy, client=client)
     flash = st.session_state.pop("_train_flash", None)
     if flash:
         getattr(st, flash[0])(flash[1])
@@ -278,16 +278,16 @@ def runs_ui(policy: hosting.Policy, *, can_control: bool) -> None:
                 st.rerun()
 
 
-def authorised_ui(policy: hosting.Policy, *, limiter: PasswordLimiter = PROCESS_LIMITER) -> bool:
-    """The password form in password mode; True once this session typed the right password."""
+def authorised_ui(policy: hosting.Policy, *, client: str, limiter: PasswordLimiter = PROCESS_LIMITER) -> bool:
+    """The password form in password mode; True once this session typed the right password (guesses count per client)."""
     if st.session_state.get("_train_unlocked"):
         return True
     with st.form("train_password_form"):
         typed = st.text_input("Training password", type="password", key="train_password")
         submitted = st.form_submit_button("Unlock training")
     if submitted:
-        # Counted across every session of this server: parallel sessions share one backoff and lockout.
-        ok, message = limiter.attempt(typed, policy)
+        # Counted per client across every session: parallel sessions of one client share its backoff.
+        ok, message = limiter.attempt(typed, policy, client=client)
         if ok:
             st.session_state["_train_unlocked"] = True
             st.rerun()
