@@ -1,6 +1,7 @@
 """The frame around every page: page setup, navigation, the sidebar's generator chooser and hosting notices."""
 from __future__ import annotations
 
+import dataclasses
 import gc
 import threading
 
@@ -29,7 +30,7 @@ def main() -> None:
     # Local mode is a property of this connection: a proxied or remote visitor gets the policy of a reachable server.
     policy = hosting.load_policy(secrets=streamlit_secrets(), address=server_address() if visitor.local else "")
     generator_from_query()  # a shared link names its generator
-    served = guarded(generator_sidebar_ui, name="generator chooser")
+    served = guarded(generator_sidebar_ui, policy, name="generator chooser")
     pages = build_pages(Frame(policy, served, visitor))
     current = st.navigation(list(pages.values()))
     redirect_old_links(pages)
@@ -115,7 +116,7 @@ def generator_from_query() -> None:
         st.session_state["_generator_label"] = wanted  # the chooser falls back to its first entry if unknown
 
 
-def generator_sidebar_ui() -> Served | None:
+def generator_sidebar_ui(policy: hosting.Policy) -> Served | None:
     """Sidebar chooser among server-side generators; falls back to the shipped one with a warning."""
     choices = jobs.generator_choices()
     if not choices:
@@ -131,9 +132,11 @@ def generator_sidebar_ui() -> Served | None:
     if chosen.kind == "run":
         st.sidebar.caption(f"Run: {chosen.path.parent.name}")
     with spinner_unless(is_loaded(chosen.path) if chosen.path.is_file() else True, "Loading the generator..."):
-        served, problem = serve_with_fallback(chosen, choices)
+        served, problem = serve_with_fallback(chosen, choices, detailed=policy.shows_details)
     if problem:
-        st.error(problem)
+        st.error(hosting.visitor_message(problem, policy))
+    if served is not None and served.warning:
+        served = dataclasses.replace(served, warning=hosting.visitor_message(served.warning, policy))
     return served
 
 

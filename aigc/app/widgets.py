@@ -37,6 +37,20 @@ def guarded(panel, *args, name: str, **kwargs):
         return None
 
 
+def whole_number_input(label: str, low=None, high=None, *, key: str, value=None, container=None, **kwargs):
+    """A number input for whole numbers that forged input cannot crash: a float widget shown without decimals.
+
+    Streamlit turns an integer widget's incoming value into int() before it checks that it is finite,
+    so a forged NaN or infinity raised inside Streamlit (its generic error page); a float widget resets
+    such a value to its default. Callers round and bound what it returns (explore.params).
+    """
+    if isinstance(st.session_state.get(key), int) and not isinstance(st.session_state.get(key), bool):
+        st.session_state[key] = float(st.session_state[key])
+    options = {name: float(number) for name, number in (("min_value", low), ("max_value", high), ("value", value))
+               if number is not None}
+    return (container or st).number_input(label, step=1.0, format="%.0f", key=key, **options, **kwargs)
+
+
 def spinner_unless(ready: bool, text: str):
     """st.spinner(text) when work must be done, else nothing (a cached value shows no flash)."""
     return contextlib.nullcontext() if ready else st.spinner(text)

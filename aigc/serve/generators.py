@@ -46,14 +46,20 @@ def load_served(path: Path):
     return GENERATORS.get_or_make(key, lambda: load_generator(key[0]))
 
 
-def serve_with_fallback(chosen: GeneratorChoice, choices: list[GeneratorChoice]) -> tuple[Served | None, str | None]:
-    """(Served, None) for the chosen generator, else the shipped one with a warning; (None, reason) when none loads."""
+def serve_with_fallback(chosen: GeneratorChoice, choices: list[GeneratorChoice], *,
+                        detailed: bool = False) -> tuple[Served | None, str | None]:
+    """(Served, None) for the chosen generator, else the shipped one with a warning; (None, reason) when none loads.
+
+    detailed: the loader's own words (local mode); otherwise only what failed, never the library's message
+    (Keras quotes the file's whole config in it).
+    """
     problems = []
     for candidate in [chosen] + [c for c in choices if c.kind == "shipped" and c != chosen]:
         try:
             model, config, card = load_served(candidate.path)
         except (CheckpointError, OSError) as error:
-            problems.append(f"{candidate.label}: {error}")
+            reason = " ".join(str(error).split()) if detailed else _brief(error)
+            problems.append(f"{candidate.label}: {reason}")
             LOG.warning("generator unusable: %s", error)
             continue
         warning = None
@@ -62,3 +68,9 @@ def serve_with_fallback(chosen: GeneratorChoice, choices: list[GeneratorChoice])
                       f"{without_paths(problems[0])}"
         return Served(model, config, card, candidate.path, candidate.label, warning), None
     return None, "No usable generator: " + " | ".join(without_paths(p) for p in problems)
+
+
+def _brief(error: Exception) -> str:
+    """The first clause of a loader's message ('x.keras could not be loaded as a generator'), without its details."""
+    text = " ".join(str(error).split()).split(" (", 1)[0]
+    return without_paths(text)[:160] if isinstance(error, CheckpointError) else "the file could not be read"

@@ -139,8 +139,9 @@ def password_ok(given: str | None, policy: Policy) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), policy.password.encode("utf-8"))
 
 
+_PID = r"\bpid\s*[=:#]?\s*\d+"  # pid 777, pid=777, pid: 777, pid #777
 _PIDS = [re.compile(pattern, re.IGNORECASE) for pattern in
-         (r"\s*\(pid\s*\d+\)", r"\bpid\s*\d+,\s*", r",\s*pid\s*\d+", r"\s*\bpid\s*\d+")]
+         (rf"\s*\(\s*{_PID}\s*\)", rf"{_PID},\s*", rf",\s*{_PID}", rf"\s*{_PID}")]
 
 
 def visitor_message(message: str, policy: Policy, *, limit: int = 300) -> str:

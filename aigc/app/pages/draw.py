@@ -8,7 +8,7 @@ import streamlit as st
 
 from aigc.app.routes import Frame
 from aigc.app.widgets import (a_digit, copy_link_ui, guarded, labeled_png, picture_png, pin, reading_caption,
-                              spinner_unless, toast)
+                              spinner_unless, toast, whole_number_input)
 from aigc.serve.caches import INVERSIONS, file_key
 from aigc.serve.generators import Served
 from aigc.engine.sampling import latents, run_generator, slerp
@@ -83,7 +83,7 @@ def draw_ui(served: Served) -> None:
         result = canvas_ui()
         invert_as = st.selectbox("Invert as", INVERT_AS, key="draw_as",
                                  help="Search the latent for the evaluator's reading, or for a digit you choose.")
-        partner = st.number_input("Random partner seed", SEED_MIN, SEED_MAX, value=1, step=1, key="draw_partner")
+        partner = whole_number_input("Random partner seed", SEED_MIN, SEED_MAX, value=1, key="draw_partner")
     with right:
         try:
             pixels = drawing_pixels(result)

@@ -13,7 +13,7 @@ import streamlit as st
 from aigc import settings
 from aigc.app.routes import Frame, sync_query
 from aigc.app.widgets import (a_digit, copy_link_ui, directions_of, display_scale, guarded, pin, pinned_hand,
-                              preview_pngs, reading_of, sliders_ui, spinner_unless, toast)
+                              preview_pngs, reading_of, sliders_ui, spinner_unless, toast, whole_number_input)
 from aigc.engine.sampling import GRID_PAD, generate, gif_bytes, grid, interpolate, latents, run_generator
 from aigc.explore import directions as dirs
 from aigc.explore.nearest import nearest_training, squared_norms
@@ -68,8 +68,8 @@ def controls_ui(*, conditional: bool) -> dict:
         digit = st.selectbox("Digit", DIGIT_OPTIONS, key="gen_digit", disabled=not conditional,
                              help=None if conditional else "This generator is unconditional: it draws any digit.")
         # No widget limits: the browser would refuse 500 without a word; the page says why below instead.
-        n = st.number_input("How many", step=1, key="gen_n")
-        seed = st.number_input("Seed", min_value=params.SEED_MIN, max_value=params.SEED_MAX, step=1,
+        n = whole_number_input("How many", key="gen_n")
+        seed = whole_number_input("Seed", params.SEED_MIN, params.SEED_MAX,
                                key="gen_seed", help="The same seed and settings always give the same digits.")
         truncation = st.slider("Latent scale (truncation)", params.SCALE_MIN, params.SCALE_MAX,
                                step=0.05, key="gen_trunc", help="Below 1: cleaner, less varied digits.")
@@ -190,8 +190,8 @@ def interpolation_ui(served: Served) -> None:
             pinned = None
         with st.form("interp_form", border=False):
             a, b, c = st.columns(3)
-            seed_a = a.number_input("Seed A", params.SEED_MIN, params.SEED_MAX, value=1, step=1, key="interp_a")
-            seed_b = b.number_input("Seed B", params.SEED_MIN, params.SEED_MAX, value=2, step=1, key="interp_b")
+            seed_a = whole_number_input("Seed A", params.SEED_MIN, params.SEED_MAX, value=1, key="interp_a", container=a)
+            seed_b = whole_number_input("Seed B", params.SEED_MIN, params.SEED_MAX, value=2, key="interp_b", container=b)
             steps = c.slider("Frames", params.STEPS_MIN, params.STEPS_MAX, params.STEPS_DEFAULT, key="interp_steps")
             digit_a = a.selectbox("Digit A", DIGIT_OPTIONS[1:], index=1, key="interp_da", disabled=not conditional)
             digit_b = b.selectbox("Digit B", DIGIT_OPTIONS[1:], index=7, key="interp_db", disabled=not conditional)

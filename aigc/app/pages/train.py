@@ -13,7 +13,7 @@ from aigc.serve import hosting, jobs
 from aigc.serve.limiter import PROCESS_LIMITER, PasswordLimiter
 from aigc.serve.charts import collapsed_digits, loss_figure, probability_figure, quality_figure
 from aigc.app.routes import Frame
-from aigc.app.widgets import guarded
+from aigc.app.widgets import guarded, whole_number_input
 from aigc.engine.spec import PRESETS, SETTINGS
 from aigc.runs.files import png_bytes, read_metrics
 from aigc.runs.layout import RunPaths
@@ -230,8 +230,8 @@ def new_job_ui(policy: hosting.Policy, *, busy: bool) -> None:
     data_path = None
     with st.form("new_job_form"):
         left, middle, right = st.columns(3)
-        epochs = left.number_input("Epochs to add", 1, policy.max_epochs, min(5, policy.max_epochs), step=1,
-                                   key="job_epochs")
+        epochs = whole_number_input("Epochs to add", 1, policy.max_epochs, value=min(5, policy.max_epochs),
+                                    key="job_epochs", container=left)
         batch = middle.selectbox("Batch size", (PRESET_DEFAULT,) + jobs.BATCH_SIZES, key="job_batch")
         preset = right.selectbox("Preset", PRESETS, key="job_preset")
         start_from = st.radio("Start from", list(START_CHOICES), horizontal=True, key="job_init")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from aigc.app.routes import Frame, sync_query
 from aigc.app.widgets import (copy_link_ui, directions_of, guarded, labeled_png, picture_png, pinned_hand, preview_pngs,
-                              reading_caption, sliders_ui)
+                              reading_caption, sliders_ui, whole_number_input)
 from aigc.serve.caches import WRITTEN, file_key
 from aigc.serve.generators import Served
 from aigc.explore import directions as dirs
@@ -45,7 +45,7 @@ def controls_ui() -> dict | None:
         text = st.text_input("Number", key="write_text", max_chars=TEXT_MAX_CHARS,
                              help="Digits only, up to 16; each row writes them in one hand.")
         rows = st.slider("Rows (one hand each)", ROWS_MIN, ROWS_MAX, key="write_rows")
-        seed = st.number_input("Seed", SEED_MIN, SEED_MAX, step=1, key="write_seed")
+        seed = whole_number_input("Seed", SEED_MIN, SEED_MAX, key="write_seed")
         scale = st.slider("Latent scale", SCALE_MIN, SCALE_MAX, step=0.05, key="write_scale")
         left, right = st.columns(2)
         left.form_submit_button("Write", type="primary", width="stretch")

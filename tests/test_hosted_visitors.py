@@ -1,0 +1,67 @@
+"""What a hosted visitor sees when things go wrong: forged numbers, unloadable files, pids (issue 21's smaller items)."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+from helpers import run_app, save_untrained_generator, texts, visit, write_fake_run
+
+from aigc.serve.hosting import Policy, visitor_message
+
+HOSTED = Policy(training="off", loopback=False)
+
+
+@pytest.mark.parametrize("message", ["Started run-1 (pid 777)", "held by pid=777, since noon", "trainer pid: 777 died",
+                                     "a job (PID #777) runs"])
+def test_no_spelling_of_a_pid_survives_the_hosted_filter(message):
+    shown = visitor_message(message, HOSTED)
+    assert "777" not in shown, shown
+
+
+@pytest.mark.parametrize("key,value", [("gen_n", float("nan")), ("gen_n", float("inf")), ("gen_seed", float("nan")),
+                                       ("gen_seed", float("-inf"))])
+def test_a_forged_non_finite_number_falls_back_instead_of_crashing_streamlit(app_env, key, value):
+    """Before: Streamlit's own int() of the widget's value raised, and the page showed its generic error."""
+    app = run_app()
+    app.number_input(key=key).set_value(value)
+    app = app.button[0].click().run()
+    assert not app.exception, app.exception
+    assert app.image, "the grid is still there"
+
+
+def test_a_fractional_how_many_says_what_is_shown(app_env):
+    app = run_app()
+    app.number_input(key="gen_n").set_value(2.5)
+    app = app.button[0].click().run()
+    assert any("whole number" in text and "showing 2" in text for text in texts(app, "warning")), texts(app, "warning")
+
+
+def _broken_keras(path, tmp_path):
+    """A real aigc .keras archive whose Keras config names a layer that does not exist: Keras's message quotes it."""
+    good = tmp_path / "good.keras"
+    save_untrained_generator(good)
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(path, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                config["config"]["layers"][1]["class_name"] = "NoSuchLayer"
+                config["config"]["layers"][1]["config"]["secret_setting"] = "x" * 400
+                data = json.dumps(config).encode()
+            target.writestr(item, data)
+
+
+def test_an_unloadable_generator_is_one_short_line_for_a_hosted_visitor(app_env, monkeypatch, tmp_path):
+    """Before: an 11-line Keras message, with the file's config, in the page."""
+    write_fake_run(app_env, state="finished")
+    _broken_keras(app_env / "run-fake" / "generator.keras", tmp_path)
+    monkeypatch.setenv("AIGC_TRAINING", "off")
+    app = run_app(generator="Newest trained run")
+    shown = texts(app, "warning") + texts(app, "error")
+    problems = [text for text in shown if "could not" in text]
+    assert problems, shown
+    for text in problems:
+        assert "\n" not in text and len(text) < 300 and "secret_setting" not in text and "NoSuchLayer" not in text, text
+        assert str(app_env) not in text
+    assert app.image or visit(app, "generate").image, "the shipped generator is served instead"
