@@ -21,6 +21,35 @@ def run_cli(*args: str, timeout: float = 180, env: dict | None = None, cwd: Path
                           env=full_env)
 
 
+def run_cli_here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`aigc ARGS` through aigc.cli.main in this process (from cwd, else the repo root), its output captured.
+
+    For arguments the command line refuses before any work: milliseconds instead of a Python start each. The
+    exit code is main()'s or SystemExit's; an exception propagates (where a process would print a traceback).
+    The environment and import hooks that main() sets for a real process are put back afterwards.
+    """
+    import contextlib
+    import io
+
+    from aigc.cli import main
+
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    environment, finders = dict(os.environ), list(sys.meta_path)
+    try:
+        os.chdir(cwd or REPO)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        os.chdir(here)
+        os.environ.clear()
+        os.environ.update(environment)
+        sys.meta_path[:] = finders
+    return subprocess.CompletedProcess(["aigc", *args], code, out.getvalue(), err.getvalue())
+
+
 def wait_until(predicate, *, timeout: float = 120, every: float = 0.2, what: str = "the condition",
                process: subprocess.Popen | None = None, details=lambda: ""):
     """Poll predicate() until it returns something truthy (returned); fail after timeout, or if process exits first."""

@@ -24,6 +24,7 @@ def test_reference_models_have_the_tutorial_shapes():
     assert discriminator.count_params() == 212_865
 
 
+@pytest.mark.slow  # real training of its own
 def test_reference_train_step_is_finite():
     gan = reference.ReferenceGAN(batch_size=8)
     data = reference.make_dataset(synthetic_mnist(16, 1)["x_train"], batch_size=8)

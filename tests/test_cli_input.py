@@ -1,4 +1,7 @@
-"""Bad input on the command line: one clear error line, a non-zero exit, no traceback, nothing lost."""
+"""Bad input on the command line: one clear error line, a non-zero exit, no traceback, nothing lost.
+
+Each bad flag runs through aigc.cli.main in this process (helpers.run_cli_here); the last tests start real
+processes, as users type the commands."""
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, run_cli_here
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,7 +81,7 @@ BAD_TRAIN = [
 @pytest.mark.parametrize("extra,needle", BAD_TRAIN, ids=[" ".join(a) or "empty" for a, _ in BAD_TRAIN])
 def test_train_rejects_bad_flags_and_touches_nothing(run_dir, extra, needle):
     before = snapshot(run_dir.parent)
-    result = run_cli("train", "--run-dir", str(run_dir), *extra, cwd=run_dir.parent.parent)
+    result = run_cli_here("train", "--run-dir", str(run_dir), *extra, cwd=run_dir.parent.parent)
     assert_clear_error(result, needle)
     assert snapshot(run_dir.parent) == before, "a rejected command changed the runs folder"
 
@@ -119,7 +122,7 @@ BAD_GENERATE = [
 def test_generate_rejects_bad_flags(tmp_path, extra, needle):
     existing = tmp_path / "grid.png"
     existing.write_bytes(b"an earlier grid")
-    result = run_cli("generate", *extra, cwd=tmp_path)
+    result = run_cli_here("generate", *extra, cwd=tmp_path)
     assert_clear_error(result, needle)
     assert existing.read_bytes() == b"an earlier grid"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"], "nothing new may appear"

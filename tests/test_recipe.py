@@ -74,6 +74,7 @@ def test_the_schedule_counts_the_epochs_behind_the_starting_weights(tmp_path, sy
     assert rates["g_optimizer"] == pytest.approx(1e-3 / 16) and rates["d_optimizer"] == pytest.approx(2e-3 / 16)
     assert "counted from the 30 epochs behind the starting weights" in paths.log.read_text()
 
+@pytest.mark.slow  # real training of its own (the session's trained run has the class head)
 def test_the_class_head_names_digits_and_its_loss_trains_both_networks():
     """AC-GAN: with class_loss > 0 the discriminator also outputs 10 class logits; the class loss moves its head
     and reaches the generator (a step at class_loss 1 differs from a step without it from the same weights)."""

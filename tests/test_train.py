@@ -16,7 +16,8 @@ from aigc.runs.layout import RunPaths
 from helpers import REPO, tiny_run, wait_until
 
 
-@pytest.mark.parametrize("preset", ["dcgan", "seed"])
+# dcgan steps: also in the session's trained run (conftest); its own step here is in the slow lane
+@pytest.mark.parametrize("preset", [pytest.param("dcgan", marks=pytest.mark.slow), "seed"])
 def test_one_step_is_finite_and_changes_weights(preset):
     from aigc.engine.data import synthetic_mnist
     from aigc.engine.gan import GAN
@@ -70,6 +71,7 @@ def test_many_steps_on_attached_data_match_one_step_per_batch():
     assert np.percentile(differences, 99) < 1e-5, np.percentile(differences, [50, 99, 100])
 
 
+@pytest.mark.slow  # real training of its own
 def test_hinge_loss_step_is_finite():
     from aigc.engine.data import synthetic_mnist
     from aigc.engine.gan import GAN
@@ -206,6 +208,7 @@ def test_status_and_metrics_valid_after_every_write(tmp_path, synthetic_npz, mon
     assert seen["status"] >= 4 and seen["metrics"] >= 4
 
 
+@pytest.mark.slow  # real training of its own (EMA warm-up: also test_spec_recorded.py)
 def test_ema_warms_up_instead_of_holding_the_random_start():
     from aigc.engine.data import synthetic_mnist
     from aigc.engine.gan import GAN
