@@ -87,7 +87,8 @@ def controls_ui(*, conditional: bool) -> dict:
 
 def how_many_note(asked, shown: int) -> str:
     """Why the grid has another count than the one typed (out of range, or not a whole number)."""
-    return f"How many must be a whole number from {params.N_MIN} to {params.N_MAX} (got {str(asked)[:12]}): " \
+    typed = f"{asked:g}" if isinstance(asked, float) else str(asked)  # the widget holds floats: 500.0 reads as 500
+    return f"How many must be a whole number from {params.N_MIN} to {params.N_MAX} (got {typed[:12]}): " \
            f"showing {shown}."
 
 
