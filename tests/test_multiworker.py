@@ -24,7 +24,7 @@ from aigc.runs import lifecycle
 from aigc.runs.files import read_json, read_metrics
 from aigc.runs.layout import RunPaths
 from aigc.runs.lock import TrainingLock
-from helpers import REPO, run_cli, tiny_run, wait_until
+from helpers import REPO, run_cli_here, tiny_run, wait_until
 
 SETTINGS = ("--batch-size", "64", "--eval-samples", "0", "--log-every", "2", "--threads", "1", "--seed", "3")
 SAME_SPLIT_TOLERANCE = 1e-4  # relative: 2 workers x 1 replica vs 1 process x 2 replicas (summation order only)
@@ -87,17 +87,19 @@ def test_a_bad_tf_config_gets_one_clear_line(tf_config, says):
     (["--worker-hosts", "127.0.0.1:1", "--task-index", "0"], "two or more"),
     (["--worker-hosts", "127.0.0.1:1,127.0.0.1:2", "--task-index", "2"], "between 0 and 1"),
 ])
-def test_cluster_flag_mistakes_are_one_line_usage_errors(tmp_path, flags, says):
-    done = run_cli("train", "--run-dir", str(tmp_path / "run"), *flags, timeout=60,
-                   env={"AIGC_RUNS_DIR": str(tmp_path / "runs")})
+def test_cluster_flag_mistakes_are_one_line_usage_errors(tmp_path, monkeypatch, flags, says):
+    monkeypatch.setenv("AIGC_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    done = run_cli_here("train", "--run-dir", str(tmp_path / "run"), *flags)
     assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_tf_config_and_the_flags_together_are_refused(tmp_path):
-    tf_config = tf_config_from_flags("127.0.0.1:1,127.0.0.1:2", 0)
-    done = run_cli("train", "--run-dir", str(tmp_path / "run"), "--worker-hosts", "127.0.0.1:1,127.0.0.1:2",
-                   "--task-index", "1", timeout=60, env={"AIGC_RUNS_DIR": str(tmp_path / "runs"), "TF_CONFIG": tf_config})
+def test_tf_config_and_the_flags_together_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIGC_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("TF_CONFIG", tf_config_from_flags("127.0.0.1:1,127.0.0.1:2", 0))
+    done = run_cli_here("train", "--run-dir", str(tmp_path / "run"), "--worker-hosts", "127.0.0.1:1,127.0.0.1:2",
+                        "--task-index", "1")
     assert done.returncode == 2 and "one way, not both" in done.stderr, done.stderr
     assert not (tmp_path / "run").exists(), "nothing is written before the cluster is settled"
 
