@@ -65,3 +65,17 @@ def test_an_unloadable_generator_is_one_short_line_for_a_hosted_visitor(app_env,
         assert "\n" not in text and len(text) < 300 and "secret_setting" not in text and "NoSuchLayer" not in text, text
         assert str(app_env) not in text
     assert app.image or visit(app, "generate").image, "the shipped generator is served instead"
+
+
+def test_what_a_client_may_send_agrees_with_the_canvas_limit():
+    """Before: Streamlit's default 25 MB per message; 12 sessions of forged 23 MB canvases pinned ~870 MB."""
+    import base64
+    import tomllib
+
+    from aigc.explore.preprocess import MAX_PNG_BYTES
+    from aigc.settings import ROOT
+
+    server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
+    limit_bytes = server["maxWidgetStateSize"] * 2**20
+    largest_drawing = len(base64.b64encode(b"\0" * MAX_PNG_BYTES)) + 256 * 1024  # PNG as base64 + its strokes' JSON
+    assert largest_drawing <= limit_bytes <= 4 * 2**20, (largest_drawing, limit_bytes)

@@ -10,7 +10,7 @@ BOX = 20  # MNIST scaled each digit's bounding box to fit 20x20 (aspect kept)
 SIZE = 28
 INK_MIN = 0.1  # pixels above this (in [0, 1]) count as ink for the bounding box
 MAX_CANVAS_PX = 1024  # a forged canvas larger than this is refused, not decoded
-MAX_PNG_BYTES = 4 * 1024 * 1024
+MAX_PNG_BYTES = 1024 * 1024  # a 280 px canvas is ~10-60 KB; .streamlit/config.toml caps what a client sends at 2 MB
 
 
 class DrawingError(ValueError):
@@ -38,7 +38,7 @@ def to_gray(pixels: np.ndarray) -> np.ndarray:
 def decode_png(data: bytes) -> np.ndarray:
     """PNG bytes (bounded size) -> (H, W, C) uint8; DrawingError for anything else."""
     if not data or len(data) > MAX_PNG_BYTES:
-        raise DrawingError("the drawing is empty or larger than 4 MB")
+        raise DrawingError(f"the drawing is empty or larger than {MAX_PNG_BYTES // 2**20} MB")
     try:
         picture = Image.open(io.BytesIO(data))
         if max(picture.size) > MAX_CANVAS_PX:
