@@ -40,11 +40,10 @@ class Plan:
     """The spec to train, and how it came about."""
 
     paths: RunPaths
-    spec: RunSpec
+    spec: RunSpec  # spec.epochs: the total this invocation trains to, decided here and saved before training
     invocation: Invocation
     created: bool  # a new run
     restart_epoch: bool = False  # the batch size changed: continue from the start of the current epoch
-    # (spec.epochs is the total the run trains to: the plan's target, saved before training starts)
     notes: tuple[str, ...] = ()
     done: str | None = None  # set when there is nothing to train (a finished run resumed)
     record: dict = field(default_factory=dict)  # config.json as saved
