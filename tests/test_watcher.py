@@ -109,6 +109,16 @@ def test_sessions_share_one_immutable_snapshot_until_something_changes(run):
     assert watcher.reads == 2
 
 
+def test_invalidate_rereads_at_once(run):
+    clock = Clock()
+    watcher = RunWatcher(run, refresh_s=60, clock=clock)
+    assert watcher.snapshot().status["state"] == "finished"
+    atomic_write_json(run / "status.json", {"state": "stopped", "epoch": 1, "total_epochs": 2})
+    assert watcher.snapshot().status["state"] == "finished", "within the interval"
+    watcher.invalidate()
+    assert watcher.snapshot().status["state"] == "stopped"
+
+
 def test_status_believes_the_lock_not_the_file(run):
     atomic_write_json(run / "status.json", {"state": "running", "pid": os.getpid(), "epoch": 0})
     snapshot = RunWatcher(run, refresh_s=0).snapshot(holder=None)  # nobody holds the lock

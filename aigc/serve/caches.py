@@ -6,8 +6,10 @@ while the generator and evaluator reloaded. These caches are plain module object
 the caller (by path and modification time for files). Concurrent callers of a missing key
 wait for the one computing it, so a viral link is computed once, not once per visitor.
 
-The ProcessCaches below (ALL) hold what pages compute. Five more caches live beside the code they
-serve, because their keys are objects that must not be kept alive or files read below this layer:
+The ProcessCaches below (ALL) hold what pages compute. serve/watcher.py `WATCHERS` keeps one run
+watcher per run directory (16 at most, each with a bounded series). Five more caches live beside
+the code they serve, because their keys are objects that must not be kept alive or files read
+below this layer:
 
 - engine/sampling.py `_SERVING`: weak-key dict, generator model -> its traced serving tf.function
   (dies with the model).
@@ -96,10 +98,12 @@ PREVIEWS = ProcessCache(max_entries=2048, max_bytes=8 * MB, size_of=lambda strip
 INTERPOLATIONS = ProcessCache(max_entries=64, max_bytes=8 * MB, size_of=lambda v: len(v[0]) + len(v[1]))  # strip + GIF
 WRITTEN = ProcessCache(max_entries=64, max_bytes=32 * MB, size_of=lambda v: v[0].nbytes + v[1].nbytes)  # Write pages
 INVERSIONS = ProcessCache(max_entries=256)  # drawings inverted into the generator, ~3 KB each
+CHARTS = ProcessCache(max_entries=32)  # (run, snapshot version) -> the Train page's figures, built once per change
+SAMPLE_GRIDS = ProcessCache(max_entries=256, max_bytes=16 * MB, size_of=len)  # (file, mtime) -> a run's grid, 2x PNG
 TRAINING_SETS = ProcessCache(max_entries=1)  # one MNIST file (~50 MB) for the nearest-neighbour check
 ALL = {"generators": GENERATORS, "directions": DIRECTIONS, "discriminators": DISCRIMINATORS, "grids": GRIDS,
        "previews": PREVIEWS, "interpolations": INTERPOLATIONS, "written": WRITTEN, "inversions": INVERSIONS,
-       "training_sets": TRAINING_SETS}
+       "training_sets": TRAINING_SETS, "charts": CHARTS, "sample_grids": SAMPLE_GRIDS}
 
 
 def file_key(path) -> tuple[str, int]:

@@ -23,14 +23,24 @@ QUALITY_RANGES = {key: fixed for key, _title, _axis, fixed in QUALITY_SERIES}
 CHART_HEIGHT = 360
 STEP_TITLE = "training step (one batch)"
 EPOCH_TITLE = "epoch"
+MAX_CHART_POINTS = 2000  # per curve: more points add bytes and CPU per poll, not anything a reader can see
 MODEBAR = dict(orientation="v", remove=["lasso2d", "select2d", "autoScale2d"])
 
 
-def split_records(records: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(step records, epoch records), each sorted by global step."""
+def thin(rows: list, max_points: int = MAX_CHART_POINTS) -> list:
+    """At most about max_points rows, evenly spaced, the last one always kept (what a chart can show of a long run)."""
+    if len(rows) <= max_points:
+        return rows
+    stride = math.ceil(len(rows) / max_points)
+    kept = rows[::stride]
+    return kept if kept[-1] is rows[-1] else kept + [rows[-1]]
+
+
+def split_records(records) -> tuple[list[dict], list[dict]]:
+    """(step records, epoch records), each sorted by global step and thinned to what a chart shows."""
     steps = [r for r in records if r.get("kind") == "step" and finite_number(r.get("step")) is not None]
     epochs = [r for r in records if r.get("kind") == "epoch" and finite_number(r.get("step")) is not None]
-    return sorted(steps, key=lambda r: r["step"]), sorted(epochs, key=lambda r: r["step"])
+    return thin(sorted(steps, key=lambda r: r["step"])), thin(sorted(epochs, key=lambda r: r["step"]))
 
 
 def smooth(values: list[float | None], *, weight: float = SMOOTHING) -> list[float | None]:
@@ -92,7 +102,8 @@ def quality_figure(records: list[dict]) -> go.Figure | None:
     from plotly.subplots import make_subplots
 
     _steps, epochs = split_records(records)
-    probes = sorted((r for r in records if r.get("kind") == "probe"), key=lambda r: finite_number(r.get("epoch")) or 0)
+    probes = thin(sorted((r for r in records if r.get("kind") == "probe"),
+                         key=lambda r: finite_number(r.get("epoch")) or 0))
     panels = []
     for key, label, axis, _fixed in QUALITY_SERIES:
         points, quick = (_points(rows, key) for rows in (epochs, probes))

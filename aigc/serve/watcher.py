@@ -139,6 +139,11 @@ class RunWatcher:
                 self._refresh(holder)
             return self._snapshot
 
+    def invalidate(self) -> None:
+        """Re-read at the next snapshot, whatever the interval: after this process changed the run (Stop, Resume)."""
+        with self._lock:
+            self._checked_at = None
+
     def _refresh(self, holder) -> None:
         metrics_changed = self._metrics.update(self.paths.metrics)
         self.reads += metrics_changed

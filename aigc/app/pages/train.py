@@ -8,14 +8,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+from PIL import Image
 
 from aigc.serve import hosting, jobs
+from aigc.serve.caches import CHARTS, SAMPLE_GRIDS, file_key
+from aigc.serve.watcher import WATCHERS
 from aigc.serve.limiter import PROCESS_LIMITER, PasswordLimiter
 from aigc.serve.charts import collapsed_digits, loss_figure, probability_figure, quality_figure
 from aigc.app.routes import Frame
 from aigc.app.widgets import guarded, whole_number_input
 from aigc.engine.spec import PRESETS, SETTINGS
-from aigc.runs.files import png_bytes, read_metrics
+from aigc.runs.files import png_bytes
 from aigc.runs.layout import RunPaths
 from aigc.runs.lifecycle import RESUMABLE_STATES
 from aigc.settings import without_paths
@@ -73,6 +76,8 @@ def _say(policy: hosting.Policy, kind: str, message: str) -> None:
 
 def _after_launch(result: jobs.StartResult, policy: hosting.Policy) -> None:
     message = _public(result.message, policy)
+    if result.paths is not None:
+        WATCHERS.of(result.paths.root).invalidate()  # the next view shows the launch, not the state before it
     if result.ok:
         st.session_state["_train_flash"] = ("success", message[:1].upper() + message[1:])
         st.rerun()  # a full run decides to poll now that a job runs
@@ -94,12 +99,14 @@ def _live_body(*, run_dir: str, was_active: bool, can_control: bool, policy: hos
     if now.active != was_active or (now.paths and str(now.paths.root) != run_dir):
         st.rerun()  # the job started or ended since the full run: redraw the whole page
     paths = RunPaths(Path(run_dir))
-    status = now.status or {}
+    # One reader per run for the whole server: every tab watching this run shares the snapshot and its figures.
+    snapshot = WATCHERS.of(paths.root).snapshot(holder=now.holder)
+    status = dict(snapshot.status or {})
     st.subheader(f"Run {paths.name}")
     progress_ui(status, active=now.active)
     controls_ui(paths, status, active=now.active, can_control=can_control, policy=policy)
-    charts_ui(read_metrics(paths.metrics))
-    samples_ui(paths)
+    charts_ui(CHARTS.get_or_make((str(paths.root), snapshot.version), lambda: run_figures(snapshot.records)))
+    samples_ui(paths, snapshot.sample_epochs)
 
 
 def progress_ui(status: dict, *, active: bool) -> None:
@@ -163,6 +170,7 @@ def controls_ui(paths: RunPaths, status: dict, *, active: bool, can_control: boo
         if st.button("Stop", key="stop_button", type="primary", help="Graceful: it finishes the current step, "
                      "saves a checkpoint and ends as 'stopped'; Resume continues from there."):
             jobs.stop_job(paths)
+            WATCHERS.of(paths.root).invalidate()
             st.rerun()  # show "Stopping..." at once, in place of Stop
     elif not active and state in RESUMABLE_STATES and paths.config.is_file():
         if st.button(f"Resume {paths.name}", key="resume_button", type="primary", help="Continue from the latest "
@@ -173,33 +181,40 @@ def controls_ui(paths: RunPaths, status: dict, *, active: bool, can_control: boo
                            key="log_download", mime="text/plain")
 
 
-def charts_ui(records: list[dict]) -> None:
-    """Loss and D-output charts, and per-epoch quality when the evaluator recorded it (stable keys)."""
+def run_figures(records) -> dict | None:
+    """The Train page's figures of a run's records (None before the first record): built once per snapshot."""
     if not records:
+        return None
+    return {"loss": loss_figure(records), "d": probability_figure(records), "quality": quality_figure(records),
+            "collapsed": collapsed_digits(records)}
+
+
+def charts_ui(figures: dict | None) -> None:
+    """Loss and D-output charts, and per-epoch quality when the evaluator recorded it (stable keys)."""
+    if figures is None:
         st.caption("Charts appear after the first logged steps.")
         return
     left, right = st.columns(2)
-    left.plotly_chart(loss_figure(records), key="chart_loss", width="stretch")
-    right.plotly_chart(probability_figure(records), key="chart_d", width="stretch")
-    quality = quality_figure(records)
-    if quality is not None:
-        st.plotly_chart(quality, key="chart_quality", width="stretch")
-    collapsed = collapsed_digits(records)
+    left.plotly_chart(figures["loss"], key="chart_loss", width="stretch")
+    right.plotly_chart(figures["d"], key="chart_d", width="stretch")
+    if figures["quality"] is not None:
+        st.plotly_chart(figures["quality"], key="chart_quality", width="stretch")
+    collapsed = figures["collapsed"]
     if collapsed:
         st.warning(f"Mode collapse warning: the evaluator found {', '.join(map(str, collapsed))} absent or rare "
                    "in the last epoch's samples.")
 
 
-def samples_ui(paths: RunPaths) -> None:
+def samples_ui(paths: RunPaths, epochs: tuple[int, ...]) -> None:
     """The per-epoch fixed-seed grids (one row per digit) with a slider to watch the digits form."""
-    files = paths.sample_files()
-    if not files:  # the first epoch in progress: its live grid, redrawn at each quick check
+    epochs = list(epochs)
+    if not epochs:  # the first epoch in progress: its live grid, redrawn at each quick check
         data = _grid_png(paths.live_sample)
         if data:
             st.markdown("**Fixed-seed samples, first epoch in progress** (row = digit 0-9)")
             st.image(data, output_format="PNG")
         return
-    epochs = [int(f.stem.split("_")[-1]) for f in files]
+    files = [paths.sample_path(epoch) for epoch in epochs]
     st.markdown("**Fixed-seed samples per epoch** (row = digit 0-9)")
     # No key: when a new epoch lands the options change and the slider jumps to the newest.
     chosen = st.select_slider("Epoch", options=epochs, value=epochs[-1]) if len(epochs) > 1 else epochs[0]
@@ -211,12 +226,13 @@ def samples_ui(paths: RunPaths) -> None:
 
 
 def _grid_png(path) -> bytes | None:
-    """A sample grid scaled 2x for the page, or None when it is missing or unreadable."""
-    try:
-        from PIL import Image
-
+    """A sample grid scaled 2x for the page (once per file and mtime for the server), None when missing or unreadable."""
+    def make() -> bytes:
         with Image.open(path) as picture:
             return png_bytes(picture.resize((picture.width * 2, picture.height * 2), Image.NEAREST))
+
+    try:
+        return SAMPLE_GRIDS.get_or_make(file_key(path), make)
     except (OSError, ValueError):
         return None
 
