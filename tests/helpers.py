@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from aigc.runs.lock import TrainingLock
@@ -175,3 +178,52 @@ def write_fake_run(root: Path, *, state: str, error: str | None = None, pid: int
     run.log.write_text("line 1\nValueError: boom in the trainer\n")
     atomic_write_json(run.config, {"spec": RunSpec.resolve(epochs=4).to_dict()})
     return run
+
+
+# ---- servers on loopback: `streamlit run app.py` (browser tests) and nginx in front of replicas ---------------------
+
+SERVER_START_S = 90
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, *, path: str = "/_stcore/health",
+                 timeout: float = SERVER_START_S) -> None:
+    """Until url + path answers 200; fails at once if the process exits first, else after timeout."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with code {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(f"{url}{path}", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} did not become healthy within {timeout:.0f} s")
+
+
+def shipped_or_tiny_checkpoints(folder: Path) -> Path:
+    """The repository's checkpoints/ when its generator exists (read-only for the app), else tiny stand-ins."""
+    if (REPO / "checkpoints" / "generator.keras").is_file():
+        return REPO / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_untrained_generator(folder / "generator.keras")
+    return folder
+
+
+def loopback_conf(text: str, *, listen: int, replicas: list[int], folder: Path) -> str:
+    """deploy/nginx.conf with loopback ports for nginx and the replicas, and its files under folder."""
+    names = re.findall(r"server (app-\d+):8501", text)
+    assert len(names) == len(replicas) == 2
+    for name, port in zip(names, replicas):
+        text = text.replace(f"server {name}:8501", f"server 127.0.0.1:{port}")
+    text = text.replace("listen 80;", f"listen 127.0.0.1:{listen};")
+    temp = "\n".join(f"    {kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi",
+                                                                            "scgi"))
+    return text.replace("http {", f"http {{\n    access_log {folder / 'access.log'};\n{temp}", 1)

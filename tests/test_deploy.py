@@ -9,22 +9,11 @@ from pathlib import Path
 import pytest
 
 from aigc.settings import ROOT, shipped_generator
+from helpers import loopback_conf
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CONF = ROOT / "deploy" / "nginx.conf"
 COMPOSE = ROOT / "deploy" / "compose.yaml"
-
-
-def loopback_conf(text: str, *, listen: int, replicas: list[int], folder: Path) -> str:
-    """The shipped config with loopback ports for nginx and the replicas, and its files under folder."""
-    names = re.findall(r"server (app-\d+):8501", text)
-    assert len(names) == len(replicas) == 2
-    for name, port in zip(names, replicas):
-        text = text.replace(f"server {name}:8501", f"server 127.0.0.1:{port}")
-    text = text.replace("listen 80;", f"listen 127.0.0.1:{listen};")
-    temp = "\n".join(f"    {kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi",
-                                                                            "scgi"))
-    return text.replace("http {", f"http {{\n    access_log {folder / 'access.log'};\n{temp}", 1)
 
 
 def test_recipe_shape():

@@ -3,38 +3,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import save_untrained_generator, stop_trainers
+from helpers import REPO, free_port, shipped_or_tiny_checkpoints, stop_trainers, wait_healthy
 
-REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]
-SERVER_START_S = 90
 VIEWPORT = {"width": 1400, "height": 1500}  # tall enough that a screenshot shows a whole panel
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def shipped_or_tiny_checkpoints(folder: Path) -> Path:
-    """The repository's checkpoints/ when its generator exists (read-only for the app), else tiny stand-ins."""
-    if (REPO / "checkpoints" / "generator.keras").is_file():
-        return REPO / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    save_untrained_generator(folder / "generator.keras")
-    return folder
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +36,7 @@ def server(tmp_path_factory):
                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, process)
+        wait_healthy(url, process)
         yield {"url": url, "runs": runs, "log": tmp / "server.log"}
     finally:
         stop_trainers(runs)
@@ -66,20 +46,6 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
-
-
-def _wait_healthy(url: str, process: subprocess.Popen) -> None:
-    deadline = time.time() + SERVER_START_S
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"streamlit did not become healthy within {SERVER_START_S} s")
 
 
 @pytest.fixture(scope="session")
