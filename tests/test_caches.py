@@ -175,9 +175,30 @@ def _training_sets(tmp_path, monkeypatch, calls):
     return lambda: view_generate.training_images(tmp_path / "mnist.npz")
 
 
+def _charts(tmp_path, monkeypatch, calls):
+    from aigc.app.pages import train as view_train
+    from aigc.serve.hosting import Policy
+    from helpers import write_fake_run
+
+    run = write_fake_run(tmp_path / "runs", state="finished")
+    real = view_train.run_figures
+    monkeypatch.setattr(view_train, "run_figures", lambda records: calls.append(len(records)) or real(records))
+    return lambda: view_train._live_body(run_dir=str(run.root), was_active=False, can_control=False, policy=Policy())
+
+
+def _sample_grids(tmp_path, monkeypatch, calls):
+    from aigc.app.pages import train as view_train
+    from helpers import write_fake_run
+
+    run = write_fake_run(tmp_path / "runs", state="finished")
+    real = view_train.png_bytes
+    monkeypatch.setattr(view_train, "png_bytes", lambda picture: calls.append(picture.size) or real(picture))
+    return lambda: view_train._grid_png(run.sample_path(2))
+
+
 EXERCISES = {"generators": _generators, "directions": _directions, "discriminators": _discriminators,
              "grids": _grids, "previews": _previews, "interpolations": _interpolations, "written": _written,
-             "inversions": _inversions, "training_sets": _training_sets}
+             "inversions": _inversions, "training_sets": _training_sets, "charts": _charts, "sample_grids": _sample_grids}
 
 
 def test_every_server_cache_is_listed_and_exercised():
