@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from bench.ws_client import StreamlitSession
-from aigc.settings import ROOT
+from aigc.settings import ROOT, TRAINING_ENV
 
 RAMP_S = 2.0  # sessions arrive spread over this many seconds
 SETTLE_S = 5.0  # after the sessions close, before the end RSS
@@ -40,7 +40,7 @@ def start_server(*, port: int, env: dict | None = None) -> subprocess.Popen:
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none"]
-    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", AIGC_TRAINING="off", **(env or {}))
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", TRAINING_ENV: "off", **(env or {})}
     return subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
 

@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+from aigc.cpus import clock_ghz
+
 def forward_flops(model) -> int:
     """Multiply-adds x 2 of Dense/Conv2D/Conv2DTranspose/Dot layers for one image (analytic count)."""
     from keras import layers
@@ -58,7 +60,7 @@ def flops(throughput_result: dict | None, *, tiny: bool = False, spec=None) -> d
               "reference": (make_generator_model(), make_discriminator_model())}
     peak = {dtype: measure_peak(dtype=dtype, size=256 if tiny else 2048, seconds=0.1 if tiny else 1.0)
             for dtype in ("float32", "bfloat16")}
-    clock = _clock_ghz()
+    clock = clock_ghz()
     out = {"peak_gflops_measured": peak, "clock_ghz": clock,
            # 2 AVX-512 FMA units x 16 fp32 lanes x 2 FLOPs per core per cycle (Sapphire Rapids class cores).
            "peak_gflops_fp32_nominal": (os.cpu_count() or 1) * 64 * clock if clock else None, "models": {}}
@@ -74,13 +76,3 @@ def flops(throughput_result: dict | None, *, tiny: bool = False, spec=None) -> d
             entry.update(train_gflops=achieved, peak_dtype=dtype, share_of_peak=achieved / peak[dtype])
         out["models"][name] = entry
     return out
-
-
-def _clock_ghz() -> float | None:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("cpu MHz"):
-                return float(line.split(":")[1]) / 1000
-    except (OSError, ValueError):
-        pass
-    return None

@@ -1,8 +1,7 @@
-"""MNIST loading: every failure is one clear DataError; the pipeline scales to [-1, 1]."""
+"""MNIST loading: every failure is one clear DataError; epochs are shuffled batches of indices."""
 import numpy as np
 import pytest
 
-from aigc.engine import data
 from aigc.engine.data import DataError, epoch_batches, load_mnist, synthetic_mnist
 
 

@@ -1,7 +1,6 @@
 """What a run trains with is recorded in its spec: a constant changed in the code does not change a resumed run,
 and an operator's flag becomes part of the spec the page saves instead of overriding it unseen."""
 import dataclasses
-import shlex
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +8,7 @@ import pytest
 
 from aigc.engine.run_plan import Invocation, make_plan, save_plan
 from aigc.engine.spec import SETTINGS, RunSpec, SpecError, given_settings
-from aigc.runs.files import atomic_write_json, read_json
+from aigc.runs.files import atomic_write_json
 from aigc.runs.layout import RunPaths
 
 # Values the code had built in before they were settings, and different defaults a later version might choose.

@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 from aigc.cpus import cpu_model_and_flags
-from aigc.engine.spec import IMAGE_SHAPE, ModelConfig
+from aigc.engine.spec import IMAGE_SHAPE, ModelConfig, epochs_behind
 from aigc.runs.files import atomic_write_with
 
 META_NAME = "aigc_meta.json"
@@ -156,7 +156,7 @@ def run_card(spec, *, epoch: int, step: int, paths, precision: str | None = None
     if spec.init_from:
         card["init_from"] = _shown_path(spec.init_from)
         card["lineage"] = lineage_of(spec.init_from)
-        card["base_epochs"] = sum(int(link.get("epochs") or 0) for link in card["lineage"])
+        card["base_epochs"] = epochs_behind(card["lineage"])
     return card
 
 

@@ -1,4 +1,4 @@
-"""Generation without Streamlit: load a generator, sample digits, lay out grids, interpolate."""
+"""Generation without Streamlit: sample digits, lay out grids, interpolate (load a file with engine.checkpoints)."""
 from __future__ import annotations
 
 import weakref
@@ -6,7 +6,6 @@ import weakref
 import numpy as np
 from PIL import Image
 
-from aigc.engine.checkpoints import load_generator  # noqa: F401  (re-exported: the sampling API)
 from aigc.engine.spec import ModelConfig
 
 MAX_SAMPLES = 10_000

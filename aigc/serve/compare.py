@@ -5,7 +5,6 @@ on training time (the sum of the epochs' own durations, so pauses between resume
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from aigc import settings
 from aigc.engine.run_plan import spec_of
 from aigc.engine.spec import SpecError
 from aigc.serve.charts import EPOCH_TITLE, MODEBAR, epoch_axis, split_records, value_range
-from aigc.runs.files import read_json, read_metrics
+from aigc.runs.files import finite_number, read_json, read_metrics
 from aigc.runs.layout import RunPaths, list_runs
 
 SHIPPED = "Shipped (dcgan)"
@@ -68,14 +67,14 @@ def curve(records: list[dict], key: str, *, axis: str = "epoch") -> tuple[list[f
     _steps, epochs = split_records(records)
     xs, ys, minutes, start = [], [], 0.0, None
     for record in epochs:
-        seconds = _finite(record.get("epoch_time_s"))
-        stamp = _finite(record.get("time"))
+        seconds = finite_number(record.get("epoch_time_s"))
+        stamp = finite_number(record.get("time"))
         if seconds is not None:
             minutes += seconds / 60
         elif stamp is not None:  # older logs: wall-clock since the first epoch
             start = stamp if start is None else start
             minutes = (stamp - start) / 60
-        value, epoch = _finite(record.get(key)), _finite(record.get("epoch"))
+        value, epoch = finite_number(record.get(key)), finite_number(record.get("epoch"))
         if value is None or epoch is None:
             continue
         xs.append(round(minutes, 3) if axis == "time" else epoch)
@@ -117,17 +116,11 @@ def summary_rows(chosen: list[Entry]) -> list[dict]:
         for key in QUALITY_KEYS:
             last = entry.evaluation.get(key)
             if last is None:
-                last = next((r.get(key) for r in reversed(epochs) if _finite(r.get(key)) is not None), None)
-            row[key] = round(float(last), 4) if _finite(last) is not None else None
+                last = next((r.get(key) for r in reversed(epochs) if finite_number(r.get(key)) is not None), None)
+            row[key] = round(float(last), 4) if finite_number(last) is not None else None
         rows.append(row)
     return rows
 
 
 def _text(value) -> str:
     return "" if value is None else str(value)
-
-
-def _finite(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None

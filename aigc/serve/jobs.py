@@ -71,14 +71,6 @@ class Job:
     active: bool
     holder: dict | None
 
-    @property
-    def name(self) -> str:
-        return self.paths.name if self.paths else "(unknown)"
-
-    @property
-    def state(self) -> str | None:
-        return (self.status or {}).get("state") or ("created" if self.active else None)
-
 
 def current_job(*, root: Path | None = None) -> Job:
     """The job holding the lock, else the newest run (paths None when there is none); only reads."""

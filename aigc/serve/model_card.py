@@ -9,6 +9,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from aigc.engine.spec import epochs_behind
 from aigc.runs.files import finite_number, read_json, read_metrics
 from aigc.settings import without_paths
 from aigc.text import duration
@@ -40,7 +41,7 @@ def epochs_text(card: dict) -> str:
     lineage = [link for link in card.get("lineage") or [] if isinstance(link, dict)]
     if not lineage:
         return str(here)
-    base = int(card.get("base_epochs") or sum(int(link.get("epochs") or 0) for link in lineage))
+    base = int(card.get("base_epochs") or epochs_behind(lineage))
     origin = "shipped" if str(lineage[0].get("file") or "").startswith("checkpoints/") else "inherited"
     return f"{base} {origin} + {here} here"
 
