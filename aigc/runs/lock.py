@@ -77,3 +77,41 @@ class TrainingLock:
             return None
         # The holder writes its record right after locking: a reader may see it empty for an instant.
         return read_json(self.path) or {"pid": None, "run_dir": "", "since": None}
+
+
+LAUNCH_NAME = ".launch.lock"
+
+
+class LaunchGate:
+    """Held by a server from a Start, Resume or Delete click until the trainer holds the training lock (or the
+    launch failed): pruning and deleting happen inside it, so a run being launched is never taken for an ended one.
+
+    Exclusive across threads and processes (an open-file-description lock, like the training lock); a second
+    launch waits for the first instead of racing it.
+    """
+
+    def __init__(self, runs_root: Path, *, timeout_s: float = 30.0):
+        self.path = Path(runs_root) / LAUNCH_NAME
+        self.timeout_s = timeout_s
+        self._fd = None
+
+    def __enter__(self) -> "LaunchGate":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _whole_file(fcntl.F_WRLCK))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise TimeoutError("another start, resume or delete is still in progress; try again") from None
+                time.sleep(0.02)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the description releases the lock
+            self._fd = None

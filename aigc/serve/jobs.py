@@ -29,13 +29,14 @@ from aigc.runs.files import read_json
 from aigc.runs.layout import RunPaths, list_runs
 from aigc.runs.lifecycle import (ACTIVE_STATES, RESUMABLE_STATES, delete_run, holds_lock, read_status,
                                  request_stop)
-from aigc.runs.lock import EXIT_BUSY, TrainingLock
+from aigc.runs.lock import EXIT_BUSY, LaunchGate, TrainingLock
 
 TRAINER_NICE = 10  # the page must stay responsive while the trainer computes
 START_WAIT_S = 20.0  # the trainer takes the lock before importing TensorFlow: this is python's start-up
 BATCH_SIZES = SETTINGS["batch_size"].offered  # the form's choices: the table's, so the page and the CLI agree
 MAX_PAGE_LR = 0.1
 # The trainer's flags an operator may add through $AIGC_TRAIN_ARGS besides run-spec settings: this process's own.
+TRAINER = [sys.executable, "-m", "aigc", "train"]  # the command a job runs (tests put a stand-in here)
 RUNTIME_FLAGS = ("--max-steps", "--threads", "--nice")
 
 
@@ -153,7 +154,7 @@ def check_data_file(path: str) -> None:
 def trainer_command(spec: RunSpec, *, run_dir: Path) -> list[str]:
     """The full command line that creates and trains a run with exactly this spec (the operator's settings are in
     it already: see request_spec); only flags of this process follow it."""
-    return [sys.executable, "-m", "aigc", "train", "--run-dir", str(run_dir), *spec_to_args(spec), *_runtime_args()]
+    return [*TRAINER, "--run-dir", str(run_dir), *spec_to_args(spec), *_runtime_args()]
 
 
 def operator_flags() -> tuple[dict, list[str]]:
@@ -195,17 +196,21 @@ def start_job(request: JobRequest, *, policy: Policy, root: Path | None = None) 
         spec = request_spec(request, policy)
     except SpecError as error:
         return StartResult(False, str(error))
-    problem = _busy(root, policy) or retention.make_room(root, policy)
-    if problem:
-        return StartResult(False, problem)
     try:
-        paths = RunPaths(_new_run_dir(root))
-    except OSError as error:
-        return StartResult(False, f"cannot create a run folder: {error.strerror or error}")
-    result = _launch(trainer_command(spec, run_dir=paths.root), paths, started="started")
-    if not result.ok and not paths.status.exists():
-        shutil.rmtree(paths.root, ignore_errors=True)  # the trainer refused at once: leave no empty run behind
-    return result
+        with LaunchGate(root):  # from the check to the trainer's lock: nobody prunes or deletes in between
+            problem = _busy(root, policy) or retention.make_room(root, policy)
+            if problem:
+                return StartResult(False, problem)
+            try:
+                paths = RunPaths(_new_run_dir(root))
+            except OSError as error:
+                return StartResult(False, f"cannot create a run folder: {error.strerror or error}")
+            result = _launch(trainer_command(spec, run_dir=paths.root), paths, started="started")
+            if not result.ok and not paths.status.exists():
+                shutil.rmtree(paths.root, ignore_errors=True)  # the trainer refused at once: leave no empty run
+            return result
+    except TimeoutError as error:
+        return StartResult(False, str(error))
 
 
 def resume_job(paths: RunPaths, *, policy: Policy, root: Path | None = None) -> StartResult:
@@ -220,15 +225,20 @@ def resume_job(paths: RunPaths, *, policy: Policy, root: Path | None = None) -> 
                                   "nothing to resume")
     if state not in RESUMABLE_STATES:
         return StartResult(False, f"{paths.name} cannot be resumed")
-    problem = _busy(root, policy) or retention.make_room(root, policy, resuming=paths)
-    if problem:
-        return StartResult(False, problem)
     try:
-        command = [sys.executable, "-m", "aigc", "train", "--run-dir", str(paths.root), "--resume",
-                   *_runtime_args(resume=True)]
+        command = [*TRAINER, "--run-dir", str(paths.root), "--resume", *_runtime_args(resume=True)]
     except SpecError as error:
         return StartResult(False, str(error))
-    return _launch(command, paths, started="resumed")
+    try:
+        with LaunchGate(root):  # a Start racing this Resume must not prune the run before its trainer holds the lock
+            if not paths.root.is_dir():
+                return StartResult(False, f"{paths.name} no longer exists")
+            problem = _busy(root, policy) or retention.make_room(root, policy, resuming=paths)
+            if problem:
+                return StartResult(False, problem)
+            return _launch(command, paths, started="resumed")
+    except TimeoutError as error:
+        return StartResult(False, str(error))
 
 
 def stop_job(paths: RunPaths) -> str:
@@ -243,7 +253,10 @@ def delete_job(paths: RunPaths, *, root: Path | None = None) -> str | None:
     if not _inside(paths.root, root):
         return f"{paths.name} is not under the runs folder"
     try:
-        return delete_run(paths, lock=TrainingLock(root))
+        with LaunchGate(root):  # never while a launch of this run is between its click and its trainer's lock
+            return delete_run(paths, lock=TrainingLock(root))
+    except TimeoutError as error:
+        return str(error)
     except OSError as error:
         return f"could not delete {paths.name}: {error.strerror or error}"
 
