@@ -9,6 +9,7 @@ import argparse
 import importlib
 import sys
 
+from aigc import signals
 from aigc.quiet import quiet_tensorflow
 from aigc.cli.args import OneLineErrorParser
 
@@ -41,4 +42,6 @@ def _prog() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_tensorflow(keep=args.verbose)  # before any command imports TensorFlow
+    if args.command != "train":
+        signals.release()  # only the trainer turns a SIGTERM into a recorded stop
     return importlib.import_module(COMMANDS[args.command][1]).main(args)

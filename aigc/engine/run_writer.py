@@ -16,8 +16,10 @@ class StopFlag:
     """Set by SIGTERM/SIGINT or a STOP file; checked after every step."""
 
     def __init__(self, stop_file: Path):
+        from aigc.signals import RECEIVED  # a SIGTERM before this flag existed (python -m aigc catches it early)
+
         self.stop_file = stop_file
-        self.signalled = None
+        self.signalled = RECEIVED[0] if RECEIVED else None
         self.install()
 
     def install(self) -> None:

@@ -71,7 +71,12 @@ def _run_writing(plan: Plan, role: Role) -> str:
         writer.update(state="created", total_epochs=plan.spec.epochs, workers=role.workers)
         if removed:
             writer.log(f"removed {len(removed)} leftover temporary file(s) of an interrupted run")
-        return _train(plan, writer, role)
+        stop = StopFlag(paths.stop)  # listening from here on, before TensorFlow loads (and since start-up: aigc.signals)
+        if stop.reason():
+            writer.log(f"stop requested ({stop.reason()}) before training began: nothing trained, nothing lost")
+            writer.update(state="stopped", stop_reason=stop.reason(), eta_s=None, finished_at=time.time())
+            return "stopped"
+        return _train(plan, writer, role, stop)
     except Exception as error:  # noqa: BLE001  (any crash must become state 'failed')
         lost = cluster_failure(error, role)
         _record_failure(paths, writer, lost or _one_line(error), with_traceback=not lost and not isinstance(error, TrainError))
@@ -159,13 +164,12 @@ def _restore_or_init(plan: Plan, gan, checkpoint, manager, writer: RunWriter, ro
         checkpoint.step_in_epoch.assign(0)
 
 
-def _train(plan: Plan, writer: RunWriter, role: Role) -> str:
+def _train(plan: Plan, writer: RunWriter, role: Role, stop: StopFlag) -> str:
     import tensorflow as tf
 
     from aigc.engine.gan import GAN
 
     spec, paths = plan.spec, plan.paths
-    stop = StopFlag(paths.stop)
     precision = _configure_runtime(plan)
     strategy = _strategy(plan, writer, role, stop)
     x_train, y_train = _training_set(spec)

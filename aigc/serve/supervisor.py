@@ -24,7 +24,7 @@ from pathlib import Path
 
 from aigc import settings
 from aigc.runs.layout import RunPaths
-from aigc.runs.lifecycle import request_stop
+from aigc.runs.lifecycle import read_status, request_stop
 from aigc.runs.lock import TrainingLock
 
 LOG = logging.getLogger("aigc.serve.supervisor")
@@ -101,7 +101,7 @@ class Supervisor:
             LOG.error("supervisor: %s did not stop within %.0f s (raise AIGC_STOP_GRACE_S and --stop-timeout)",
                       name, self.grace_s)
         else:
-            LOG.warning("supervisor: %s stopped and saved its checkpoint", name)
+            LOG.warning("supervisor: %s %s", name, ended_how(RunPaths(Path(run_dir))) if run_dir else "ended")
         return name
 
     def _stop_child(self) -> int:
@@ -129,6 +129,20 @@ def grace_seconds() -> float:
     return value if 0 <= value <= 3600 else DEFAULT_GRACE_S
 
 
+def ended_how(paths: RunPaths) -> str:
+    """What a stopped trainer really did, from its status and checkpoint folder (said in the supervisor's log)."""
+    status = read_status(paths, holder=None) or {}
+    state = status.get("state")
+    if state == "stopped":
+        saved = paths.ckpt.is_dir() and any(paths.ckpt.iterdir())
+        return "stopped and saved its checkpoint" if saved else "stopped before training began (nothing to save)"
+    if state == "finished":
+        return "finished"
+    if state == "failed":
+        return f"ended as failed: {status.get('error') or 'no reason recorded'}"
+    return f"ended without recording a stop (state {state!r})"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run argv (default: streamlit run app.py) under the supervisor; exit with its code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -140,3 +154,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
