@@ -6,7 +6,6 @@ import signal
 import subprocess
 import time
 
-import pytest
 from helpers import AIGC, REPO, wait_until
 
 from aigc.runs.files import read_json

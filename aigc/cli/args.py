@@ -5,9 +5,7 @@ import argparse
 import math
 import sys
 
-from aigc.runs.lock import EXIT_BUSY  # noqa: F401  (3: another job holds the training lock)
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # a command's exit codes besides EXIT_BUSY
+EXIT_USAGE = 2  # bad input; train also exits 1 when the run failed and 3 (runs.lock.EXIT_BUSY) when another job trains
 
 
 def bounded_int(low: int, high: int):

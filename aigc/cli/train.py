@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 from aigc import settings
-from aigc.cli.args import EXIT_BUSY, bounded_int, fail, float_between
+from aigc.cli.args import bounded_int, fail, float_between
 from aigc.engine.cluster import TF_CONFIG, ClusterError, Role, cluster_from_env, tf_config_from_flags
 from aigc.engine.data import DataError, check_file
 from aigc.engine.run_plan import Invocation, make_plan, save_plan
 from aigc.engine.spec import MAX_EPOCHS, SpecError, add_spec_arguments, given_settings
-from aigc.runs.lock import TrainingLock
+from aigc.runs.lock import EXIT_BUSY, TrainingLock
 
 COLLECTIVE_TIMEOUT_S = 300.0  # longer than any chief-only pause (samples, evaluation) the others wait through
 
