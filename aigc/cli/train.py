@@ -54,19 +54,32 @@ def main(args: argparse.Namespace) -> int:
         return fail(str(error))
     if not role.chief:
         return _plan_and_train(args, run_dir, role)  # the chief holds the lock for the whole cluster
-    lock = TrainingLock(settings.runs_root())
+    # The runs root's lock: one job at a time there. The run folder's own lock (taken in _plan_and_train, once the
+    # plan is valid): one trainer per run, even for trainers started with different runs roots on the same folder.
+    locks = [TrainingLock(settings.runs_root())]
+    if run_dir.resolve() != settings.runs_root():
+        locks.append(TrainingLock(run_dir))
     try:
-        if not lock.acquire(run_dir.resolve()):
-            holder = lock.holder() or {}
-            print(f"error: another training job is running ({Path(holder.get('run_dir') or '?').name}, "
-                  f"pid {holder.get('pid')}); one job at a time", file=sys.stderr)
-            return EXIT_BUSY
+        if not locks[0].acquire(run_dir.resolve()):
+            return _busy(locks[0], "another training job is running")
     except OSError as error:
-        return fail(f"cannot take the training lock in {lock.path.parent}: {error.strerror or error}")
+        return _lock_failure(locks[0], error)
     try:
-        return _plan_and_train(args, run_dir, role)
+        return _plan_and_train(args, run_dir, role, run_lock=locks[1] if len(locks) > 1 else None)
     finally:
-        lock.release()
+        for lock in reversed(locks):
+            lock.release()
+
+
+def _busy(lock: TrainingLock, what: str) -> int:
+    holder = lock.holder() or {}
+    print(f"error: {what} ({Path(holder.get('run_dir') or '?').name}, pid {holder.get('pid')}); one job at a time",
+          file=sys.stderr)
+    return EXIT_BUSY
+
+
+def _lock_failure(lock: TrainingLock, error: OSError) -> int:
+    return fail(f"cannot take the training lock in {lock.path.parent}: {error.strerror or error}")
 
 
 def _role(args: argparse.Namespace) -> Role:
@@ -84,7 +97,7 @@ def _role(args: argparse.Namespace) -> Role:
     return Role(cluster, collective_timeout=timeout if cluster else None)
 
 
-def _plan_and_train(args: argparse.Namespace, run_dir: Path, role: Role) -> int:
+def _plan_and_train(args: argparse.Namespace, run_dir: Path, role: Role, *, run_lock: TrainingLock | None = None) -> int:
     invocation = Invocation(run_dir=run_dir, add_epochs=args.epochs, resume=args.resume,
                             max_steps=args.max_steps, threads=args.threads, nice=args.nice)
     try:
@@ -95,6 +108,11 @@ def _plan_and_train(args: argparse.Namespace, run_dir: Path, role: Role) -> int:
     if plan.done:
         print(plan.done)
         return 0
+    try:
+        if run_lock is not None and not run_lock.acquire(run_dir.resolve()):
+            return _busy(run_lock, "another trainer holds this run folder")
+    except OSError as error:
+        return _lock_failure(run_lock, error)
     if role.chief:
         try:
             save_plan(plan)
