@@ -79,3 +79,23 @@ def test_what_a_client_may_send_agrees_with_the_canvas_limit():
     limit_bytes = server["maxWidgetStateSize"] * 2**20
     largest_drawing = len(base64.b64encode(b"\0" * MAX_PNG_BYTES)) + 256 * 1024  # PNG as base64 + its strokes' JSON
     assert largest_drawing <= limit_bytes <= 4 * 2**20, (largest_drawing, limit_bytes)
+
+
+def test_a_folder_with_a_garbage_status_is_not_shown_as_the_current_run(tmp_path):
+    """Before: the newest folder with any status.json was the Train page's current run, junk included."""
+    import os
+    import time
+
+    from aigc.runs.files import atomic_write_json
+    from aigc.serve.jobs import current_job
+
+    real = tmp_path / "run-real"
+    real.mkdir()
+    atomic_write_json(real / "status.json", {"state": "finished", "epoch": 1, "total_epochs": 1})
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "status.json").write_bytes(b"\x00\xffnot json")
+    later = time.time() + 10
+    os.utime(junk / "status.json", (later, later))  # the newest
+    job = current_job(root=tmp_path)
+    assert job.paths is not None and job.paths.name == "run-real"

@@ -80,10 +80,11 @@ def current_job(*, root: Path | None = None) -> Job:
     if holder is not None and holder.get("run_dir"):
         paths = RunPaths(Path(holder["run_dir"]))
         return Job(paths, read_status(paths, holder=holder), True, holder)
-    runs = list_runs(root)
-    if not runs:
-        return Job(None, None, holder is not None, holder)
-    return Job(runs[0], read_status(runs[0], holder=holder), holder is not None, holder)
+    for paths in list_runs(root):  # the newest run whose status.json reads: a junk folder is not a run to show
+        status = read_status(paths, holder=holder)
+        if status is not None:
+            return Job(paths, status, holder is not None, holder)
+    return Job(None, None, holder is not None, holder)
 
 
 @dataclass(frozen=True)
