@@ -45,3 +45,21 @@ def test_other_commands_still_end_on_sigterm(tmp_path):
     time.sleep(1.0)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 128 + signal.SIGTERM or process.returncode == -signal.SIGTERM
+
+
+def test_a_killed_workers_private_folder_is_removed_by_the_next_worker(tmp_path):
+    """Before: a worker killed with -9 left /tmp/aigc-worker1-* (29 MB) behind for good."""
+    from aigc.engine.trainer import remove_dead_private_folders
+
+    dead, alive, other = tmp_path / "aigc-worker1-dead", tmp_path / "aigc-worker2-alive", tmp_path / "aigc-notes"
+    for folder in (dead, alive, other):
+        folder.mkdir()
+    (dead / ".train.lock").write_text("{}")  # its lock file, held by nobody: the worker was killed
+    (dead / "ckpt").mkdir()
+    held = TrainingLock(alive)
+    assert held.acquire(alive)
+    try:
+        assert remove_dead_private_folders(tmp_path) == ["aigc-worker1-dead"]
+    finally:
+        held.release()
+    assert alive.is_dir() and other.is_dir() and not dead.exists()

@@ -24,6 +24,9 @@ from aigc.engine.run_writer import RunWriter, StopFlag
 from aigc.runs.files import overwrite_json_in_place, read_json
 from aigc.runs.layout import RunPaths
 from aigc.runs.lifecycle import remove_leftovers
+from aigc.runs.lock import LOCK_NAME, TrainingLock
+
+PRIVATE_PREFIX = "aigc-"  # a non-chief worker's private run folder in the temp dir: aigc-worker1-XXXX
 
 
 class TrainError(Exception):
@@ -52,12 +55,26 @@ def _run(plan: Plan, role: Role) -> str:
     """
     if role.chief:
         return _run_writing(plan, role)
-    private = Path(tempfile.mkdtemp(prefix=f"aigc-{role.cluster.task_type}{role.cluster.task_index}-"))
+    remove_dead_private_folders()
+    private = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{role.cluster.task_type}{role.cluster.task_index}-"))
+    alive = TrainingLock(private)  # held for this worker's life: a folder whose lock is free belongs to no one
+    alive.acquire(private)
     try:
         return _run_writing(dataclasses.replace(plan, paths=RunPaths(private)),
                             dataclasses.replace(role, restore_from=str(plan.paths.ckpt)))
     finally:
+        alive.release()
         shutil.rmtree(private, ignore_errors=True)
+
+
+def remove_dead_private_folders(folder: Path | None = None) -> list[str]:
+    """Remove the private folders of workers that died without cleaning up (kill -9); returns their names."""
+    removed = []
+    for candidate in Path(folder or tempfile.gettempdir()).glob(PRIVATE_PREFIX + "*"):
+        if candidate.is_dir() and (candidate / LOCK_NAME).exists() and not TrainingLock(candidate).is_held():
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate.name)
+    return removed
 
 
 def _run_writing(plan: Plan, role: Role) -> str:
@@ -231,6 +248,7 @@ def _load_init(gan, path: str) -> None:
     discriminator_path = sibling_discriminator(path)
     discriminator = load_discriminator(discriminator_path)[0] if discriminator_path else None
     gan.load_pretrained(generator, discriminator)
+
 
 
 def main_guarded(plan: Plan, role: Role = Role()) -> int:
