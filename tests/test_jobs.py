@@ -14,6 +14,7 @@ from aigc.engine.spec import given_settings, spec_to_args
 
 from aigc import settings
 from aigc.serve import jobs
+from aigc.serve.generators import generator_choices
 from aigc.settings import SHIPPED_FILES
 from aigc.serve.hosting import Policy
 from aigc.engine.spec import SpecError
@@ -75,14 +76,14 @@ def test_data_source_says_how_to_provide(monkeypatch, tmp_path):
 
 
 def test_generator_choices(env):
-    assert jobs.generator_choices() == []
+    assert generator_choices() == []
     write_tiny_generators(env["ckpt"])
     run = RunPaths(env["runs"] / "run-a")
     atomic_write_json(run.status, {"state": "finished"})
     run.generator.write_bytes(b"not checked here")
-    kinds = [c.kind for c in jobs.generator_choices()]
+    kinds = [c.kind for c in generator_choices()]
     assert kinds == ["shipped", "seed", "run"]
-    assert jobs.generator_choices()[-1].path == run.generator
+    assert generator_choices()[-1].path == run.generator
 
 
 @pytest.mark.parametrize("request_, message", [
@@ -188,7 +189,7 @@ def test_tiny_job_from_shipped_weights_finishes(env):
     status = wait_for_state(result.paths, ("finished",))
     assert status["epoch"] == 1 and result.paths.generator.is_file()
     assert json.loads(result.paths.config.read_text())["spec"]["init_from"].endswith("generator.keras")
-    assert jobs.generator_choices()[-1].kind == "run"
+    assert generator_choices()[-1].kind == "run"
 
 
 def test_the_log_download_names_no_server_folder(env):

@@ -5,12 +5,14 @@ import os
 import signal
 import subprocess
 
+import pytest
 from helpers import AIGC, REPO, run_cli, wait_until
 
 from aigc.runs.files import read_json
 from aigc.runs.lock import EXIT_BUSY, TrainingLock
 
 
+@pytest.mark.slow  # a real trainer process
 def test_a_second_trainer_with_another_runs_root_is_refused(tmp_path, synthetic_npz):
     """Before: both trained the folder (duplicated epoch records, steps going backwards, interleaved checkpoints)."""
     run_dir = tmp_path / "shared-run"

@@ -11,8 +11,8 @@ from aigc.app.pages import compare, draw, generate, model, train, write
 from aigc.app.routes import HOME, PAGES, Frame, redirect_target, visible_keys
 from aigc.app.widgets import guarded, spinner_unless
 from aigc import settings
-from aigc.serve import hosting, jobs, trust
-from aigc.serve.generators import Served, is_loaded, serve_with_fallback
+from aigc.serve import hosting, trust
+from aigc.serve.generators import Served, generator_choices, is_loaded, serve_with_fallback
 from aigc.serve.trust import Visitor
 
 TITLE = "AIGC digits"
@@ -118,7 +118,7 @@ def generator_from_query() -> None:
 
 def generator_sidebar_ui(policy: hosting.Policy) -> Served | None:
     """Sidebar chooser among server-side generators; falls back to the shipped one with a warning."""
-    choices = jobs.generator_choices()
+    choices = generator_choices()
     if not choices:
         st.sidebar.info("No generator yet.")
         return None

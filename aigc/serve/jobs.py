@@ -41,29 +41,6 @@ RUNTIME_FLAGS = ("--max-steps", "--threads", "--nice")
 
 
 @dataclass(frozen=True)
-class GeneratorChoice:
-    """One entry of the generator chooser: a label for people, a path chosen by the server."""
-
-    label: str
-    path: Path
-    kind: str  # shipped | seed | run
-
-
-def generator_choices(*, root: Path | None = None) -> list[GeneratorChoice]:
-    """Existing generators: shipped dcgan, shipped seed preset, the newest run that saved one."""
-    choices = []
-    for preset, label, kind in (("dcgan", "Shipped (dcgan, conditional)", "shipped"),
-                                ("seed", "Seed preset (unconditional)", "seed")):
-        if settings.shipped_generator(preset).is_file():
-            choices.append(GeneratorChoice(label, settings.shipped_generator(preset), kind))
-    for paths in list_runs(root or settings.runs_root()):
-        if paths.generator.is_file():
-            choices.append(GeneratorChoice(f"Newest trained run ({paths.name})", paths.generator, "run"))
-            break
-    return choices
-
-
-@dataclass(frozen=True)
 class Job:
     """The run the Train panel shows: the running job if any, else the newest run."""
 
