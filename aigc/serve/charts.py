@@ -36,11 +36,12 @@ def thin(rows: list, max_points: int = MAX_CHART_POINTS) -> list:
     return kept if kept[-1] is rows[-1] else kept + [rows[-1]]
 
 
-def split_records(records) -> tuple[list[dict], list[dict]]:
-    """(step records, epoch records), each sorted by global step and thinned to what a chart shows."""
+def split_records(records, *, max_points: int | None = None) -> tuple[list[dict], list[dict]]:
+    """(step records, epoch records), each sorted by global step; thinned to max_points each when given (charts)."""
     steps = [r for r in records if r.get("kind") == "step" and finite_number(r.get("step")) is not None]
     epochs = [r for r in records if r.get("kind") == "epoch" and finite_number(r.get("step")) is not None]
-    return thin(sorted(steps, key=lambda r: r["step"])), thin(sorted(epochs, key=lambda r: r["step"]))
+    steps, epochs = sorted(steps, key=lambda r: r["step"]), sorted(epochs, key=lambda r: r["step"])
+    return (steps, epochs) if max_points is None else (thin(steps, max_points), thin(epochs, max_points))
 
 
 def smooth(values: list[float | None], *, weight: float = SMOOTHING) -> list[float | None]:
@@ -69,7 +70,7 @@ def probability_figure(records: list[dict]) -> go.Figure:
 
 
 def _series_figure(records: list[dict], series, *, title: str, y_title: str) -> go.Figure:
-    steps, epochs = split_records(records)
+    steps, epochs = split_records(records, max_points=MAX_CHART_POINTS)
     figure = go.Figure()
     for key, label, color in series:
         x = [r["step"] for r in steps]
@@ -101,7 +102,7 @@ def quality_figure(records: list[dict]) -> go.Figure | None:
     """Per-epoch quality (FDD, digit score, class accuracy) side by side, or None when none was recorded."""
     from plotly.subplots import make_subplots
 
-    _steps, epochs = split_records(records)
+    _steps, epochs = split_records(records, max_points=MAX_CHART_POINTS)
     probes = thin(sorted((r for r in records if r.get("kind") == "probe"),
                          key=lambda r: finite_number(r.get("epoch")) or 0))
     panels = []

@@ -13,9 +13,10 @@ import plotly.graph_objects as go
 from aigc import settings
 from aigc.engine.run_plan import spec_of
 from aigc.engine.spec import SpecError
-from aigc.serve.charts import EPOCH_TITLE, MODEBAR, epoch_axis, split_records, value_range
-from aigc.runs.files import finite_number, read_json, read_metrics
+from aigc.serve.charts import EPOCH_TITLE, MODEBAR, epoch_axis, split_records, thin, value_range
+from aigc.runs.files import finite_number, read_json
 from aigc.runs.layout import RunPaths, list_runs
+from aigc.serve.watcher import records_of
 
 SHIPPED = "Shipped (dcgan)"
 METRICS = {"fdd": "Frechet digit distance (lower is better)", "digit_score": "Digit score (1-10)",
@@ -86,7 +87,8 @@ def compare_figure(chosen: list[Entry], key: str, *, axis: str = "epoch") -> go.
     """One metric of several entries overlaid (None when none of them recorded it)."""
     figure, all_x, all_y = go.Figure(), [], []
     for entry in chosen:
-        xs, ys = curve(read_metrics(entry.metrics), key, axis=axis)
+        points = thin(list(zip(*curve(records_of(entry.metrics), key, axis=axis))))  # a long run: 2,000 points
+        xs, ys = [x for x, _y in points], [y for _x, y in points]
         if xs:
             figure.add_trace(go.Scatter(x=xs, y=ys, name=entry.name, mode="lines+markers"))
             all_x, all_y = all_x + xs, all_y + ys
@@ -107,7 +109,7 @@ def summary_rows(chosen: list[Entry]) -> list[dict]:
     """One row per entry: epochs, training time, settings, and final quality (the last evaluated epoch)."""
     rows = []
     for entry in chosen:
-        records = read_metrics(entry.metrics)
+        records = records_of(entry.metrics)
         _steps, epochs = split_records(records)
         minutes = curve(records, "epoch", axis="time")[0]
         row = {"entry": entry.name, "epochs": int(epochs[-1].get("epoch") or 0) if epochs else 0,

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 from aigc.engine.spec import epochs_behind
-from aigc.runs.files import finite_number, read_json, read_metrics
+from aigc.runs.files import finite_number, read_json
+from aigc.serve.watcher import records_of
 from aigc.settings import without_paths
 from aigc.text import duration
 
@@ -27,7 +28,7 @@ def quality_of(path: Path, card: dict | None = None) -> tuple[dict, str]:
         found = {key: evaluation[key] for key, *_ in QUALITY if _number(evaluation.get(key))}
         if found:
             return found, f"{path.stem}_eval.json ({evaluation.get('n', '?')} samples)"
-    for record in reversed(read_metrics(path.parent / "metrics.jsonl")):
+    for record in reversed(records_of(path.parent / "metrics.jsonl")):
         if record.get("kind") == "epoch" and _number(record.get("fdd")):
             return ({key: record[key] for key, *_ in QUALITY if _number(record.get(key))},
                     f"the run's evaluation after epoch {record.get('epoch')}")

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Callable, Mapping
 
+from aigc.runs.files import read_metrics
 from aigc.runs.layout import RunPaths
 from aigc.runs.lifecycle import PROBE, read_status
 
@@ -201,3 +202,12 @@ class Watchers:
 
 
 WATCHERS = Watchers()  # the process's watchers: every session and page shares them
+
+
+def records_of(metrics: Path) -> tuple:
+    """A metrics file's records: a run's metrics.jsonl through its shared watcher (bounded, read once per change),
+    any other file (the shipped model's short training log) read whole."""
+    metrics = Path(metrics)
+    if metrics.name == "metrics.jsonl":
+        return WATCHERS.of(metrics.parent).snapshot().records
+    return tuple(read_metrics(metrics))
