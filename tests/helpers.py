@@ -227,3 +227,19 @@ def loopback_conf(text: str, *, listen: int, replicas: list[int], folder: Path) 
     temp = "\n".join(f"    {kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi",
                                                                             "scgi"))
     return text.replace("http {", f"http {{\n    access_log {folder / 'access.log'};\n{temp}", 1)
+
+
+def ema_distances_after_one_step(gan) -> tuple[float, float]:
+    """(EMA weights to the trained weights, EMA weights to the starting weights) after one step on 32 synthetic images."""
+    import numpy as np
+
+    from aigc.engine.data import synthetic_mnist
+
+    arrays = synthetic_mnist(32, 8)
+    start = [w.copy() for w in gan.generator.get_weights()]
+    gan.attach_data(arrays["x_train"], arrays["y_train"])
+    gan.train_steps(np.arange(32, dtype=np.int32)[None])
+    ema, trained = gan.ema_generator.get_weights(), gan.generator.get_weights()
+    to_trained = sum(float(np.abs(e - t).sum()) for e, t in zip(ema, trained))
+    to_start = sum(float(np.abs(e - s).sum()) for e, s in zip(ema, start))
+    return to_trained, to_start

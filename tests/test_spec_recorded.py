@@ -3,8 +3,8 @@ and an operator's flag becomes part of the spec the page saves instead of overri
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pytest
+from helpers import ema_distances_after_one_step
 
 from aigc.engine.run_plan import Invocation, make_plan, save_plan
 from aigc.engine.spec import SETTINGS, RunSpec, SpecError, given_settings
@@ -56,7 +56,6 @@ def test_the_gan_of_a_resumed_old_run_trains_with_the_recorded_ema_warm_up(tmp_p
     warm-up (10) lets it follow the trained weights."""
     import keras
 
-    from aigc.engine.data import synthetic_mnist
     from aigc.engine.gan import GAN
 
     spec = dict(preset="seed", ema_decay=0.999, batch_size=32, lr_g=1e-2)  # the smallest networks
@@ -64,13 +63,7 @@ def test_the_gan_of_a_resumed_old_run_trains_with_the_recorded_ema_warm_up(tmp_p
     keras.utils.set_random_seed(0)
     gan = GAN(plan.spec)
     assert gan.spec is plan.spec
-    arrays = synthetic_mnist(32, 8)
-    start = [w.copy() for w in gan.generator.get_weights()]
-    gan.attach_data(arrays["x_train"], arrays["y_train"])
-    gan.train_steps(np.arange(32, dtype=np.int32)[None])
-    ema, trained = gan.ema_generator.get_weights(), gan.generator.get_weights()
-    to_trained = sum(float(np.abs(e - t).sum()) for e, t in zip(ema, trained))
-    to_start = sum(float(np.abs(e - s).sum()) for e, s in zip(ema, start))
+    to_trained, to_start = ema_distances_after_one_step(gan)
     assert to_trained < to_start
 
 

@@ -13,7 +13,7 @@ from aigc.engine.spec import RunSpec, SpecError
 from aigc.runs.files import read_json, read_metrics
 from aigc.runs.layout import RunPaths
 
-from helpers import REPO, tiny_run, wait_until
+from helpers import REPO, ema_distances_after_one_step, tiny_run, wait_until
 
 
 # dcgan steps: also in the session's trained run (conftest); its own step here is in the slow lane
@@ -210,17 +210,10 @@ def test_status_and_metrics_valid_after_every_write(tmp_path, synthetic_npz, mon
 
 @pytest.mark.slow  # real training of its own (EMA warm-up: also test_spec_recorded.py)
 def test_ema_warms_up_instead_of_holding_the_random_start():
-    from aigc.engine.data import synthetic_mnist
     from aigc.engine.gan import GAN
 
-    arrays = synthetic_mnist(32, 8)
     gan = GAN(RunSpec.resolve(width=64, class_loss=0.0, lr_g=1e-2, lr_d=2e-4, ema_decay=0.999, batch_size=32))
-    start = [w.copy() for w in gan.generator.get_weights()]
-    gan.attach_data(arrays["x_train"], arrays["y_train"])
-    gan.train_steps(np.arange(32, dtype=np.int32)[None])
-    trained, ema = gan.generator.get_weights(), gan.ema_generator.get_weights()
-    to_trained = sum(float(np.abs(e - t).sum()) for e, t in zip(ema, trained))
-    to_start = sum(float(np.abs(e - s).sum()) for e, s in zip(ema, start))
+    to_trained, to_start = ema_distances_after_one_step(gan)
     assert to_trained < to_start, "after the first step the EMA copy must follow the trained weights"
 
 

@@ -53,11 +53,6 @@ class Served:
         """Length of the generator's latent input z."""
         return int(self.config.latent_dim)
 
-    @property
-    def conditional(self) -> bool:
-        """True when the generator takes a digit label."""
-        return bool(self.config.conditional)
-
 
 def is_loaded(path: Path) -> bool:
     """True when the file at path (as it is now) is already in memory: no wait to show."""

@@ -6,7 +6,6 @@ so it is unit-tested without a server (the frame passes Streamlit's secrets and 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import math
 import os
@@ -16,6 +15,7 @@ from typing import Mapping
 
 from aigc import settings
 from aigc.engine.spec import MAX_EPOCHS  # the run spec's own ceiling
+from aigc.serve.trust import is_loopback_ip
 from aigc.settings import without_paths
 
 LOG = logging.getLogger("aigc.serve.hosting")
@@ -67,12 +67,7 @@ class Policy:
 def is_loopback(address: str | None) -> bool:
     """True for localhost / 127.x / ::1; False for '' (every interface), 0.0.0.0, :: and other hosts."""
     text = (address or "").strip().strip("[]").lower()
-    if text in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(text).is_loopback
-    except ValueError:
-        return False
+    return text in LOOPBACK_NAMES or is_loopback_ip(text)
 
 
 def load_policy(*, env: Mapping[str, str] | None = None, secrets: Mapping | None = None,

@@ -17,8 +17,7 @@ from typing import Mapping
 # Headers by which proxies and tunnels say "I forward someone else" (RFC 7239 and the de facto ones).
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port",
                       "x-forwarded-server", "x-real-ip", "via", "cf-connecting-ip", "cf-ray", "true-client-ip",
-                      "x-client-ip", "x-cluster-client-ip", "fastly-client-ip", "client-ip", "x-original-forwarded-for",
-                      "ngrok-skip-browser-warning", "x-ngrok-subdomain")
+                      "x-client-ip", "x-cluster-client-ip", "fastly-client-ip", "client-ip", "x-original-forwarded-for")
 MAX_KEY_CHARS = 64
 
 

@@ -129,7 +129,7 @@ class RunWatcher:
         self._metrics = _Metrics(max_points)
         self._checked_at: float | None = None
         self._snapshot = Snapshot(version=(), status=None, records=())
-        self.reads = 0  # metrics reads that found new bytes (tests and the crowd bench count them)
+        self.reads = 0  # refreshes that found new records in metrics.jsonl (what sharing one reader saves is counted by it)
 
     def snapshot(self, *, holder=PROBE) -> Snapshot:
         """The newest snapshot, refreshed from disk at most every refresh_s seconds (holder: as read_status takes)."""
