@@ -52,6 +52,24 @@ def page_link(url: str, page: str, query: dict) -> str:
     return origin + page + ("?" + urllib.parse.urlencode(query) if query else "")
 
 
+def ascii_values(query, keys) -> tuple[dict[str, str], list[str]]:
+    """({key: value} for the `keys` present in query (forged input), [a notice per value that is not ASCII]).
+
+    int() and float() read '٧' (Arabic-Indic) and '７' (full-width) as 7: a link's numbers are ASCII digits only,
+    so such a value is dropped here and the one parser (explore.params) gives its default.
+    """
+    values, notices = {}, []
+    for key in keys:
+        value = query.get(key)
+        if value is None:
+            continue
+        if str(value).isascii():
+            values[key] = str(value)
+        else:
+            notices.append(f"{key}={str(value)[:12]!r} is not written with the digits 0-9; using the default.")
+    return values, notices
+
+
 def sync_query(query: dict, owned: tuple) -> None:
     """Make the URL carry exactly `query` among the `owned` keys (others' keys are left alone)."""
     for key in owned:

@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from aigc import settings
-from aigc.app.routes import Frame, sync_query
+from aigc.app.routes import Frame, ascii_values, sync_query
 from aigc.app.widgets import (a_digit, copy_link_ui, directions_of, display_scale, guarded, pin, pinned_hand,
                               preview_pngs, reading_of, sliders_ui, spinner_unless, toast, whole_number_input)
 from aigc.engine.sampling import GRID_PAD, generate, gif_bytes, grid, interpolate, latents, run_generator
@@ -28,7 +28,8 @@ from aigc.serve.generators import Served
 
 DIGIT_OPTIONS = ["Any"] + [str(d) for d in params.DIGITS]
 QUERY_KEYS = ("digit", "n", "seed")
-EXTRA_KEYS = ("scale", "generator") + dirs.NAMES
+NUMBER_KEYS = ("scale",) + dirs.NAMES  # the link's other numbers
+EXTRA_KEYS = ("generator",) + NUMBER_KEYS
 STRIP_COLUMNS, FRAME_SCALE = 10, 3  # interpolation frames: 84 px each, wrapped 10 to a row
 NEAREST_MAX = 10  # generated images compared with the training set per click
 LABEL_SCALE_MIN = 3  # tiles are drawn at least 3x so their labels stay legible when the browser shrinks them
@@ -47,9 +48,10 @@ def _init_from_query() -> None:
     kept under a plain session key and restored on return.
     """
     if not st.session_state.get("_gen_init"):
-        raw = {key: st.query_params.get(key) for key in QUERY_KEYS}
-        values, notices = params.parse_generate_params({k: v for k, v in raw.items() if v is not None})
-        scale, sliders, extra_notices = query_extras(st.query_params)  # scale and style sliders ride in the link too
+        raw, notices = ascii_values(st.query_params, QUERY_KEYS + NUMBER_KEYS)
+        values, number_notices = params.parse_generate_params({key: raw[key] for key in QUERY_KEYS if key in raw})
+        scale, sliders, extra_notices = query_extras(raw)  # scale and style sliders ride in the link too
+        notices += number_notices
         st.session_state["_gen_last"] = dict(gen_digit="Any" if values["digit"] is None else str(values["digit"]),
                                              gen_n=values["n"], gen_seed=values["seed"], gen_trunc=scale)
         st.session_state.update(_gen_init=True, _gen_notices=notices + extra_notices, _gen_sliders=sliders)

@@ -1,0 +1,31 @@
+"""The Generate page and the generator chooser through AppTest: what issue 22 found a new user stumbling on."""
+from __future__ import annotations
+
+from helpers import assert_clean, run_app, texts
+
+
+def _captions(app) -> list[str]:
+    return [caption for image in app.image for caption in image.captions]
+
+
+def test_link_numbers_are_ascii_digits_only():
+    from aigc.app.routes import ascii_values
+
+    values, notices = ascii_values({"digit": "٧", "n": "７", "seed": "²", "scale": "0.5", "x": "٣"}, ("digit", "n", "seed", "scale"))
+    assert values == {"scale": "0.5"}
+    assert [notice.split("=")[0] for notice in notices] == ["digit", "n", "seed"]
+    assert all("0-9" in notice for notice in notices)
+
+
+def test_a_link_with_unicode_digits_keeps_the_form_and_a_grid(app_env):
+    app = run_app(digit="٧", n="７", seed="²", scale="١")  # Arabic-Indic, full-width, superscript: none is a digit here
+    assert_clean(app)
+    warnings = texts(app, "warning")
+    assert len(warnings) == 1 and all(f"{key}=" in warnings[0] for key in ("digit", "n", "seed", "scale"))
+    assert "16 x any digit - seed 0 - scale 1.00" in _captions(app)[0]
+    assert app.number_input(key="gen_n").value == 16
+    assert {key: app.query_params[key] for key in ("digit", "n", "seed")} in (
+        {"digit": "any", "n": "16", "seed": "0"}, {"digit": ["any"], "n": ["16"], "seed": ["0"]})
+    app.button[0].click().run()  # Generate: the bad link is not kept
+    assert_clean(app)
+    assert all(str(app.query_params[key]).isascii() for key in ("digit", "n", "seed", "scale"))
