@@ -29,3 +29,17 @@ def test_a_link_with_unicode_digits_keeps_the_form_and_a_grid(app_env):
     app.button[0].click().run()  # Generate: the bad link is not kept
     assert_clean(app)
     assert all(str(app.query_params[key]).isascii() for key in ("digit", "n", "seed", "scale"))
+
+
+def test_style_previews_with_any_digit_show_the_first_tiles_digit(app_env, monkeypatch):
+    from aigc.app.pages import generate
+    from aigc.engine.sampling import digit_labels
+
+    asked, original = [], generate.preview_pngs
+    monkeypatch.setattr(generate, "preview_pngs", lambda served, z, digit: asked.append(digit) or original(served, z, digit))
+    for seed in (1, 4):  # first tiles: a 3, a 9 (never the 8 every strip used to show)
+        app = run_app(seed=seed)
+        assert_clean(app)
+        first = int(digit_labels(16, None, seed=seed)[0])
+        assert asked[-1] == first
+        assert any(f"first tile's hand ({'an' if first == 8 else 'a'} {first})" in text for text in texts(app, "caption"))

@@ -299,11 +299,12 @@ def style_previews_ui(served: Served, values: dict) -> None:
     """Under the grid: a small strip per slider, the first tile's latent at -2 ... +2 along each direction."""
     if not served.config.conditional:
         return
-    z = latents(1, served.latent_dim, seed=values["seed"], truncation=values["truncation"])[0]
-    digit = values["digit"] if values["digit"] is not None else 8
+    z, labels = tile_latents(served.latent_dim, n=values["n"], digit=values["digit"], seed=values["seed"],
+                             truncation=values["truncation"])
+    digit = int(labels[0])  # with Digit = Any: the first tile's own digit
     with st.container(border=True):
-        st.caption("Style sliders, previewed on the first tile's hand")
-        for column, name, strip in zip(st.columns(len(dirs.NAMES)), dirs.NAMES, preview_pngs(served, z, digit)):
+        st.caption(f"Style sliders, previewed on the first tile's hand ({a_digit(digit)})")
+        for column, name, strip in zip(st.columns(len(dirs.NAMES)), dirs.NAMES, preview_pngs(served, z[0], digit)):
             column.image(strip, output_format="PNG", caption=f"{dirs.LABELS[name]}: -2 ... +2")
 
 
