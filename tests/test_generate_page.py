@@ -43,3 +43,18 @@ def test_style_previews_with_any_digit_show_the_first_tiles_digit(app_env, monke
         first = int(digit_labels(16, None, seed=seed)[0])
         assert asked[-1] == first
         assert any(f"first tile's hand ({'an' if first == 8 else 'a'} {first})" in text for text in texts(app, "caption"))
+
+
+def test_a_pinned_tile_disables_seed_a_and_digit_a(app_env):
+    from aigc.app.widgets import pin
+    from aigc.engine.sampling import latents
+
+    app = run_app(digit=3, n=4)
+    assert not app.number_input(key="interp_a").disabled and not app.selectbox(key="interp_da").disabled
+    pin(latents(1, 100, seed=9)[0], 3, source=("test", 0), state=app.session_state)
+    app.run()
+    assert_clean(app)
+    for widget in (app.number_input(key="interp_a"), app.selectbox(key="interp_da")):
+        assert widget.disabled and "pinned tile" in widget.help
+    app.checkbox(key="interp_from_pin").uncheck().run()  # back to the seeds: editable again
+    assert not app.number_input(key="interp_a").disabled and not app.selectbox(key="interp_da").disabled

@@ -193,10 +193,14 @@ def interpolation_ui(served: Served) -> None:
             pinned = None
         with st.form("interp_form", border=False):
             a, b, c = st.columns(3)
-            seed_a = whole_number_input("Seed A", params.SEED_MIN, params.SEED_MAX, value=1, key="interp_a", container=a)
+            from_pin = {"disabled": True, "help": "Taken from the pinned tile: untick 'Start from my pinned tile' "
+                        "to choose."} if pinned is not None else {}
+            seed_a = whole_number_input("Seed A", params.SEED_MIN, params.SEED_MAX, value=1, key="interp_a", container=a,
+                                        **from_pin)
             seed_b = whole_number_input("Seed B", params.SEED_MIN, params.SEED_MAX, value=2, key="interp_b", container=b)
             steps = c.slider("Frames", params.STEPS_MIN, params.STEPS_MAX, params.STEPS_DEFAULT, key="interp_steps")
-            digit_a = a.selectbox("Digit A", DIGIT_OPTIONS[1:], index=1, key="interp_da", disabled=not conditional)
+            digit_a = a.selectbox("Digit A", DIGIT_OPTIONS[1:], index=1, key="interp_da",
+                                  **(from_pin or {"disabled": not conditional}))
             digit_b = b.selectbox("Digit B", DIGIT_OPTIONS[1:], index=7, key="interp_db", disabled=not conditional)
             st.form_submit_button("Interpolate")
         bounded = params.bounded_generate_inputs(n=1, seed=seed_a, truncation=st.session_state.get("gen_trunc", 1.0),
