@@ -58,3 +58,31 @@ def test_a_pinned_tile_disables_seed_a_and_digit_a(app_env):
         assert widget.disabled and "pinned tile" in widget.help
     app.checkbox(key="interp_from_pin").uncheck().run()  # back to the seeds: editable again
     assert not app.number_input(key="interp_a").disabled and not app.selectbox(key="interp_da").disabled
+
+
+def test_an_out_of_range_seed_says_which_seed_the_grid_shows(app_env):
+    app = run_app(seed=5)
+    for typed, shown in ((3_000_000_000, 2147483647), (-1, 0)):
+        app.number_input(key="gen_seed").set_value(typed)
+        app.button[0].click().run()
+        assert_clean(app)
+        assert f"Seed must be a whole number from 0 to 2147483647 (got {typed}): showing seed {shown}." in texts(app, "warning")
+        assert f"seed {shown} " in _captions(app)[0]
+
+
+def test_a_fractional_how_many_says_what_it_shows(app_env):
+    app = run_app()
+    app.number_input(key="gen_n").set_value(2.5)
+    app.button[0].click().run()
+    assert_clean(app)
+    assert "How many must be a whole number from 1 to 100 (got 2.5): showing 2." in texts(app, "warning")
+    assert _captions(app)[0].startswith("2 x any digit")
+
+
+def test_an_out_of_range_interpolation_seed_says_what_it_shows(app_env):
+    app = run_app()
+    app.number_input(key="interp_b").set_value(-5)
+    app.button(key="FormSubmitter:interp_form-Interpolate").click().run()
+    assert_clean(app)
+    assert "Seed B must be a whole number from 0 to 2147483647 (got -5): showing seed 0." in texts(app, "warning")
+    assert any(caption.endswith("to 0") for caption in _captions(app))

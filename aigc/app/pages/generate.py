@@ -71,27 +71,32 @@ def controls_ui(*, conditional: bool) -> dict:
                              help=None if conditional else "This generator is unconditional: it draws any digit.")
         # No widget limits: the browser would refuse 500 without a word; the page says why below instead.
         n = whole_number_input("How many", key="gen_n")
-        seed = whole_number_input("Seed", params.SEED_MIN, params.SEED_MAX,
-                               key="gen_seed", help="The same seed and settings always give the same digits.")
+        seed = whole_number_input("Seed", key="gen_seed", help="The same seed and settings always give the same digits.")
         truncation = st.slider("Latent scale (truncation)", params.SCALE_MIN, params.SCALE_MAX,
                                step=0.05, key="gen_trunc", help="Below 1: cleaner, less varied digits.")
         left, right = st.columns(2)
         left.form_submit_button("Generate", type="primary", width="stretch")
         right.form_submit_button("New seed", on_click=_new_seed, width="stretch")
     values = params.bounded_generate_inputs(n=n, seed=seed, truncation=truncation)
-    if n != values["n"]:
-        st.warning(how_many_note(n, values["n"]))
+    range_warning("How many", n, values["n"], params.N_MIN, params.N_MAX)
+    range_warning("Seed", seed, values["seed"], params.SEED_MIN, params.SEED_MAX, unit="seed ")
     values["digit"] = None if digit == "Any" or not conditional else int(digit)
     st.session_state["_gen_last"] = dict(gen_digit=digit, gen_n=values["n"], gen_seed=values["seed"],
                                          gen_trunc=values["truncation"])
     return values
 
 
-def how_many_note(asked, shown: int) -> str:
-    """Why the grid has another count than the one typed (out of range, or not a whole number)."""
-    typed = f"{asked:g}" if isinstance(asked, float) else str(asked)  # the widget holds floats: 500.0 reads as 500
-    return f"How many must be a whole number from {params.N_MIN} to {params.N_MAX} (got {typed[:12]}): " \
-           f"showing {shown}."
+def range_warning(label: str, typed, shown: int, low: int, high: int, *, unit: str = "") -> None:
+    """A warning when what is shown differs from what was typed (out of range, or not a whole number).
+
+    The number inputs have no limits on purpose: the browser would keep the old value with only a red field.
+    """
+    if typed is None or typed == shown:
+        return
+    if isinstance(typed, float) and typed.is_integer():
+        typed = int(typed)  # the widget holds floats: 500.0 reads as 500
+    text = f"{typed:g}" if isinstance(typed, float) else str(typed)
+    st.warning(f"{label} must be a whole number from {low} to {high} (got {text[:16]}): showing {unit}{shown}.")
 
 
 def link_notices_text(notices: list[str]) -> str | None:
@@ -195,9 +200,8 @@ def interpolation_ui(served: Served) -> None:
             a, b, c = st.columns(3)
             from_pin = {"disabled": True, "help": "Taken from the pinned tile: untick 'Start from my pinned tile' "
                         "to choose."} if pinned is not None else {}
-            seed_a = whole_number_input("Seed A", params.SEED_MIN, params.SEED_MAX, value=1, key="interp_a", container=a,
-                                        **from_pin)
-            seed_b = whole_number_input("Seed B", params.SEED_MIN, params.SEED_MAX, value=2, key="interp_b", container=b)
+            seed_a = whole_number_input("Seed A", value=1, key="interp_a", container=a, **from_pin)
+            seed_b = whole_number_input("Seed B", value=2, key="interp_b", container=b)
             steps = c.slider("Frames", params.STEPS_MIN, params.STEPS_MAX, params.STEPS_DEFAULT, key="interp_steps")
             digit_a = a.selectbox("Digit A", DIGIT_OPTIONS[1:], index=1, key="interp_da",
                                   **(from_pin or {"disabled": not conditional}))
@@ -205,7 +209,10 @@ def interpolation_ui(served: Served) -> None:
             st.form_submit_button("Interpolate")
         bounded = params.bounded_generate_inputs(n=1, seed=seed_a, truncation=st.session_state.get("gen_trunc", 1.0),
                                                   steps=steps)
-        seed_b = params.bounded_generate_inputs(n=1, seed=seed_b, truncation=1.0)["seed"]
+        typed_b, seed_b = seed_b, params.bounded_generate_inputs(n=1, seed=seed_b, truncation=1.0)["seed"]
+        if pinned is None:
+            range_warning("Seed A", seed_a, bounded["seed"], params.SEED_MIN, params.SEED_MAX, unit="seed ")
+        range_warning("Seed B", typed_b, seed_b, params.SEED_MIN, params.SEED_MAX, unit="seed ")
         strip, animation = interpolation_media(
             served, seed_a=bounded["seed"], seed_b=seed_b,
             digit_a=int(digit_a) if conditional else None, digit_b=int(digit_b) if conditional else None,
