@@ -85,3 +85,15 @@ def test_an_out_of_range_interpolation_seed_says_what_it_shows(app_env):
     assert_clean(app)
     assert "Seed B must be a whole number from 0 to 2147483647 (got -5): showing seed 0." in texts(app, "warning")
     assert any(caption.endswith("to 0") for caption in _captions(app))
+
+
+def test_a_cached_grid_says_cached_not_0_ms(app_env):
+    from aigc.serve.caches import GRIDS
+
+    GRIDS.clear()
+    app = run_app(seed=11, n=4)
+    assert "made in" in _captions(app)[0] and "cached" not in _captions(app)[0]
+    made = _captions(app)[0].split("made in ")[1]
+    app.run()
+    assert_clean(app)
+    assert _captions(app)[0].endswith(f"cached (made in {made})") and " 0 ms" not in _captions(app)[0]

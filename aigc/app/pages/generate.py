@@ -117,13 +117,11 @@ def generate_ui(served: Served) -> np.ndarray:
     with controls:
         values = controls_ui(conditional=conditional)
         sliders, shift = style_ui(served, st.session_state.get("_gen_sliders", {}), values)
-    start = time.perf_counter()
-    images, picture_png, columns, reading = rendered_grid(served, values, shift)
-    elapsed_ms = (time.perf_counter() - start) * 1000
+    images, picture_png, columns, reading, timing = timed_grid(served, values, shift)
     with picture_area:
         what = "any digit" if values["digit"] is None else f"digit {values['digit']}"
         st.image(picture_png, caption=f"{len(images)} x {what} - seed {values['seed']} - "
-                 f"scale {values['truncation']:.2f} - {served.label} - {elapsed_ms:.0f} ms", output_format="PNG")
+                 f"scale {values['truncation']:.2f} - {served.label} - {timing}", output_format="PNG")
         # A callable is only run when the button is clicked: no 4x PNG on every rerun.
         st.download_button("Download PNG", lambda: png_bytes(grid(images, columns, scale=4)), mime="image/png",
                            file_name=f"digits_{values['digit'] if values['digit'] is not None else 'any'}"
@@ -140,7 +138,12 @@ def generate_ui(served: Served) -> np.ndarray:
 
 
 def rendered_grid(served: Served, values: dict, shift: np.ndarray | None = None):
-    """(images (n, 28, 28) float32 in [0, 1], read-only; labeled grid PNG; columns; the evaluator's Reading or None).
+    """(images (n, 28, 28) float32 in [0, 1], read-only; labeled grid PNG; columns; the evaluator's Reading or None)."""
+    return timed_grid(served, values, shift)[:4]
+
+
+def timed_grid(served: Served, values: dict, shift: np.ndarray | None = None):
+    """rendered_grid's four values and 'made in 120 ms', or 'cached (made in 120 ms)' when an earlier run made it.
 
     A grid depends only on (generator file, digit, n, seed, scale, style shift): every session shares it.
     """
@@ -149,8 +152,10 @@ def rendered_grid(served: Served, values: dict, shift: np.ndarray | None = None)
     key = file_key(served.path) + (values["digit"], values["n"], values["seed"],
            round(float(values["truncation"]), 6), scale,
            None if shift is None or not np.any(shift) else tuple(np.round(shift, 6).tolist()))
+    made_now = []
 
     def make():
+        start = time.perf_counter()
         if shift is None or not np.any(shift):
             images, _labels = generate(served.model, values["n"], values["digit"], seed=values["seed"],
                                        truncation=values["truncation"], config=served.config)
@@ -159,10 +164,12 @@ def rendered_grid(served: Served, values: dict, shift: np.ndarray | None = None)
         images = np.asarray(images, dtype=np.float32)
         images.setflags(write=False)  # shared between sessions
         picture, reading = labeled_grid_png(images, values["digit"], columns=columns, scale=scale)
-        return images, picture, reading
+        made_now.append(True)
+        return images, picture, reading, (time.perf_counter() - start) * 1000
 
-    images, picture_png, reading = GRIDS.get_or_make(key, make)
-    return images, picture_png, columns, reading
+    images, picture_png, reading, made_ms = GRIDS.get_or_make(key, make)
+    timing = f"made in {made_ms:.0f} ms"
+    return images, picture_png, columns, reading, timing if made_now else f"cached ({timing})"
 
 
 def interpolation_media(served: Served, *, pinned: tuple | None = None, **settings) -> tuple[bytes, bytes]:
