@@ -97,3 +97,11 @@ def test_a_cached_grid_says_cached_not_0_ms(app_env):
     app.run()
     assert_clean(app)
     assert _captions(app)[0].endswith(f"cached (made in {made})") and " 0 ms" not in _captions(app)[0]
+
+
+def test_every_image_on_generate_has_alt_text(app_env):
+    app = run_app(digit=3, n=4, seed=2)
+    assert_clean(app)
+    alts = [picture.alt for image in app.image for picture in image.proto.imgs]
+    assert len(alts) == 6 and all(alt.strip() for alt in alts), alts  # grid, 3 style strips, strip, GIF
+    assert "4 generated handwritten digits" in alts[0] and "3" in alts[0]

@@ -121,7 +121,8 @@ def generate_ui(served: Served) -> np.ndarray:
     with picture_area:
         what = "any digit" if values["digit"] is None else f"digit {values['digit']}"
         st.image(picture_png, caption=f"{len(images)} x {what} - seed {values['seed']} - "
-                 f"scale {values['truncation']:.2f} - {served.label} - {timing}", output_format="PNG")
+                 f"scale {values['truncation']:.2f} - {served.label} - {timing}", output_format="PNG",
+                 alt=f"A grid of {len(images)} generated handwritten digits ({what}), each with the evaluator's reading.")
         # A callable is only run when the button is clicked: no 4x PNG on every rerun.
         st.download_button("Download PNG", lambda: png_bytes(grid(images, columns, scale=4)), mime="image/png",
                            file_name=f"digits_{values['digit'] if values['digit'] is not None else 'any'}"
@@ -225,9 +226,10 @@ def interpolation_ui(served: Served) -> None:
             digit_a=int(digit_a) if conditional else None, digit_b=int(digit_b) if conditional else None,
             steps=bounded["steps"], truncation=bounded["truncation"], pinned=pinned)
         start = f"my pinned tile ({pinned_label(pinned)}) to seed" if pinned is not None else f"seed {bounded['seed']} to"
-        st.image(strip, caption=f"{bounded['steps']} frames, {start} {seed_b}", output_format="PNG")
+        st.image(strip, caption=f"{bounded['steps']} frames, {start} {seed_b}", output_format="PNG",
+                 alt=f"{bounded['steps']} generated digits morphing step by step from {start} {seed_b}.")
         left, right = st.columns([1, 3])
-        left.image(animation, caption="animated", output_format="auto")
+        left.image(animation, caption="animated", output_format="auto", alt="The same morph as an animation.")
         right.download_button("Download GIF", animation, mime="image/gif", file_name="interpolation.gif",
                               key="download_gif")
 
@@ -267,7 +269,8 @@ def nearest_ui(images: np.ndarray) -> None:
         index, distance = nearest_training(shown, x_train, norms)
         pairs = np.concatenate([shown, x_train[index].reshape(-1, 28, 28).astype(np.float32) / 255])
         st.image(png_bytes(grid(pairs, len(shown), scale=display_scale(columns=len(shown), target_px=700))),
-                 caption="distances: " + ", ".join(f"{d:.1f}" for d in distance), output_format="PNG")
+                 caption="distances: " + ", ".join(f"{d:.1f}" for d in distance), output_format="PNG",
+                 alt="Top row: generated digits. Bottom row: the nearest MNIST training image to each.")
 
 
 def styled_images(served: Served, values: dict, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -323,7 +326,8 @@ def style_previews_ui(served: Served, values: dict) -> None:
     with st.container(border=True):
         st.caption(f"Style sliders, previewed on the first tile's hand ({a_digit(digit)})")
         for column, name, strip in zip(st.columns(len(dirs.NAMES)), dirs.NAMES, preview_pngs(served, z[0], digit)):
-            column.image(strip, output_format="PNG", caption=f"{dirs.LABELS[name]}: -2 ... +2")
+            column.image(strip, output_format="PNG", caption=f"{dirs.LABELS[name]}: -2 ... +2",
+                         alt=f"The first tile's {digit} drawn five times, {dirs.LABELS[name].lower()} from -2 to +2.")
 
 
 def tile_pin_ui(served: Served, values: dict, shift: np.ndarray, picture_png: bytes, columns: int) -> None:
