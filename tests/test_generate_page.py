@@ -105,3 +105,25 @@ def test_every_image_on_generate_has_alt_text(app_env):
     alts = [picture.alt for image in app.image for picture in image.proto.imgs]
     assert len(alts) == 6 and all(alt.strip() for alt in alts), alts  # grid, 3 style strips, strip, GIF
     assert "4 generated handwritten digits" in alts[0] and "3" in alts[0]
+
+
+def test_readings_leave_the_digits_of_a_100_tile_grid_uncovered():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from aigc.app.pages.generate import LABELED_TILES_MAX, labeled_grid_png, reading_note
+    from aigc.engine.sampling import grid
+
+    images = np.random.default_rng(0).random((100, 28, 28), dtype=np.float32)
+    picture, reading = labeled_grid_png(images, None, columns=10, scale=1)  # the shipped evaluator reads them
+    assert reading is not None
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(picture)).convert("L")), np.asarray(grid(images, 10, scale=3)))
+    small, _reading = labeled_grid_png(images[:LABELED_TILES_MAX], None, columns=6, scale=3)
+    assert not np.array_equal(np.asarray(Image.open(io.BytesIO(small)).convert("L")),
+                              np.asarray(grid(images[:LABELED_TILES_MAX], 6, scale=3)))  # small grids keep their labels
+    note = reading_note(reading)
+    assert f"over {LABELED_TILES_MAX} tiles" in note
+    flagged = [str(i + 1) for i in np.flatnonzero(reading.doubt)]
+    assert all(number in note for number in flagged[:5])

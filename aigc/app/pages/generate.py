@@ -33,6 +33,8 @@ EXTRA_KEYS = ("generator",) + NUMBER_KEYS
 STRIP_COLUMNS, FRAME_SCALE = 10, 3  # interpolation frames: 84 px each, wrapped 10 to a row
 NEAREST_MAX = 10  # generated images compared with the training set per click
 LABEL_SCALE_MIN = 3  # tiles are drawn at least 3x so their labels stay legible when the browser shrinks them
+LABELED_TILES_MAX = 36  # larger grids are shrunk so far that the labels would cover the digits: listed below instead
+FLAGGED_LISTED = 20
 
 
 def page(frame: Frame) -> None:
@@ -122,7 +124,7 @@ def generate_ui(served: Served) -> np.ndarray:
         what = "any digit" if values["digit"] is None else f"digit {values['digit']}"
         st.image(picture_png, caption=f"{len(images)} x {what} - seed {values['seed']} - "
                  f"scale {values['truncation']:.2f} - {served.label} - {timing}", output_format="PNG",
-                 alt=f"A grid of {len(images)} generated handwritten digits ({what}), each with the evaluator's reading.")
+                 alt=f"A grid of {len(images)} generated handwritten digits ({what}).")
         # A callable is only run when the button is clicked: no 4x PNG on every rerun.
         st.download_button("Download PNG", lambda: png_bytes(grid(images, columns, scale=4)), mime="image/png",
                            file_name=f"digits_{values['digit'] if values['digit'] is not None else 'any'}"
@@ -282,12 +284,15 @@ def styled_images(served: Served, values: dict, shift: np.ndarray) -> tuple[np.n
 
 
 def labeled_grid_png(images: np.ndarray, requested, *, columns: int, scale: int) -> tuple[bytes, object]:
-    """(PNG of the grid with each tile's reading drawn on it, Reading or None); same layout as sampling.grid."""
+    """(PNG of the grid, each tile's reading drawn on it up to LABELED_TILES_MAX tiles; Reading or None).
+
+    Same layout as sampling.grid (the tile picker relies on it).
+    """
     scale = max(scale, LABEL_SCALE_MIN)
     picture = grid(images, columns, scale=scale)
     reading = reading_of(images, requested)
-    if reading is None:
-        return png_bytes(picture), None
+    if reading is None or len(images) > LABELED_TILES_MAX:
+        return png_bytes(picture), reading
     return png_bytes(annotate_grid(picture, tile_texts(reading), reading.doubt, ncol=columns, scale=scale,
                                    pad=GRID_PAD)), reading
 
@@ -304,6 +309,17 @@ def reading_summary_ui(reading, requested: int | None) -> None:
     else:
         counts = np.bincount(reading.labels, minlength=10)
         st.markdown("**Evaluator reads:** " + ", ".join(f"{d}: {c}" for d, c in enumerate(counts) if c) + f"; {flagged}.")
+    if len(reading.labels) > LABELED_TILES_MAX:
+        st.caption(reading_note(reading))
+
+
+def reading_note(reading) -> str:
+    """Why a large grid has no labels on its tiles, and which tiles (numbered from 1) are flagged."""
+    flagged = [str(index + 1) for index in np.flatnonzero(reading.doubt)]
+    listed = ", ".join(flagged[:FLAGGED_LISTED]) + (f" and {len(flagged) - FLAGGED_LISTED} more"
+                                                    if len(flagged) > FLAGGED_LISTED else "")
+    return (f"Readings are not drawn on grids over {LABELED_TILES_MAX} tiles: they would cover the digits. "
+            + (f"Flagged tiles (counting from 1, row by row): {listed}." if flagged else "No tile is flagged."))
 
 
 def style_ui(served: Served, defaults: dict, values: dict) -> tuple[dict, np.ndarray]:
