@@ -53,7 +53,7 @@ def test_learning_rates_halve_every_half_life_and_resume_on_schedule(tmp_path, s
     # The last call (steps 7-8 of 8) trained at 6/8 of an epoch: 0.5 ** 0.75 of the starting rates.
     assert rates["g_optimizer"] == pytest.approx(1e-3 * 0.5 ** 0.75, rel=1e-5)
     assert rates["d_optimizer"] == pytest.approx(2e-3 * 0.5 ** 0.75, rel=1e-5)
-    assert "learning rates halve every 1 epochs" in paths.log.read_text()
+    assert "learning rates halve every 1 epoch\n" in paths.log.read_text()
 
 @pytest.mark.slow  # real training of its own
 def test_the_schedule_counts_the_epochs_behind_the_starting_weights(tmp_path, synthetic_npz):

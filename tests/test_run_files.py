@@ -33,7 +33,7 @@ def test_train_more_counts_from_the_recorded_total_not_from_status(tmp_path):
         paths.status.write_bytes(status)
         plan = make_plan(Invocation(paths.root, add_epochs=2), {})
         assert plan.spec.epochs == 5 and plan.record["spec"]["epochs"] == 5
-        assert "training 2 more epoch(s): to epoch 5" in plan.notes
+        assert "training 2 more epochs: to epoch 5" in plan.notes
 
 
 def test_compare_reads_a_runs_settings_through_spec_of(tmp_path):

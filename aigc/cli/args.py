@@ -45,6 +45,20 @@ def float_between(low: float, high: float):
                        f"a number between {low} and {high}")
 
 
+def help_with(text: str, default, low: float | None = None, high: float | None = None, *, whole: bool = True) -> str:
+    """A flag's help with its default and limits, as the run-spec flags write them: 'text [default: 1; a whole number
+    at least 1 and at most 10000]'."""
+    if low is None:
+        return f"{text} [default: {default}]"
+    word = "a whole number" if whole else "a number"
+    return f"{text} [default: {default}; {word} at least {_plain(low)} and at most {_plain(high)}]"
+
+
+def _plain(value: float) -> str:
+    """1000000000 and 0.5, not 1e+09 and 0.500000."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line on stderr (exit code 2), not a usage dump."""
 

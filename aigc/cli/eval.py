@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aigc import settings
 from aigc.cli.args import bounded_int, fail
+from aigc.engine.progress import counted
 from aigc.explore.params import SEED_MAX, SEED_MIN
 
 MIN_N, MAX_N = 10, 60_000
@@ -107,20 +108,29 @@ def ladder_position(fdd: float, ladder: dict) -> str:
 
 
 def format_report(result: dict) -> str:
-    """The human-readable table of an evaluate_generator result."""
-    ladder = result.get("ladder") or {}
+    """The human-readable table of an evaluate_generator result: every figure with its sample count.
+
+    FDD grows as the sample count shrinks, so an FDD is placed on the ladder only when both have the same count.
+    """
+    ladder, n, ladder_n = result.get("ladder") or {}, result["n"], result.get("ladder_n")
+    on_n = f"on {counted(n, 'sample')}"
     rungs = " | ".join(f"{RUNG_NAMES.get(k, k)} {v:.2f}" for k, v in ladder.items())
     lines = [
         f"checkpoint     {result['checkpoint']} ({result.get('preset')}, "
         f"{'conditional' if result.get('conditional') else 'unconditional'})",
-        f"samples        {result['n']} (seed {result.get('seed')})",
-        f"FDD            {result['fdd']:.3f}  ({ladder_position(result['fdd'], ladder)})",
-        f"  ladder       {rungs}",
-        f"digit score    {result['digit_score']:.3f} / 10",
+        f"samples        {n:,} (seed {result.get('seed')})",
+        f"FDD            {result['fdd']:.3f} {on_n}" + (f" ({ladder_position(result['fdd'], ladder)})"
+                                                      if ladder_n in (n, None) else ""),
+        f"  ladder       {rungs}" + (f" (MNIST images, clean and degraded, {ladder_n:,} each)" if ladder_n else
+                                     " (its sample count is not recorded)"),
     ]
+    if ladder_n and ladder_n != n:
+        lines.append(f"  note         the ladder is on {ladder_n:,} samples and this FDD {on_n}: not comparable "
+                     f"(FDD grows as the sample count shrinks); use --n {ladder_n} to place it on the ladder")
+    lines.append(f"digit score    {result['digit_score']:.3f} / 10 {on_n}")
     if result.get("class_accuracy") is not None:
         per_digit = "  ".join(f"{d}:{100 * a:.1f}" for d, a in enumerate(result["per_class_accuracy"]) if a is not None)
-        lines.append(f"class accuracy {100 * result['class_accuracy']:.2f}%")
+        lines.append(f"class accuracy {100 * result['class_accuracy']:.2f}% {on_n}")
         lines.append(f"  per digit    {per_digit}")
     else:
         lines.append("class accuracy n/a (unconditional generator)")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from aigc import settings
-from aigc.cli.args import bounded_int, fail, float_between
+from aigc.cli.args import bounded_int, fail, float_between, help_with
 from aigc.engine.cluster import TF_CONFIG, ClusterError, Role, cluster_from_env, tf_config_from_flags
 from aigc.engine.data import DataError, check_file
 from aigc.engine.run_plan import Invocation, make_plan, save_plan
@@ -15,25 +15,33 @@ from aigc.engine.spec import MAX_EPOCHS, SpecError, add_spec_arguments, given_se
 from aigc.runs.lock import EXIT_BUSY, TrainingLock
 
 COLLECTIVE_TIMEOUT_S = 300.0  # longer than any chief-only pause (samples, evaluation) the others wait through
+MAX_STEPS, MAX_TASK_INDEX = 10**9, 10_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """train's flags: where and how long (this invocation), then one flag per run-spec setting."""
-    parser.add_argument("--run-dir", default="runs/default", help="run directory (created, or continued)")
+    parser.add_argument("--run-dir", default="runs/default", help=help_with("run directory (created, or continued)",
+                                                                            "runs/default"))
     parser.add_argument("--epochs", type=bounded_int(1, MAX_EPOCHS), default=None,
-                        help="epochs to train: a new run's total, or epochs to add to an existing run's recorded total "
-                             "(default 1)")
+                        help=help_with("epochs to train: a new run's total, or epochs to add to an existing run's "
+                                       "recorded total", 1, 1, MAX_EPOCHS))
     parser.add_argument("--resume", action="store_true", help="continue to the run's recorded total epochs")
-    parser.add_argument("--max-steps", type=bounded_int(1, 10**9), default=None, help="stop this invocation after N steps")
+    parser.add_argument("--max-steps", type=bounded_int(1, MAX_STEPS), default=None,
+                        help=help_with("stop this invocation after N steps", "none (no limit)", 1, MAX_STEPS))
     parser.add_argument("--threads", type=bounded_int(0, 1024), default=0,
-                        help="CPU threads for TensorFlow (0 = the CPUs this process may use)")
-    parser.add_argument("--nice", type=bounded_int(0, 19), default=0, help="lower the trainer's CPU priority")
+                        help=help_with("CPU threads for TensorFlow (0 = the CPUs this process may use)", 0, 0, 1024))
+    parser.add_argument("--nice", type=bounded_int(0, 19), default=0,
+                        help=help_with("lower the trainer's CPU priority", 0, 0, 19))
     cluster = parser.add_argument_group("training across machines (see docs/distributed.md; or set TF_CONFIG)")
     cluster.add_argument("--worker-hosts", default=None, metavar="HOST:PORT,HOST:PORT",
-                         help="every worker's address, the same list on each; worker 0 is the chief")
-    cluster.add_argument("--task-index", type=bounded_int(0, 10_000), default=None, help="this worker's place in the list")
+                         help=help_with("every worker's address, the same list on each; worker 0 is the chief",
+                                        "none (train alone)"))
+    cluster.add_argument("--task-index", type=bounded_int(0, MAX_TASK_INDEX), default=None,
+                         help=help_with("this worker's place in the list", "none", 0, MAX_TASK_INDEX))
     cluster.add_argument("--collective-timeout", type=float_between(0, 86_400), default=COLLECTIVE_TIMEOUT_S,
-                         metavar="SECONDS", help="fail when a worker waits this long for the others (0 = no limit)")
+                         metavar="SECONDS", help=help_with("fail when a worker waits this long for the others "
+                                                           "(0 = no limit)", f"{COLLECTIVE_TIMEOUT_S:g}", 0, 86_400,
+                                                           whole=False))
     add_spec_arguments(parser)
 
 

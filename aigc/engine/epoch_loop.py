@@ -3,13 +3,13 @@ first epoch's quick checks, per-epoch samples, generator files and evaluation.
 """
 from __future__ import annotations
 
-import sys
 import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aigc.engine.data import epoch_batches, epoch_seed
+from aigc.engine.progress import Progress, epoch_line
 from aigc.runs.files import atomic_write_bytes, png_bytes
 
 if TYPE_CHECKING:  # annotations only: this module loads before TensorFlow is needed
@@ -105,7 +105,8 @@ class EpochLoop:
 
     def _epoch(self, epoch: int, rows) -> str | None:
         """Train the epoch's remaining batches (rows of image indices), a chunk of steps per call."""
-        bar = _progress_bar(self.steps_per_epoch, int(self.counters["step_in_epoch"]))
+        progress = Progress(epoch=epoch, total_epochs=self.total_epochs, steps_per_epoch=self.steps_per_epoch,
+                            batch_size=self.spec.batch_size, log=self.writer.log)
         window, epoch_sums, epoch_count = [], {}, 0
         epoch_start = window_start = time.time()
         while len(rows):
@@ -118,8 +119,8 @@ class EpochLoop:
             for key, value in values.items():
                 epoch_sums[key] = epoch_sums.get(key, 0.0) + value * count
             epoch_count += count
-            if bar:
-                bar.update(int(self.counters["step_in_epoch"]), [(k, v) for k, v in values.items() if "loss" in k])
+            progress.update(int(self.counters["step_in_epoch"]), seconds_per_step=self._seconds_per_step(),
+                            eta_s=self._progress_fields(epoch)["eta_s"])
             if sum(n for n, _v in window) >= self.spec.log_every:
                 self._log_window(epoch, window, time.time() - window_start)
                 window, window_start = [], time.time()
@@ -129,10 +130,12 @@ class EpochLoop:
             reason, checkpoint_due = self._decide(
                 checkpoint_due=time.time() - self.last_checkpoint >= self.spec.checkpoint_seconds)
             if reason:
+                progress.close()
                 self._stop_now(epoch, reason)
                 return reason
             if checkpoint_due:
                 self._save_checkpoint()
+        progress.close()
         self._end_epoch(epoch, epoch_sums, epoch_count, time.time() - epoch_start)
         return None
 
@@ -210,8 +213,7 @@ class EpochLoop:
         record.update(self._evaluate())
         self.writer.metrics(record)
         self.writer.update(state="running", **self._progress_fields(epoch + 1), last_epoch=record)
-        self.writer.log(f"epoch {epoch}/{self.total_epochs}: " + ", ".join(
-            f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float)))
+        self.writer.log(epoch_line(epoch, self.total_epochs, record))
 
     def _maybe_probe(self, epoch: int, seconds: float) -> float:
         """In the run's first epoch, every probe_seconds of training: the live sample grid and a quick quality check.
@@ -241,7 +243,7 @@ class EpochLoop:
         except Exception as error:  # noqa: BLE001  (a broken evaluator must not end the training)
             self.writer.log(f"evaluation skipped: {type(error).__name__}: {error}")
             return {}
-        return dict(metrics.summary(result), eval_time_s=round(time.time() - start, 2))
+        return dict(metrics.summary(result), eval_n=samples, eval_time_s=round(time.time() - start, 2))
 
     def _save_checkpoint(self) -> None:
         self.manager.save(checkpoint_number=int(self.counters["step"]))
@@ -284,14 +286,3 @@ class EpochLoop:
         self.paths.stop.unlink(missing_ok=True)
         return state
 
-
-def _progress_bar(steps_per_epoch: int, start: int):
-    """A keras Progbar when stdout is a terminal, else None (the UI reads status.json instead)."""
-    if not sys.stdout.isatty():
-        return None
-    import keras
-
-    bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["d_loss", "g_loss"])
-    if start:
-        bar.update(start)
-    return bar

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aigc.engine.progress import counted
 from aigc.engine.spec import BEFORE_SPECS, MODEL_SETTINGS, SETTINGS, RunSpec, SpecError, epochs_behind
 from aigc.runs.files import atomic_write_json, read_json
 from aigc.runs.layout import RunPaths
@@ -117,7 +118,7 @@ def _existing_run(paths: RunPaths, invocation: Invocation, given: dict, record: 
     # Train more: N epochs beyond the recorded total (which a finished run has done).
     epochs = recorded.epochs if invocation.resume else recorded.epochs + (invocation.add_epochs or 1)
     if epochs > SETTINGS["epochs"].high:
-        raise SpecError(f"--epochs: {paths.name} already trains to {recorded.epochs} epochs; at most "
+        raise SpecError(f"--epochs: {paths.name} already trains to {counted(recorded.epochs, 'epoch')}; at most "
                         f"{SETTINGS['epochs'].high:g} in all")
     spec = recorded.replace(**given, epochs=epochs)
     if spec.model != recorded.model:
@@ -125,12 +126,12 @@ def _existing_run(paths: RunPaths, invocation: Invocation, given: dict, record: 
                         "--class-loss cannot turn it on or off; start a new run instead")
     if invocation.resume and (read_json(paths.status) or {}).get("state") == "finished":
         return Plan(paths, spec, invocation, created=False, record=record,
-                    done=f"{paths.name} already finished all {spec.epochs} epochs; nothing to resume "
+                    done=f"{paths.name} already finished all {counted(spec.epochs, 'epoch')}; nothing to resume "
                          "(run without --resume and with --epochs N to train N more)")
     changes = recorded.changes(spec)
     notes = tuple(f"override: {name} {old!r} -> {new!r}" for name, (old, new) in changes.items() if name != "epochs")
     if "epochs" in changes:
-        notes += (f"training {epochs - recorded.epochs} more epoch(s): to epoch {epochs}",)
+        notes += (f"training {counted(epochs - recorded.epochs, 'more epoch')}: to epoch {epochs}",)
     restart = "batch_size" in changes
     if restart:
         notes += ("the batch size changed: the current epoch starts again from its first batch",)

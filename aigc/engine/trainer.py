@@ -19,6 +19,7 @@ from pathlib import Path
 from aigc.engine.cluster import Role
 from aigc.engine.distributed import chiefs_value, cluster_failure, join_or_exit, make_agreement
 from aigc.engine.epoch_loop import EpochLoop, Steps
+from aigc.engine.progress import counted
 from aigc.engine.run_plan import Plan
 from aigc.engine.run_writer import RunWriter, StopFlag
 from aigc.runs.files import overwrite_json_in_place, read_json
@@ -87,7 +88,7 @@ def _run_writing(plan: Plan, role: Role) -> str:
         removed = remove_leftovers(paths)
         writer.update(state="created", total_epochs=plan.spec.epochs, workers=role.workers)
         if removed:
-            writer.log(f"removed {len(removed)} leftover temporary file(s) of an interrupted run")
+            writer.log(f"removed {counted(len(removed), 'leftover temporary file')} of an interrupted run")
         stop = StopFlag(paths.stop)  # listening from here on, before TensorFlow loads (and since start-up: aigc.signals)
         if stop.reason():
             writer.log(f"stop requested ({stop.reason()}) before training began: nothing trained, nothing lost")
@@ -205,11 +206,13 @@ def _train(plan: Plan, writer: RunWriter, role: Role, stop: StopFlag) -> str:
                   precision=precision, preset=spec.preset, batch_size=spec.batch_size,
                   replicas=strategy.num_replicas_in_sync, workers=role.workers, epoch=done_epochs,
                   current_epoch=done_epochs + 1, step=int(counters["step"]), step_in_epoch=int(counters["step_in_epoch"]))
-    writer.log(f"training {spec.preset} to epoch {plan.spec.epochs} ({steps.steps_per_epoch} steps/epoch, "
-               f"batch {spec.batch_size}, {precision}, {strategy.num_replicas_in_sync} replica(s) on {role.workers} worker(s))")
+    writer.log(f"training {spec.preset} to epoch {plan.spec.epochs} ({counted(steps.steps_per_epoch, 'step')} per "
+               f"epoch, batch {spec.batch_size}, {precision}, {counted(strategy.num_replicas_in_sync, 'replica')} on "
+               f"{counted(role.workers, 'worker')})")
     if spec.lr_half_life:
-        writer.log(f"learning rates halve every {spec.lr_half_life:g} epochs"
-                   + (f", counted from the {plan.base_epochs} epochs behind the starting weights" if plan.base_epochs else ""))
+        half_life = f"{spec.lr_half_life:g} epoch" + ("" if spec.lr_half_life == 1 else "s")
+        writer.log(f"learning rates halve every {half_life}" + (
+            f", counted from the {counted(plan.base_epochs, 'epoch')} behind the starting weights" if plan.base_epochs else ""))
     loop = EpochLoop(plan, steps, writer=writer, manager=manager, counters=counters, stop=stop, role=role)
     if role.cluster:
         loop.agree = make_agreement(strategy)

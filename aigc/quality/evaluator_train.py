@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aigc.engine.progress import counted
 from aigc.runs.files import atomic_write_with
 
 FEATURES_LAYER = "features"
@@ -74,7 +75,7 @@ def main(*, data: str | None, model_path: Path, stats_path: Path, epochs: int, s
     from aigc.engine.data import load_mnist
 
     x_train, y_train, x_test, y_test = load_mnist(data)
-    log(f"training the evaluator on {len(x_train)} images for {epochs} epochs (seed {seed})")
+    log(f"training the evaluator on {len(x_train):,} images for {counted(epochs, 'epoch')} (seed {seed})")
     model, info = train_evaluator(x_train, y_train, x_test, y_test, epochs=epochs, seed=seed)
     log(f"test accuracy {info['test_accuracy']:.4f} after {info['train_seconds']:.0f} s")
     save_model(model, model_path)

@@ -191,10 +191,15 @@ def collapse_check(histogram, expected) -> tuple[list[int], list[int], str | Non
         return missing, rare, None
     parts = []
     if missing:
-        parts.append(f"digit(s) {', '.join(map(str, missing))} never produced")
+        parts.append(f"{_digits(missing)} never produced")
     if rare:
-        parts.append(f"digit(s) {', '.join(map(str, rare))} rare (< {RARE_SHARE:.0%} of their expected share)")
+        parts.append(f"{_digits(rare)} rare (< {RARE_SHARE:.0%} of the expected share)")
     return missing, rare, "possible mode collapse: " + "; ".join(parts)
+
+
+def _digits(digits: list[int]) -> str:
+    """'digit 3' or 'digits 3, 5'."""
+    return ("digit " if len(digits) == 1 else "digits ") + ", ".join(map(str, digits))
 
 
 def evaluate_features(features, probs, requested_labels=None, *, evaluator: Evaluator | None = None) -> dict:
@@ -206,7 +211,8 @@ def evaluate_features(features, probs, requested_labels=None, *, evaluator: Eval
     result = dict(n=int(n), fdd=fdd(features, evaluator=evaluator), digit_score=digit_score(probs),
                   class_histogram=histogram, mean_confidence=float(probs.max(axis=1).mean()),
                   class_accuracy=None, per_class_accuracy=None,
-                  fdd_floor=evaluator.ladder.get("floor"), ladder=dict(evaluator.ladder))
+                  fdd_floor=evaluator.ladder.get("floor"), ladder=dict(evaluator.ladder),
+                  ladder_n=_whole_or_none(evaluator.info.get("ladder_n")))  # FDD depends on n: the ladder's count
     if requested_labels is not None:
         requested = np.asarray(requested_labels, np.int64)
         assert requested.shape == (n,), f"requested_labels must be ({n},), got {requested.shape}"
@@ -256,3 +262,8 @@ def summary(result: dict) -> dict:
 def _rounded_or_none(value, digits: int) -> float | None:
     """Rounded float, or None for None / NaN / inf (strict JSON has no NaN)."""
     return round(float(value), digits) if value is not None and np.isfinite(value) else None
+
+
+def _whole_or_none(value) -> int | None:
+    """A recorded count as an int, or None when it was not recorded (stats written before counts were)."""
+    return int(value) if isinstance(value, (int, float)) and np.isfinite(value) else None
