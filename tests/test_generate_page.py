@@ -127,3 +127,67 @@ def test_readings_leave_the_digits_of_a_100_tile_grid_uncovered():
     assert f"over {LABELED_TILES_MAX} tiles" in note
     flagged = [str(i + 1) for i in np.flatnonzero(reading.doubt)]
     assert all(number in note for number in flagged[:5])
+
+
+def _finished_run(root, name: str):
+    """A finished run folder with a loadable (untrained) generator."""
+    from aigc.runs.files import atomic_write_json
+    from aigc.runs.layout import RunPaths
+    from helpers import save_untrained_generator
+
+    run = RunPaths(root / name)
+    save_untrained_generator(run.generator)
+    atomic_write_json(run.status, {"state": "finished", "epoch": 1, "total_epochs": 1})
+    return run
+
+
+def _query(app, key: str) -> str:
+    value = app.query_params[key]
+    return value[-1] if isinstance(value, list) else value
+
+
+def test_a_link_names_the_concrete_run_and_keeps_it_when_a_run_is_added(app_env):
+    import os
+    import time
+
+    first = _finished_run(app_env, "run-first")
+    app = run_app(generator="Newest trained run")  # an old link: resolved once, to the run that is newest now
+    assert_clean(app)
+    assert _query(app, "generator") == "Run run-first"
+    later = _finished_run(app_env, "run-later")
+    os.utime(later.status, (time.time() + 5, time.time() + 5))  # certainly the newest
+    app.run()
+    assert_clean(app)
+    assert _query(app, "generator") == "Run run-first" and "run-first" in _captions(app)[0]
+    again = run_app(generator="Run run-first")  # the shared link still means run-first
+    assert_clean(again)
+    assert "run-first" in _captions(again)[0] and first.generator.is_file()
+
+
+def test_a_deleted_run_says_so_and_falls_back_to_the_shipped_generator(app_env):
+    import shutil
+
+    run = _finished_run(app_env, "run-gone")
+    app = run_app(generator="Run run-gone")
+    assert "run-gone" in _captions(app)[0]
+    shutil.rmtree(run.root)
+    app.run()
+    assert_clean(app)
+    assert any("Run run-gone is no longer on this server" in text and "Shipped" in text for text in texts(app, "warning"))
+    assert "Shipped" in _captions(app)[0] and _query(app, "generator") == "Shipped"
+    linked = run_app(generator="Run run-gone")  # a link to a deleted run says so too
+    assert any("Run run-gone is no longer on this server" in text for text in texts(linked, "warning"))
+    assert "Shipped" in _captions(linked)[0]
+
+
+def test_a_run_that_finished_since_the_session_chose_is_offered(app_env):
+    app = run_app()
+    assert not app.sidebar.button
+    _finished_run(app_env, "run-new")
+    app.run()
+    assert_clean(app)
+    offer = app.sidebar.button(key="use_finished_run")
+    assert "run-new" in offer.label
+    offer.click().run()
+    assert_clean(app)
+    assert "run-new" in _captions(app)[0] and not app.sidebar.button

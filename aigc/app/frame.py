@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import re
 import threading
 
 import streamlit as st
@@ -12,11 +13,16 @@ from aigc.app.routes import HOME, PAGES, Frame, redirect_target, visible_keys
 from aigc.app.widgets import guarded, spinner_unless
 from aigc import settings
 from aigc.serve import hosting, trust
-from aigc.serve.generators import Served, generator_choices, is_loaded, serve_with_fallback
+from aigc.serve.generators import (GeneratorChoice, Served, default_choice, finished_since, find_choice,
+                                   generator_choices, is_loaded, serve_with_fallback)
 from aigc.serve.trust import Visitor
 
 TITLE = "AIGC digits"
 GENERATOR_KEY = "generator_choice"
+REMEMBERED_KEY = "_generator_label"  # the link name of the generator this session serves (pages put it in links)
+SEEN_KEY = "_generator_runs_seen"  # finished runs this session knew of when it last chose
+GONE_KEY = "_generator_gone"  # the sentence saying a remembered run is gone, until a page run has shown it
+SAFE_NAME = re.compile(r"[A-Za-z0-9 .()-]{1,80}")  # a linked name shown back on the page (no markdown)
 TOP_CSS = "<style>.stMainBlockContainer, .block-container {padding-top: 2.5rem;}</style>"
 PAGE_MODULES = {"generate": generate, "write": write, "draw": draw, "train": train, "compare": compare, "model": model}
 _FROZEN, _FREEZE_LOCK = threading.Event(), threading.Lock()  # once per process: the heap is frozen
@@ -41,6 +47,7 @@ def main() -> None:
     if served is not None and served.warning:
         st.warning(served.warning)
     current.run()
+    st.session_state.pop(GONE_KEY, None)  # shown by a page (a redirect ends the run above, before this line)
     freeze_startup_heap()
 
 
@@ -112,8 +119,8 @@ def generator_from_query() -> None:
         return
     st.session_state["_generator_from_query"] = True
     wanted = str(st.query_params.get("generator") or "")[:80]
-    if wanted and "_generator_label" not in st.session_state:
-        st.session_state["_generator_label"] = wanted  # the chooser falls back to its first entry if unknown
+    if wanted and REMEMBERED_KEY not in st.session_state:
+        st.session_state[REMEMBERED_KEY] = wanted  # the chooser says so and serves the shipped one if it is gone
 
 
 def generator_sidebar_ui(policy: hosting.Policy) -> Served | None:
@@ -122,22 +129,60 @@ def generator_sidebar_ui(policy: hosting.Policy) -> Served | None:
     if not choices:
         st.sidebar.info("No generator yet.")
         return None
-    labels = [c.label.split(" (")[0] for c in choices]  # stable labels: the run name changes
-    remembered = st.session_state.get("_generator_label")
-    label = st.sidebar.selectbox("Generator", labels, index=labels.index(remembered) if remembered in labels else 0,
-                                 key=GENERATOR_KEY, help="Generators found on the server. While a job trains, "
-                                 "'Newest trained run' follows its latest saved epoch.")
-    st.session_state["_generator_label"] = label
-    chosen = choices[labels.index(label)] if label in labels else choices[0]
+    chosen, gone = remembered_choice(choices)
+    gone = st.session_state[GONE_KEY] = gone or st.session_state.get(GONE_KEY)
+    st.session_state[REMEMBERED_KEY] = chosen.link  # a run by its name: a link keeps meaning that run
+    st.session_state.setdefault(SEEN_KEY, [choice.link for choice in finished_since(choices, ())])
+    st.session_state[GENERATOR_KEY] = chosen.name  # the chooser shows what is served
+    st.sidebar.selectbox("Generator", [choice.name for choice in choices], key=GENERATOR_KEY, on_change=_chose,
+                         help="Generators found on the server. A run's generator follows its latest saved epoch "
+                         "while it trains; a link names the run itself.")
     if chosen.kind == "run":
-        st.sidebar.caption(f"Run: {chosen.path.parent.name}")
+        st.sidebar.caption(f"Run: {chosen.run}")
+    finished_run_offer_ui(choices, chosen)
     with spinner_unless(is_loaded(chosen.path) if chosen.path.is_file() else True, "Loading the generator..."):
         served, problem = serve_with_fallback(chosen, choices, detailed=policy.shows_details)
     if problem:
         st.error(hosting.visitor_message(problem, policy))
-    if served is not None and served.warning:
-        served = dataclasses.replace(served, warning=hosting.visitor_message(served.warning, policy))
+    warning = " ".join(text for text in (gone, served and served.warning) if text)
+    if served is not None and warning:
+        served = dataclasses.replace(served, warning=hosting.visitor_message(warning, policy))
     return served
+
+
+def remembered_choice(choices: list[GeneratorChoice]) -> tuple[GeneratorChoice, str | None]:
+    """(the choice this session serves, one sentence when the run it remembered or a link named is gone)."""
+    remembered = st.session_state.get(REMEMBERED_KEY)
+    chosen = find_choice(remembered, choices)
+    if chosen is not None or not remembered:
+        return chosen or default_choice(choices), None
+    fallback = default_choice(choices)
+    name = str(remembered) if SAFE_NAME.fullmatch(str(remembered)) else "The linked generator"
+    return fallback, f"{name} is no longer on this server; showing {fallback.name} instead."
+
+
+def _chose() -> None:
+    """The chooser changed: remember the run itself (not 'Newest'), and the finished runs known now."""
+    choices = generator_choices()
+    chosen = find_choice(st.session_state.get(GENERATOR_KEY), choices)
+    if chosen is not None:
+        st.session_state[REMEMBERED_KEY] = chosen.link
+    st.session_state[SEEN_KEY] = [choice.link for choice in finished_since(choices, ())]
+
+
+def finished_run_offer_ui(choices: list[GeneratorChoice], chosen: GeneratorChoice) -> None:
+    """A one-click switch to a run that finished since this session chose its generator (it never switches alone)."""
+    offers = [choice for choice in finished_since(choices, st.session_state[SEEN_KEY]) if choice.link != chosen.link]
+    if not offers:
+        return
+    st.sidebar.info(f"{offers[0].link} finished training since you chose a generator.")
+    st.sidebar.button(f"Use {offers[0].link}", key="use_finished_run", on_click=_use_run, args=(offers[0].link,),
+                      type="primary")
+
+
+def _use_run(link: str) -> None:
+    st.session_state[REMEMBERED_KEY] = link
+    st.session_state[SEEN_KEY] = [choice.link for choice in finished_since(generator_choices(), ())]
 
 
 def no_generator_ui() -> None:

@@ -8,10 +8,14 @@ from pathlib import Path
 from aigc.engine.checkpoints import CheckpointError, load_generator
 from aigc.serve.caches import GENERATORS, file_key
 from aigc import settings
+from aigc.runs.files import read_json
 from aigc.runs.layout import list_runs
 from aigc.settings import without_paths
 
 LOG = logging.getLogger("aigc.serve.generators")
+NEWEST = "Newest trained run"
+RUN_PREFIX = "Run "  # a run's link name: 'Run run-20260101-120000' means that run, whatever is trained later
+RUNS_LISTED = 20  # older runs offered besides the newest
 
 
 @dataclass(frozen=True)
@@ -21,20 +25,49 @@ class GeneratorChoice:
     label: str
     path: Path
     kind: str  # shipped | seed | run
+    run: str | None = None  # the run's folder name (kind run)
+    finished: bool = False  # the run's status says finished
+
+    @property
+    def name(self) -> str:
+        """The chooser's entry: the label without what changes ('Newest trained run', 'Shipped', 'Run x')."""
+        return self.label.split(" (")[0]
+
+    @property
+    def link(self) -> str:
+        """What a link or a session remembers: 'Run <folder>' for a run (never 'Newest'), else the entry."""
+        return RUN_PREFIX + self.run if self.kind == "run" and self.run else self.name
 
 
 def generator_choices(*, root: Path | None = None) -> list[GeneratorChoice]:
-    """Existing generators: shipped dcgan, shipped seed preset, the newest run that saved one."""
+    """Existing generators: shipped dcgan, shipped seed preset, the newest run that saved one, older such runs."""
     choices = []
     for preset, label, kind in (("dcgan", "Shipped (dcgan, conditional)", "shipped"),
                                 ("seed", "Seed preset (unconditional)", "seed")):
         if settings.shipped_generator(preset).is_file():
             choices.append(GeneratorChoice(label, settings.shipped_generator(preset), kind))
-    for paths in list_runs(root or settings.runs_root()):
-        if paths.generator.is_file():
-            choices.append(GeneratorChoice(f"Newest trained run ({paths.name})", paths.generator, "run"))
-            break
+    runs = [paths for paths in list_runs(root or settings.runs_root()) if paths.generator.is_file()]
+    for index, paths in enumerate(runs[:RUNS_LISTED + 1]):
+        label = f"{NEWEST} ({paths.name})" if index == 0 else RUN_PREFIX + paths.name
+        finished = (read_json(paths.status) or {}).get("state") == "finished"
+        choices.append(GeneratorChoice(label, paths.generator, "run", paths.name, finished))
     return choices
+
+
+def find_choice(wanted: str | None, choices: list[GeneratorChoice]) -> GeneratorChoice | None:
+    """The choice that a remembered or linked name (an entry or a link name, forged input) means; None when gone."""
+    wanted = str(wanted or "")[:120]
+    return next((choice for choice in choices if wanted and wanted in (choice.name, choice.link)), None)
+
+
+def default_choice(choices: list[GeneratorChoice]) -> GeneratorChoice:
+    """The shipped generator when there is one, else the first choice."""
+    return next((choice for choice in choices if choice.kind == "shipped"), choices[0])
+
+
+def finished_since(choices: list[GeneratorChoice], seen) -> list[GeneratorChoice]:
+    """Runs that finished and are not in `seen` (link names), newest first."""
+    return [choice for choice in choices if choice.kind == "run" and choice.finished and choice.link not in seen]
 
 
 @dataclass(frozen=True)
