@@ -9,7 +9,9 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from aigc.engine.spec import epochs_behind
+from aigc.engine.progress import counted
+from aigc.engine.run_plan import spec_of
+from aigc.engine.spec import SpecError, epochs_behind
 from aigc.runs.files import finite_number, read_json
 from aigc.serve.watcher import records_of
 from aigc.settings import without_paths
@@ -27,13 +29,32 @@ def quality_of(path: Path, card: dict | None = None) -> tuple[dict, str]:
     if evaluation:
         found = {key: evaluation[key] for key, *_ in QUALITY if _number(evaluation.get(key))}
         if found:
-            return found, f"{path.stem}_eval.json ({evaluation.get('n', '?')} samples)"
+            return found, f"{path.stem}_eval.json ({_samples(evaluation.get('n'), grouped=False)})"
     for record in reversed(records_of(path.parent / "metrics.jsonl")):
         if record.get("kind") == "epoch" and _number(record.get("fdd")):
+            samples = record.get("eval_n") or _eval_samples_of(path.parent)
             return ({key: record[key] for key, *_ in QUALITY if _number(record.get(key))},
-                    f"the run's evaluation after epoch {record.get('epoch')}")
+                    f"the run's evaluation after epoch {record.get('epoch')} ({_samples(samples)})")
     found = {key: (card or {})[key] for key, *_ in QUALITY if _number((card or {}).get(key))}
-    return (found, "the card inside the file") if found else ({}, "")
+    return (found, "the card inside the file (sample count not recorded)") if found else ({}, "")
+
+
+def _samples(count, *, grouped: bool = True) -> str:
+    """'2,000 samples' (FDD depends on the count: figures on different counts are not comparable)."""
+    if not _number(count):
+        return "sample count not recorded"
+    return f"{int(count):,} samples" if grouped else f"{int(count)} samples"
+
+
+def _eval_samples_of(run_dir: Path) -> int | None:
+    """The evaluation's sample count in a run's spec (runs recorded before metrics carried eval_n)."""
+    record = read_json(run_dir / "config.json")
+    if not record:
+        return None
+    try:
+        return spec_of(record).eval_samples
+    except (SpecError, TypeError, ValueError):
+        return None
 
 
 def epochs_text(card: dict) -> str:
@@ -48,10 +69,14 @@ def epochs_text(card: dict) -> str:
 
 
 def lineage_text(card: dict, label: str) -> str:
-    """The chain of files, oldest first: 'checkpoints/generator.keras (30 epochs) -> this file (2 epochs)'."""
-    links = [f"{without_paths(str(link.get('file') or '?'))} ({link.get('epochs', '?')} epochs)"
+    """The chain of files, oldest first: 'checkpoints/generator.keras (30 epochs) -> this file (1 epoch)'."""
+    links = [f"{without_paths(str(link.get('file') or '?'))} ({_epochs(link.get('epochs'))})"
              for link in card.get("lineage") or [] if isinstance(link, dict)]
-    return " -> ".join(links + [f"{label} ({int(card.get('epochs') or 0)} epochs)"])
+    return " -> ".join(links + [f"{label} ({_epochs(int(card.get('epochs') or 0))})"])
+
+
+def _epochs(count) -> str:
+    return counted(int(count), "epoch") if _number(count) else "? epochs"
 
 
 def card_rows(card: dict, config, label: str) -> list[dict]:
@@ -84,8 +109,24 @@ def recipe_rows(card: dict) -> list[dict]:
             for key, value in sorted(recipe.items())]
 
 
-def readme(label: str, config, card: dict, quality: dict) -> str:
-    """A Hugging Face style model card: YAML metadata (library, tags, datasets, metrics) then Markdown."""
+def usage(config, filename: str = "generator.keras") -> str:
+    """Python that loads the file and draws ten digits, as this preset's generator is called (tested by running it)."""
+    lines = ["import keras", "import numpy as np", "",
+             f"generator = keras.models.load_model({json.dumps(filename)}, compile=False)",
+             f"z = np.random.default_rng(0).standard_normal((10, {config.latent_dim})).astype(\"float32\")  # 10 latents"]
+    if config.conditional:
+        lines += ["labels = np.arange(10, dtype=\"int32\")  # the digit to draw for each latent: 0..9",
+                  "images = generator({\"z\": z, \"label\": labels}, training=False)  # (10, 28, 28, 1) in [-1, 1]"]
+    else:  # the seed preset takes no label: which digit comes out is up to the latent
+        lines += ["images = generator(z, training=False)  # (10, 28, 28, 1) in [-1, 1]"]
+    return "\n".join(lines)
+
+
+def readme(label: str, config, card: dict, quality: dict, *, source: str = "",
+           filename: str = "generator.keras") -> str:
+    """A Hugging Face style model card: YAML metadata (library, tags, datasets, metrics) then Markdown.
+
+    source: where the quality figures come from, with their sample count (quality_of's second value)."""
     metrics = [key for key, *_ in QUALITY if key in quality and key != "fdd_floor"]
     front = ["---", "library_name: keras", "license: mit", "pipeline_tag: unconditional-image-generation",
              "tags:", "  - gan", "  - dcgan", "  - mnist", "  - keras", "  - image-generation"]
@@ -97,12 +138,14 @@ def readme(label: str, config, card: dict, quality: dict) -> str:
     for key in metrics:
         front += [f"          - type: {key}", f"            value: {float(quality[key]):.6g}"]
     body = [f"# {label}", "", f"A {config.preset} GAN generator for 28x28 MNIST digits"
-            f"{', conditioned on the digit label' if config.conditional else ''}. Load it with "
-            "`keras.models.load_model(path, compile=False)`; call it as `generator(z, training=False)` "
-            "(images in [-1, 1]).", "", "## Card", "", "| Property | Value |", "| --- | --- |"]
+            f"{', conditioned on the digit label' if config.conditional else ' (unconditional: no label input)'}.",
+            "", "## Usage", "", "```python", usage(config, filename), "```",
+            "", "## Card", "", "| Property | Value |", "| --- | --- |"]
     body += [f"| {row['Property']} | {row['Value']} |" for row in card_rows(card, config, label)]
     if quality:
-        body += ["", "## Quality", "", "| Metric | Value | Reading |", "| --- | --- | --- |"]
+        measured = f"From {source}. " if source else ""
+        body += ["", "## Quality", "", measured + "FDD depends on the sample count: compare it only with figures on "
+                 "the same count.", "", "| Metric | Value | Reading |", "| --- | --- | --- |"]
         body += [f"| {r['Metric']} | {r['Value']} | {r['Reading']} |" for r in quality_rows(quality)]
     if recipe_rows(card):
         body += ["", "## Training recipe", "", "| Setting | Value |", "| --- | --- |"]
