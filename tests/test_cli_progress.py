@@ -180,3 +180,9 @@ def test_eval_reports_the_ladders_sample_count(tmp_path):
     assert report["n"] == 50 and report["ladder_n"] == metrics.load_evaluator().info["ladder_n"]
     result = run_cli_here("eval", "--checkpoint", str(checkpoint), "--n", "50")
     assert "50 samples" in result.stdout and "not comparable" in result.stdout, result.stdout
+
+
+def test_generate_says_1_digit_for_one(tmp_path):
+    checkpoint = save_untrained_generator(tmp_path / "generator.keras", preset="seed", latent_dim=16)
+    result = run_cli_here("generate", "--checkpoint", str(checkpoint), "--n", "1", "--out", str(tmp_path / "one.png"))
+    assert result.returncode == 0 and result.stdout.startswith("wrote 1 digit to "), result

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aigc import settings
 from aigc.cli.args import bounded_int, digit_arg, fail, positive_float
+from aigc.engine.progress import counted
 from aigc.explore.params import SCALE_MAX, SEED_MAX, SEED_MIN  # the page's bounds: a seed means the same grid
 
 MAX_GENERATE = 10_000
@@ -50,5 +51,5 @@ def main(args: argparse.Namespace) -> int:
             grid(images, args.ncol or min(10, args.n), scale=args.scale).save(out)
     except OSError as error:
         return fail(f"could not write {out}: {error.strerror or error}")
-    print(f"wrote {len(images)} digits to {out}")
+    print(f"wrote {counted(len(images), 'digit')} to {out}")
     return 0

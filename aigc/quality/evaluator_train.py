@@ -12,6 +12,7 @@ import numpy as np
 
 from aigc.engine.progress import counted
 from aigc.runs.files import atomic_write_with
+from aigc.text import duration
 
 FEATURES_LAYER = "features"
 FEATURE_DIM = 128
@@ -77,7 +78,7 @@ def main(*, data: str | None, model_path: Path, stats_path: Path, epochs: int, s
     x_train, y_train, x_test, y_test = load_mnist(data)
     log(f"training the evaluator on {len(x_train):,} images for {counted(epochs, 'epoch')} (seed {seed})")
     model, info = train_evaluator(x_train, y_train, x_test, y_test, epochs=epochs, seed=seed)
-    log(f"test accuracy {info['test_accuracy']:.4f} after {info['train_seconds']:.0f} s")
+    log(f"test accuracy {info['test_accuracy']:.4f} after {duration(info['train_seconds'])}")
     save_model(model, model_path)
     log(f"wrote {model_path}; computing reference statistics and the calibration ladder")
     build_reference_stats(model_path, stats_path, x_train, x_test, y_test, info=info, log=log)
