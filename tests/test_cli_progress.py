@@ -115,8 +115,15 @@ def test_counted(count, noun, text):
 
 # ---- --help --------------------------------------------------------------------------------------------------------
 
-def train_parser():
-    return build_parser()._subparsers._group_actions[0].choices["train"]
+def train_parser(command: str = "train"):
+    return build_parser()._subparsers._group_actions[0].choices[command]
+
+
+@pytest.mark.parametrize("command", ["train", "generate", "eval"])
+def test_every_flag_that_takes_a_value_says_its_default(command):
+    for action in train_parser(command)._actions:
+        if action.option_strings and action.nargs is None:  # flags taking a value
+            assert "[default: " in (action.help or ""), f"{command} {action.option_strings[0]}: {action.help}"
 
 
 def test_train_help_shows_every_default_and_limits():
@@ -127,9 +134,6 @@ def test_train_help_shows_every_default_and_limits():
         if setting.name != "epochs":
             expected = f"[default: {setting.default_text()}; {setting.allowed()}]"
             assert " ".join(expected.split()) in help_text, setting.name
-    for action in train_parser()._actions:
-        if action.option_strings and action.nargs is None and action.dest not in ("help",):  # flags taking a value
-            assert "default" in (action.help or ""), f"{action.option_strings[0]} does not say its default"
     for flag, limits in (("--epochs", (1, 10_000)), ("--max-steps", (1, 10**9)), ("--threads", (0, 1024)),
                          ("--nice", (0, 19)), ("--task-index", (0, 10_000)), ("--collective-timeout", (0, 86_400))):
         action = next(a for a in train_parser()._actions if flag in a.option_strings)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from aigc import settings
-from aigc.cli.args import bounded_int, fail
+from aigc.cli.args import bounded_int, fail, help_with
 from aigc.engine.progress import counted
 from aigc.explore.params import SEED_MAX, SEED_MIN
 
@@ -22,20 +22,27 @@ RUNG_NAMES = {"floor": "floor", "noise_0.1": "noise 0.1", "shift_1px": "shift 1p
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", default=None, help="generator .keras (default: generator.keras in $AIGC_CHECKPOINT_DIR, else checkpoints/)")
-    parser.add_argument("--n", type=bounded_int(MIN_N, MAX_N), default=10_000, help=f"samples to draw ({MIN_N}..{MAX_N}, default 10000)")
-    parser.add_argument("--seed", type=bounded_int(SEED_MIN, SEED_MAX), default=0, help="latent seed (with --train-evaluator: the training seed)")
-    parser.add_argument("--batch-size", type=bounded_int(1, 10_000), default=500)
+    parser.add_argument("--checkpoint", default=None, help=help_with(
+        "generator .keras", "generator.keras in $AIGC_CHECKPOINT_DIR, else checkpoints/"))
+    parser.add_argument("--n", type=bounded_int(MIN_N, MAX_N), default=10_000,
+                        help=help_with("samples to draw (FDD grows as they shrink: compare figures on the same count)",
+                                       10000, MIN_N, MAX_N))
+    parser.add_argument("--seed", type=bounded_int(SEED_MIN, SEED_MAX), default=0,
+                        help=help_with("latent seed (with --train-evaluator: the training seed)", 0, SEED_MIN, SEED_MAX))
+    parser.add_argument("--batch-size", type=bounded_int(1, 10_000), default=500,
+                        help=help_with("images per call of the generator and the evaluator", 500, 1, 10_000))
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--evaluator", default=None, help=f"evaluator .keras (default: {settings.EVALUATOR_FILE} beside the shipped generator)")
-    parser.add_argument("--stats", default=None, help=f"reference stats .npz (default: {settings.EVALUATOR_STATS_FILE} beside the shipped generator)")
+    parser.add_argument("--evaluator", default=None,
+                        help=help_with("evaluator .keras", f"{settings.EVALUATOR_FILE} beside the shipped generator"))
+    parser.add_argument("--stats", default=None, help=help_with(
+        "reference stats .npz", f"{settings.EVALUATOR_STATS_FILE} beside the shipped generator"))
     group = parser.add_argument_group("maintenance (need MNIST)")
     group.add_argument("--train-evaluator", action="store_true",
                        help="retrain the evaluator, then write its reference stats and the ladder")
     group.add_argument("--ladder", action="store_true", help="recompute the calibration ladder only")
-    group.add_argument("--data", default=None, help="MNIST .npz (default: $AIGC_MNIST, else Keras)")
-    group.add_argument("--epochs", type=bounded_int(1, 100), default=None, help="evaluator training epochs (default 6)")
-
+    group.add_argument("--data", default=None, help=help_with("MNIST .npz", "$AIGC_MNIST, else Keras"))
+    group.add_argument("--epochs", type=bounded_int(1, 100), default=None,
+                       help=help_with("evaluator training epochs", 6, 1, 100))
 
 def main(args: argparse.Namespace) -> int:
     model_path = Path(args.evaluator) if args.evaluator else settings.evaluator_path()

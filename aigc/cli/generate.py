@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from aigc import settings
-from aigc.cli.args import bounded_int, digit_arg, fail, positive_float
+from aigc.cli.args import bounded_int, digit_arg, fail, help_with, positive_float
 from aigc.engine.progress import counted
 from aigc.explore.params import SCALE_MAX, SEED_MAX, SEED_MIN  # the page's bounds: a seed means the same grid
 
@@ -14,15 +14,20 @@ MAX_GENERATE = 10_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n", type=bounded_int(1, MAX_GENERATE), default=64, help="how many digits")
-    parser.add_argument("--digit", type=digit_arg, default=None, help="0-9 or 'any' (default)")
-    parser.add_argument("--seed", type=bounded_int(SEED_MIN, SEED_MAX), default=0)
-    parser.add_argument("--truncation", type=positive_float(SCALE_MAX), default=1.0, help=f"latent scale in (0, {SCALE_MAX:g}]")
-    parser.add_argument("--ncol", type=bounded_int(1, 100), default=None, help="grid columns (PNG)")
-    parser.add_argument("--scale", type=bounded_int(1, 16), default=2, help="PNG upscaling (nearest neighbour)")
-    parser.add_argument("--checkpoint", default=None, help="generator .keras (default: the shipped one)")
-    parser.add_argument("--out", default="grid.png", help="a .png grid or an .npz with x (N,28,28) in [0,1] and y")
-
+    parser.add_argument("--n", type=bounded_int(1, MAX_GENERATE), default=64,
+                        help=help_with("how many digits", 64, 1, MAX_GENERATE))
+    parser.add_argument("--digit", type=digit_arg, default=None, help=help_with("0-9, or 'any' for a mix", "any"))
+    parser.add_argument("--seed", type=bounded_int(SEED_MIN, SEED_MAX), default=0,
+                        help=help_with("latent seed: the same seed draws the same grid", 0, SEED_MIN, SEED_MAX))
+    parser.add_argument("--truncation", type=positive_float(SCALE_MAX), default=1.0,
+                        help=help_with(f"latent scale, in (0, {SCALE_MAX:g}]", 1))
+    parser.add_argument("--ncol", type=bounded_int(1, 100), default=None,
+                        help=help_with("grid columns (PNG)", "10, or --n when fewer", 1, 100))
+    parser.add_argument("--scale", type=bounded_int(1, 16), default=2,
+                        help=help_with("PNG upscaling (nearest neighbour)", 2, 1, 16))
+    parser.add_argument("--checkpoint", default=None, help=help_with("generator .keras", "the shipped one"))
+    parser.add_argument("--out", default="grid.png",
+                        help=help_with("a .png grid or an .npz with x (N,28,28) in [0,1] and y", "grid.png"))
 
 def main(args: argparse.Namespace) -> int:
     import numpy as np
