@@ -65,17 +65,19 @@ def test_a_pinned_tile_disables_seed_a_and_digit_a(app_env):
 SEED_RANGE = "Seed must be a whole number from 0 to 2147483647"
 
 
-@pytest.mark.parametrize("key, typed, note, caption", [
-    ("gen_seed", 3_000_000_000, f"{SEED_RANGE} (got 3000000000): showing seed 2147483647.", "seed 2147483647 "),
-    ("gen_seed", -1, f"{SEED_RANGE} (got -1): showing seed 0.", "seed 0 "),
-    ("gen_n", 2.5, "How many must be a whole number from 1 to 100 (got 2.5): showing 2.", "2 x any digit")])
-def test_a_number_the_grid_cannot_show_says_what_it_shows(app_env, key, typed, note, caption):
+@pytest.mark.parametrize("key, typed, shown, note, caption", [
+    ("gen_seed", 3_000_000_000, 2147483647, f"{SEED_RANGE} (got 3000000000): showing seed 2147483647.",
+     "seed 2147483647 "),
+    ("gen_seed", -1, 0, f"{SEED_RANGE} (got -1): showing seed 0.", "seed 0 "),
+    ("gen_n", 2.5, 2, "How many must be a whole number from 1 to 100 (got 2.5): showing 2.", "2 x any digit")])
+def test_a_number_the_grid_cannot_show_says_what_it_shows(app_env, key, typed, shown, note, caption):
     app = run_app(seed=5)
     app.number_input(key=key).set_value(typed)
     app.button[0].click().run()
     assert_clean(app)
     assert note in texts(app, "warning")
     assert caption in _captions(app)[0]
+    assert app.number_input(key=key).value == shown  # the field agrees with the grid (the browser showed 3 for 2.5)
 
 
 def test_an_out_of_range_interpolation_seed_says_what_it_shows(app_env):
@@ -84,6 +86,7 @@ def test_an_out_of_range_interpolation_seed_says_what_it_shows(app_env):
     app.button(key="FormSubmitter:interp_form-Interpolate").click().run()
     assert_clean(app)
     assert "Seed B must be a whole number from 0 to 2147483647 (got -5): showing seed 0." in texts(app, "warning")
+    assert app.number_input(key="interp_b").value == 0
     assert any(caption.endswith("to 0") for caption in _captions(app))
 
 

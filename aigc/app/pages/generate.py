@@ -33,6 +33,9 @@ EXTRA_KEYS = ("generator",) + NUMBER_KEYS
 STRIP_COLUMNS, FRAME_SCALE = 10, 3  # interpolation frames: 84 px each, wrapped 10 to a row
 NEAREST_MAX = 10  # generated images compared with the training set per click
 LABEL_SCALE_MIN = 3  # tiles are drawn at least 3x so their labels stay legible when the browser shrinks them
+NUMBER_FIELDS = {"gen_n": ("How many", "n"), "gen_seed": ("Seed", "seed"),  # widget key: label, bounded as
+                 "interp_a": ("Seed A", "seed"), "interp_b": ("Seed B", "seed")}
+NOTES_KEY = "_gen_number_notes"  # {widget key: why its value was replaced on submit}, shown once
 LABELED_TILES_MAX = 36  # larger grids are shrunk so far that the labels would cover the digits: listed below instead
 FLAGGED_LISTED = 20
 
@@ -64,6 +67,41 @@ def _init_from_query() -> None:
 
 def _new_seed() -> None:
     st.session_state.gen_seed = secrets.randbelow(params.SEED_MAX + 1)
+    _snap("gen_n")
+
+
+def _snap(*keys: str) -> None:
+    """On submit: a number the page cannot show is replaced in its field by the one shown, with a note why."""
+    for key in keys:
+        shown, note = shown_number(key, st.session_state.get(key))
+        if note:
+            st.session_state[key] = float(shown)
+            st.session_state.setdefault(NOTES_KEY, {})[key] = note
+
+
+def shown_number(key: str, typed) -> tuple[int, str | None]:
+    """(the whole number the field `key` shows as, bounded by explore.params; why, when it is not what was typed).
+
+    The number inputs have no limits on purpose: the browser would keep the old value with only a red field.
+    """
+    label, kind = NUMBER_FIELDS[key]
+    shown = params.bounded_generate_inputs(n=typed, seed=typed, truncation=1.0)[kind]
+    if typed is None or typed == shown:
+        return shown, None
+    low, high, unit = (params.N_MIN, params.N_MAX, "") if kind == "n" else (params.SEED_MIN, params.SEED_MAX, "seed ")
+    if isinstance(typed, float) and typed.is_integer():
+        typed = int(typed)  # the widget holds floats: 500.0 reads as 500
+    text = f"{typed:g}" if isinstance(typed, float) else str(typed)
+    return shown, f"{label} must be a whole number from {low} to {high} (got {text[:16]}): showing {unit}{shown}."
+
+
+def number_notes_ui(*keys: str) -> None:
+    """A warning per field whose value was replaced on submit (or still differs from what the page shows)."""
+    notes = st.session_state.get(NOTES_KEY, {})
+    for key in keys:
+        note = notes.pop(key, None) or shown_number(key, st.session_state.get(key))[1]
+        if note:
+            st.warning(note)
 
 
 def controls_ui(*, conditional: bool) -> dict:
@@ -77,28 +115,14 @@ def controls_ui(*, conditional: bool) -> dict:
         truncation = st.slider("Latent scale (truncation)", params.SCALE_MIN, params.SCALE_MAX,
                                step=0.05, key="gen_trunc", help="Below 1: cleaner, less varied digits.")
         left, right = st.columns(2)
-        left.form_submit_button("Generate", type="primary", width="stretch")
+        left.form_submit_button("Generate", type="primary", width="stretch", on_click=_snap, args=("gen_n", "gen_seed"))
         right.form_submit_button("New seed", on_click=_new_seed, width="stretch")
     values = params.bounded_generate_inputs(n=n, seed=seed, truncation=truncation)
-    range_warning("How many", n, values["n"], params.N_MIN, params.N_MAX)
-    range_warning("Seed", seed, values["seed"], params.SEED_MIN, params.SEED_MAX, unit="seed ")
+    number_notes_ui("gen_n", "gen_seed")
     values["digit"] = None if digit == "Any" or not conditional else int(digit)
     st.session_state["_gen_last"] = dict(gen_digit=digit, gen_n=values["n"], gen_seed=values["seed"],
                                          gen_trunc=values["truncation"])
     return values
-
-
-def range_warning(label: str, typed, shown: int, low: int, high: int, *, unit: str = "") -> None:
-    """A warning when what is shown differs from what was typed (out of range, or not a whole number).
-
-    The number inputs have no limits on purpose: the browser would keep the old value with only a red field.
-    """
-    if typed is None or typed == shown:
-        return
-    if isinstance(typed, float) and typed.is_integer():
-        typed = int(typed)  # the widget holds floats: 500.0 reads as 500
-    text = f"{typed:g}" if isinstance(typed, float) else str(typed)
-    st.warning(f"{label} must be a whole number from {low} to {high} (got {text[:16]}): showing {unit}{shown}.")
 
 
 def link_notices_text(notices: list[str]) -> str | None:
@@ -216,13 +240,11 @@ def interpolation_ui(served: Served) -> None:
             digit_a = a.selectbox("Digit A", DIGIT_OPTIONS[1:], index=1, key="interp_da",
                                   **(from_pin or {"disabled": not conditional}))
             digit_b = b.selectbox("Digit B", DIGIT_OPTIONS[1:], index=7, key="interp_db", disabled=not conditional)
-            st.form_submit_button("Interpolate")
+            st.form_submit_button("Interpolate", on_click=_snap, args=("interp_a", "interp_b"))
         bounded = params.bounded_generate_inputs(n=1, seed=seed_a, truncation=st.session_state.get("gen_trunc", 1.0),
                                                   steps=steps)
-        typed_b, seed_b = seed_b, params.bounded_generate_inputs(n=1, seed=seed_b, truncation=1.0)["seed"]
-        if pinned is None:
-            range_warning("Seed A", seed_a, bounded["seed"], params.SEED_MIN, params.SEED_MAX, unit="seed ")
-        range_warning("Seed B", typed_b, seed_b, params.SEED_MIN, params.SEED_MAX, unit="seed ")
+        seed_b = params.bounded_generate_inputs(n=1, seed=seed_b, truncation=1.0)["seed"]
+        number_notes_ui(*(("interp_b",) if pinned is not None else ("interp_a", "interp_b")))
         strip, animation = interpolation_media(
             served, seed_a=bounded["seed"], seed_b=seed_b,
             digit_a=int(digit_a) if conditional else None, digit_b=int(digit_b) if conditional else None,
