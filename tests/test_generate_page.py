@@ -17,6 +17,8 @@ def test_link_numbers_are_ascii_digits_only():
     assert values == {"scale": "0.5"}
     assert [notice.split("=")[0] for notice in notices] == ["digit", "n", "seed"]
     assert all("0-9" in notice for notice in notices)
+    _values, (forged,) = ascii_values({"digit": "[٧](evil.example)"}, ("digit",))
+    assert "[" not in forged and "(" not in forged.split(" is ")[0]  # a forged value cannot become a link
 
 
 def test_a_link_with_unicode_digits_keeps_the_form_and_a_grid(app_env):

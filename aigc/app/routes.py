@@ -66,7 +66,8 @@ def ascii_values(query, keys) -> tuple[dict[str, str], list[str]]:
         if str(value).isascii():
             values[key] = str(value)
         else:
-            notices.append(f"{key}={str(value)[:12]!r} is not written with the digits 0-9; using the default.")
+            shown = "".join(character for character in str(value)[:12] if character.isalnum())  # no markdown
+            notices.append(f"{key}='{shown}' is not written with the digits 0-9; using the default.")
     return values, notices
 
 
