@@ -1,11 +1,17 @@
-"""`python -m aigc bench --crowd N`: N concurrent sessions on `streamlit run app.py` in hosted mode, on loopback.
+"""`python -m aigc bench --crowd N [--watchers W]`: N concurrent sessions on `streamlit run app.py`, on loopback.
 
-Each session opens the page, then presses "New seed" (a new grid: a real generation) M times
-with think time. Reported: click-to-image p50/p95/max (first new image in the page + its media
-GET), errors, the server's RSS at start (after one warm-up session), peak and end (after every
+Each clicking session opens the page, then presses "New seed" (a new grid: a real generation) M
+times with think time. Reported: click-to-image p50/p95/max (first new image in the page + its
+media GET), errors, the server's RSS at start (after warm-up sessions), peak and end (after every
 session closed), memory per session, and the client's own CPU share, so that a saturated load
 generator cannot pass for a slow server. Also: rerun latency before and right after a
 clear-cache message. Sessions are driven over Streamlit's websocket protocol (bench.ws_client).
+
+With --watchers W, W of the N sessions open /train instead and poll its live view as a browser
+does (the fragment's automatic reruns) while a real training job runs, started as the page starts
+one (niced, one core left to the server) on --data. The server runs in password mode, where
+anyone may watch. Also reported: the poll latencies, and the trainer's img/s in a window with no
+visitors against the window of the crowd.
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ from bench.ws_client import StreamlitSession
 from aigc.settings import ROOT, TRAINING_ENV
 
 RAMP_S = 2.0  # sessions arrive spread over this many seconds
+BASELINE_S = 40.0  # the trainer's speed with no visitors is measured over this window
+TRAINER_START_S = 180.0  # from the launch to the trainer's second step record, at most
 SETTLE_S = 5.0  # after the sessions close, before the end RSS
 QUERY = "digit=any&n=16&seed={seed}"  # "/" leads to /generate (st.switch_page), carrying these
 
@@ -35,13 +43,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(*, port: int, env: dict | None = None) -> subprocess.Popen:
-    """`streamlit run app.py` in hosted mode (training off) on 127.0.0.1:port."""
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+def start_server(*, port: int, env: dict | None = None, script: str = "app.py", cwd: str | None = None) -> subprocess.Popen:
+    """`streamlit run <script>` on 127.0.0.1:port, in hosted mode (training off) unless env says otherwise."""
+    command = [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
                "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none"]
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", TRAINING_ENV: "off", **(env or {})}
-    return subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    return subprocess.Popen(command, cwd=cwd or ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
 
 
@@ -103,7 +111,8 @@ async def one_visitor(url: str, index: int, *, clicks: int, think_s: float, dela
     """Open the page, then press New seed `clicks` times; appends click-to-image seconds and errors to out."""
     await asyncio.sleep(delay_s)
     session = StreamlitSession(url, query=QUERY.format(seed=index))
-    try:
+
+    async def visit():
         opened = await session.open()
         out["errors"] += [f"open: {e}" for e in opened.errors]
         for _ in range(clicks):
@@ -114,13 +123,49 @@ async def one_visitor(url: str, index: int, *, clicks: int, think_s: float, dela
                 continue
             out["click_s"].append(result.image_s + await session.fetch(result.images[0]))
         out["upstreams"].append(sorted(session.upstream))
-    except Exception as error:  # noqa: BLE001  (a failed session is a counted error, not a crash of the bench)
-        out["errors"].append(f"{type(error).__name__}: {str(error)[:120]}")
+
+    await counted(session, visit, out)
+
+
+async def counted(session: StreamlitSession, body, out: dict, *, prefix: str = "") -> None:
+    """await body(); a failure is a counted error (not a crash of the bench); the session is closed either way."""
+    try:
+        await body()
+    except Exception as error:  # noqa: BLE001
+        out["errors"].append(f"{prefix}{type(error).__name__}: {str(error)[:120]}")
     finally:
         try:
             await session.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+async def one_watcher(url: str, *, delay_s: float, stop: asyncio.Event, out: dict) -> None:
+    """Open /train and poll its live fragment at the page's own interval until `stop`; poll seconds and errors to out."""
+    await asyncio.sleep(delay_s)
+    session = StreamlitSession(url, page="train")
+
+    async def watch():
+        opened = await session.open()
+        out["errors"] += [f"watch open: {e}" for e in opened.errors]
+        if not opened.polls:
+            out["errors"].append("watch: the Train page does not poll (no running job seen)")
+            return
+        fragment, interval = next(iter(opened.polls.items()))
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+                break
+            except asyncio.TimeoutError:
+                pass
+            begin = time.perf_counter()
+            result = await session.run(fragment=fragment)
+            out["poll_s"].append(time.perf_counter() - begin)
+            out["errors"] += [f"poll: {e}" for e in result.errors]
+            if result.polls:
+                fragment, interval = next(iter(result.polls.items()))
+
+    await counted(session, watch, out, prefix="watch ")
 
 
 async def clear_cache_effect(url: str, *, repeats: int = 10) -> dict:
@@ -135,26 +180,44 @@ async def clear_cache_effect(url: str, *, repeats: int = 10) -> dict:
             "rerun_after_ms": 1000 * float(np.median(after[1:]))}
 
 
-async def crowd_against(url: str, *, sessions: int, clicks: int, think_s: float, server_pid: int | None) -> dict:
+async def crowd_against(url: str, *, sessions: int, clicks: int, think_s: float, server_pid: int | None,
+                        watchers: int = 0) -> dict:
     """Run the crowd against a healthy server at url; the figures as a dict."""
     sampler = Sampler(server_pid) if server_pid else None
     warm = StreamlitSession(url, query=QUERY.format(seed=10**6))
     await warm.open()  # the first page loads TensorFlow and the generator: not part of "start"
     await warm.close()
+    if watchers:  # the run's watcher reads its files once for the whole server: not part of "start" either
+        warm = StreamlitSession(url, page="train")
+        await warm.open()
+        await warm.close()
     await asyncio.sleep(1.0)
     start_mb = sampler.rss_mb() if sampler else None
     if sampler:
         sampler.start()
-    out = {"click_s": [], "errors": [], "upstreams": []}
+    out = {"click_s": [], "errors": [], "upstreams": [], "poll_s": []}
+    stop = asyncio.Event()
     client_cpu, server_cpu, wall = time.process_time(), sampler.cpu_s() if sampler else 0.0, time.perf_counter()
-    await asyncio.gather(*(one_visitor(url, i, clicks=clicks, think_s=think_s, delay_s=RAMP_S * i / sessions, out=out)
-                           for i in range(sessions)))
+    clickers = sessions - watchers
+    watching = [asyncio.create_task(one_watcher(url, delay_s=RAMP_S * i / max(watchers, 1), stop=stop, out=out))
+                for i in range(watchers)]
+    started = time.time()
+    await asyncio.gather(*(one_visitor(url, i, clicks=clicks, think_s=think_s, delay_s=RAMP_S * i / clickers, out=out)
+                           for i in range(clickers)))
+    ended = time.time()
+    stop.set()
+    await asyncio.gather(*watching)
     wall = time.perf_counter() - wall
     client_cpu = time.process_time() - client_cpu
     server_cpu = (sampler.cpu_s() - server_cpu) if sampler else None
     await asyncio.sleep(SETTLE_S)
     result = _summary(out, sessions=sessions, clicks=clicks, think_s=think_s, wall=wall, client_cpu=client_cpu,
                       server_cpu=server_cpu)
+    result.update(watchers=watchers, clickers=clickers, crowd_window=(started, ended))
+    if watchers:
+        polls = np.array(out["poll_s"]) * 1000 if out["poll_s"] else np.array([np.nan])
+        result.update(polls=len(out["poll_s"]), poll_p50_ms=float(np.percentile(polls, 50)),
+                      poll_p95_ms=float(np.percentile(polls, 95)))
     if sampler:
         sampler.stop()
         result.update(rss_start_mb=start_mb, rss_peak_mb=sampler.peak_mb, rss_end_mb=sampler.rss_mb(),
@@ -199,8 +262,12 @@ def run_coroutine(make_coroutine):
     return outcome["value"]
 
 
-def crowd(*, sessions: int, clicks: int = 5, think_s: float = 2.0, clear_cache: bool = True) -> dict:
-    """Start the app on 127.0.0.1 in hosted mode, run the crowd, stop the app; the figures."""
+def crowd(*, sessions: int, clicks: int = 5, think_s: float = 2.0, clear_cache: bool = True, watchers: int = 0,
+          data: str | None = None, baseline_s: float = BASELINE_S, epochs: int = 20) -> dict:
+    """Start the app on 127.0.0.1 in hosted mode (with a training job when watchers), run the crowd; the figures."""
+    if watchers:
+        return _with_a_job(sessions=sessions, clicks=clicks, think_s=think_s, watchers=watchers, data=data,
+                           baseline_s=baseline_s, epochs=epochs)
     port = free_port()
     server = start_server(port=port)
     url = f"http://127.0.0.1:{port}"
@@ -215,11 +282,109 @@ def crowd(*, sessions: int, clicks: int = 5, think_s: float = 2.0, clear_cache: 
     try:
         return run_coroutine(main)
     finally:
-        server.terminate()
+        stop_server(server)
+
+
+def _with_a_job(*, sessions: int, clicks: int, think_s: float, watchers: int, data: str | None, baseline_s: float,
+                epochs: int) -> dict:
+    """The mixed crowd: a password-mode server on a scratch runs folder, a real job in it, the crowd, then the job
+    stopped; with the trainer's img/s before and during the crowd."""
+    import secrets
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from aigc.serve import jobs
+    from aigc.serve.hosting import Policy
+    from aigc.settings import RUNS_ENV, TRAINING_PASSWORD_ENV
+
+    root = Path(tempfile.mkdtemp(prefix="aigc-crowd-runs-"))
+    port = free_port()
+    server = start_server(port=port, env={TRAINING_ENV: "password", TRAINING_PASSWORD_ENV: secrets.token_hex(16),
+                                          RUNS_ENV: str(root)})
+    url = f"http://127.0.0.1:{port}"
+    launched, before = None, os.environ.get(RUNS_ENV)
+    try:
+        os.environ[RUNS_ENV] = str(root)  # the trainer locks the runs root of its environment: the server's
         try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+            launched = jobs.start_job(jobs.JobRequest(epochs=epochs, init="shipped", data=data),
+                                      policy=Policy(training="on", max_epochs=epochs), root=root)
+        finally:
+            os.environ.pop(RUNS_ENV) if before is None else os.environ.update({RUNS_ENV: before})
+        if not launched.ok:
+            raise RuntimeError(f"the training job did not start: {launched.message}")
+        metrics = launched.paths.metrics
+        _wait_for_steps(metrics, count=2, timeout_s=TRAINER_START_S)
+        baseline_from = time.time()
+        time.sleep(baseline_s)  # the server idles, the trainer trains: its speed with no visitors
+        baseline = trainer_rate(metrics, baseline_from, time.time())
+
+        async def main() -> dict:
+            await wait_healthy(url)
+            return await crowd_against(url, sessions=sessions, clicks=clicks, think_s=think_s, server_pid=server.pid,
+                                       watchers=watchers)
+
+        result = run_coroutine(main)
+        during = trainer_rate(metrics, *result.pop("crowd_window"))
+        result.update(trainer_img_s_alone=baseline, trainer_img_s_crowd=during,
+                      trainer_share=during / baseline if baseline and during else None)
+        return result
+    finally:
+        if launched is not None and launched.ok:
+            jobs.stop_job(launched.paths)
+            _wait_for_unlock(root)
+        stop_server(server)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _step_records(metrics) -> list[dict]:
+    import json
+
+    records = []
+    try:
+        lines = metrics.read_text().splitlines()
+    except OSError:
+        return records
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("kind") == "step":
+            records.append(record)
+    return records
+
+
+def _wait_for_steps(metrics, *, count: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(_step_records(metrics)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the trainer logged fewer than {count} step records in {timeout_s:.0f} s")
+        time.sleep(1.0)
+
+
+def trainer_rate(metrics, start: float, end: float) -> float | None:
+    """The trainer's mean img/s over the step records it wrote between start and end (wall clock), None if none."""
+    rates = [r["img_per_s"] for r in _step_records(metrics)
+             if start <= r.get("time", 0) <= end and isinstance(r.get("img_per_s"), (int, float))]
+    return float(np.mean(rates)) if rates else None
+
+
+def _wait_for_unlock(root, timeout_s: float = 60.0) -> None:
+    from aigc.runs.lock import TrainingLock
+
+    deadline = time.monotonic() + timeout_s
+    while TrainingLock(root).holder() is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 20 s."""
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 def render(result: dict) -> str:
@@ -228,6 +393,15 @@ def render(result: dict) -> str:
              f"{result['think_s']:.1f} s), {result['wall_s']:.0f} s",
              f"  click-to-image p50 {result['p50_ms']:.0f} ms, p95 {result['p95_ms']:.0f} ms, max "
              f"{result['max_ms']:.0f} ms; {result['clicks_ok']} ok, {result['errors']} errors"]
+    if result.get("watchers"):
+        lines[0] = (f"crowd: {result['clickers']} sessions x {result['clicks_per_session']} clicks (think "
+                    f"{result['think_s']:.1f} s) + {result['watchers']} watching a running job, {result['wall_s']:.0f} s")
+        lines.append(f"  watchers: {result['polls']} polls, p50 {result['poll_p50_ms']:.0f} ms, p95 "
+                     f"{result['poll_p95_ms']:.0f} ms")
+        alone, crowd_rate = result.get("trainer_img_s_alone"), result.get("trainer_img_s_crowd")
+        if alone and crowd_rate:
+            lines.append(f"  trainer: {alone:.0f} img/s with no visitors, {crowd_rate:.0f} img/s during the crowd "
+                         f"({result['trainer_share']:.0%})")
     if result.get("rss_start_mb") is not None:
         lines.append(f"  server RSS start {result['rss_start_mb']:.0f} MB, peak {result['rss_peak_mb']:.0f} MB, end "
                      f"{result['rss_end_mb']:.0f} MB ({result['mb_per_session']:.1f} MB per session)")

@@ -60,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON ('-' = stdout)")
     parser.add_argument("--crowd", type=bounded_int(1, 500), default=None, metavar="N",
                         help="only the crowd bench: N concurrent sessions on `streamlit run app.py` (hosted, loopback)")
+    parser.add_argument("--watchers", type=bounded_int(0, 500), default=0, metavar="W",
+                        help="--crowd: W of the N sessions watch a running training job on /train instead of clicking "
+                             "(starts a real trainer on --data; reports its speed with and without the crowd)")
+    parser.add_argument("--page-costs", action="store_true",
+                        help="only what one Train watcher and one click cost the server: a 10,000-epoch run's /train "
+                             "open and poll, and clicks against a trivial Streamlit page")
     parser.add_argument("--clicks", type=bounded_int(1, 1000), default=5, help="--crowd: New seed presses per session")
     parser.add_argument("--think", type=positive_float(600), default=2.0, help="--crowd: mean think time (s)")
 
@@ -81,6 +87,8 @@ def _recipe_item(text: str) -> tuple[str, object]:
 def main(args: argparse.Namespace) -> int:
     if args.crowd:
         return crowd_main(args)
+    if args.page_costs:
+        return page_costs_main(args)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
@@ -126,9 +134,17 @@ def main(args: argparse.Namespace) -> int:
         print("[bench] browser ...", file=sys.stderr, flush=True)
         results["browser"] = browser(repeats=5 if args.tiny else 20 if args.quick else 40, data=args.data)
     print(render(results))
-    if args.json:
-        text = json.dumps(results, indent=1, default=float)
-        sys.stdout.write(text + "\n") if args.json == "-" else open(args.json, "w").write(text + "\n")
+    _write_json(args.json, results)
+    return 0
+
+
+def page_costs_main(args: argparse.Namespace) -> int:
+    """--page-costs: a big run's Train page and the click floor (it starts its own servers); prints, optionally JSON."""
+    from bench.page_costs import page_costs, render as render_costs
+
+    result = page_costs(**({"polls": 5, "clicks": 5, "epochs": 200} if args.tiny else {}))
+    print(render_costs(result))
+    _write_json(args.json, result)
     return 0
 
 
@@ -136,12 +152,21 @@ def crowd_main(args: argparse.Namespace) -> int:
     """--crowd N: the crowd benchmark alone (it starts its own server); prints the figures, optionally JSON."""
     from bench.crowd import crowd, render as render_crowd
 
-    result = crowd(sessions=args.crowd, clicks=args.clicks, think_s=args.think)
+    if args.watchers >= args.crowd:
+        print("error: --watchers must be fewer than the --crowd sessions", file=sys.stderr)
+        return 2
+    result = crowd(sessions=args.crowd, clicks=args.clicks, think_s=args.think, watchers=args.watchers,
+                   data=args.data)
     print(render_crowd(result))
-    if args.json:
-        text = json.dumps(result, indent=1, default=float)
-        sys.stdout.write(text + "\n") if args.json == "-" else open(args.json, "w").write(text + "\n")
+    _write_json(args.json, result)
     return 0
+
+
+def _write_json(path: str | None, result: dict) -> None:
+    """--json PATH: the results as JSON ('-': stdout)."""
+    if path:
+        text = json.dumps(result, indent=1, default=float)
+        sys.stdout.write(text + "\n") if path == "-" else open(path, "w").write(text + "\n")
 
 
 def _configure(threads: int) -> None:

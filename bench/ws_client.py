@@ -27,10 +27,14 @@ class RunResult:
     finished_s: float | None = None
     images: list[str] = field(default_factory=list)
     buttons: dict[str, str] = field(default_factory=dict)  # label -> widget id
+    inputs: dict[str, str] = field(default_factory=dict)  # text inputs and components: label (or "component") -> id
+    texts: list[str] = field(default_factory=list)  # markdown and alert bodies, for a client that reads the page
     errors: list[str] = field(default_factory=list)
+    polls: dict[str, float] = field(default_factory=dict)  # fragment id -> seconds between its automatic reruns
 
 
-async def http_get(url: str, *, cookie: str = "", timeout: float = 30.0) -> tuple[int, dict, bytes]:
+async def http_get(url: str, *, cookie: str = "", headers: dict | None = None,
+                   timeout: float = 30.0) -> tuple[int, dict, bytes]:
     """(status, headers lower-cased, body) of a plain HTTP/1.0 GET (loopback servers; no TLS)."""
     parts = urlsplit(url)
     reader, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port or 80), timeout)
@@ -41,6 +45,7 @@ async def http_get(url: str, *, cookie: str = "", timeout: float = 30.0) -> tupl
         request = f"GET {path} HTTP/1.0\r\nHost: {parts.netloc}\r\nUser-Agent: aigc-crowd\r\n"
         if cookie:
             request += f"Cookie: {cookie}\r\n"
+        request += "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         writer.write((request + "\r\n").encode())
         await writer.drain()
         raw = await asyncio.wait_for(reader.read(), timeout)
@@ -60,8 +65,9 @@ async def http_get(url: str, *, cookie: str = "", timeout: float = 30.0) -> tupl
 class StreamlitSession:
     """One session: open() like a tab loading the page, run() for a rerun or a click, fetch() for media."""
 
-    def __init__(self, base_url: str, *, query: str = ""):
-        self.base_url, self.query = base_url.rstrip("/"), query
+    def __init__(self, base_url: str, *, query: str = "", page: str = "", headers: dict | None = None):
+        self.base_url, self.query, self.page = base_url.rstrip("/"), query, page
+        self.headers = dict(headers or {})  # sent with every request (e.g. X-Forwarded-For as a proxy would)
         self.cookie = ""
         self.upstream: set[str] = set()  # X-Upstream headers a load balancer added (which replica answered)
         self.ws = None
@@ -70,12 +76,13 @@ class StreamlitSession:
 
     async def open(self) -> RunResult:
         """GET the page (cookies, e.g. a load balancer's affinity), open the websocket, run the script once."""
-        status, headers, _body = await http_get(self.base_url + "/", cookie=self.cookie)
+        status, headers, _body = await http_get(f"{self.base_url}/{self.page}", cookie=self.cookie,
+                                                headers=self.headers)
         if status != 200:
-            raise ConnectionError(f"GET / answered {status}")
+            raise ConnectionError(f"GET /{self.page} answered {status}")
         self._remember(headers)
         ws_url = "ws" + self.base_url[len("http"):] + "/_stcore/stream"
-        extra = {"Cookie": self.cookie} if self.cookie else {}
+        extra = {**self.headers, **({"Cookie": self.cookie} if self.cookie else {})}
         self.ws = await websockets.connect(ws_url, subprotocols=["streamlit"], additional_headers=extra,
                                            max_size=MAX_MESSAGE_BYTES, open_timeout=30)
         upstream = self.ws.response.headers.get("X-Upstream") if self.ws.response else None
@@ -92,12 +99,28 @@ class StreamlitSession:
         if cookies and not self.cookie:
             self.cookie = "; ".join(cookies)
 
-    async def run(self, *, click: str | None = None, timeout: float = RUN_TIMEOUT_S) -> RunResult:
-        """Rerun the script (pressing the button labelled `click`, if given) and collect what comes back."""
+    async def run(self, *, click: str | None = None, strings: dict[str, str] | None = None,
+                  fragment: str | None = None, timeout: float = RUN_TIMEOUT_S) -> RunResult:
+        """Rerun the script and collect what comes back.
+
+        click: press the button with this label; strings: {input label or "component": value} (a text input's
+        string, a component's JSON); fragment: rerun only this fragment, as the browser does for run_every.
+        """
         message = BackMsg()
         state = message.rerun_script
         state.query_string = self.query
         state.page_script_hash = self.page_hash
+        state.page_name = self.page
+        if fragment is not None:
+            state.fragment_id = fragment
+            state.is_auto_rerun = True
+        for label, value in (strings or {}).items():
+            widget = state.widget_states.widgets.add()
+            widget.id = self.last.inputs[label]
+            if label == "component":
+                widget.json_value = value
+            else:
+                widget.string_value = value
         if click is not None:
             widget = state.widget_states.widgets.add()
             widget.id = self.last.buttons[click]
@@ -105,6 +128,10 @@ class StreamlitSession:
         start = time.perf_counter()
         await self.ws.send(message.SerializeToString())
         result = await asyncio.wait_for(self._collect(start), timeout)
+        if fragment is not None and self.last is not None:  # a fragment's rerun redraws only that fragment
+            result.buttons = {**self.last.buttons, **result.buttons}
+            result.inputs = {**self.last.inputs, **result.inputs}
+            result.polls = {**self.last.polls, **result.polls}
         self.last = result
         return result
 
@@ -123,6 +150,8 @@ class StreamlitSession:
             kind = forward.WhichOneof("type")
             if kind == "new_session":
                 self.page_hash = forward.new_session.page_script_hash or self.page_hash
+            elif kind == "auto_rerun":
+                result.polls[forward.auto_rerun.fragment_id] = forward.auto_rerun.interval
             elif kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
                 self._element(forward.delta.new_element, result, previous, start)
             elif kind == "script_finished":
@@ -141,16 +170,24 @@ class StreamlitSession:
                     result.image_s = time.perf_counter() - start
         elif kind == "button":
             result.buttons[element.button.label] = element.button.id
+        elif kind == "text_input":
+            result.inputs[element.text_input.label] = element.text_input.id
+        elif kind == "component_instance":
+            result.inputs["component"] = element.component_instance.id
+        elif kind == "markdown":
+            result.texts.append(element.markdown.body)
         elif kind == "exception":
             result.errors.append(f"exception: {element.exception.type}")
-        elif kind == "alert" and element.alert.format == element.alert.ERROR:
-            result.errors.append(f"error: {element.alert.body[:120]}")
+        elif kind == "alert":
+            result.texts.append(element.alert.body)
+            if element.alert.format == element.alert.ERROR:
+                result.errors.append(f"error: {element.alert.body[:120]}")
 
     async def fetch(self, url: str) -> float:
         """GET a media URL (as the browser does for an image); seconds it took. Raises on a non-200 answer."""
         start = time.perf_counter()
         status, headers, body = await http_get(url if url.startswith("http") else self.base_url + url,
-                                               cookie=self.cookie)
+                                               cookie=self.cookie, headers=self.headers)
         self._remember(headers)
         if status != 200 or not body:
             raise ConnectionError(f"media GET answered {status}")

@@ -203,7 +203,7 @@ EXERCISES = {"generators": _generators, "directions": _directions, "discriminato
 
 def test_every_server_cache_is_listed_and_exercised():
     """caches.ALL is the one list: no ProcessCache elsewhere, none of caches.py left out, each one tested below."""
-    module_level = [value for value in vars(caches).values() if isinstance(value, ProcessCache)]
+    module_level = [value for value in vars(caches).values() if isinstance(value, (ProcessCache, caches.Throttled))]
     assert sorted(map(id, module_level)) == sorted(map(id, caches.ALL.values()))
     root = Path(caches.__file__).resolve().parents[1]
     elsewhere = [str(path.relative_to(root)) for path in root.rglob("*.py")
@@ -296,13 +296,57 @@ def test_the_app_keeps_nothing_in_streamlit_caches():
     assert not offenders, offenders
 
 
-def test_the_heap_is_frozen_once_without_walking_it_on_every_run(monkeypatch):
-    """gc.get_freeze_count() walks every frozen object with the GIL held: it cost ~40 ms a click under a crowd."""
-    calls = []
+def test_the_heap_is_frozen_when_due_without_walking_it_on_every_run(monkeypatch):
+    """gc.get_freeze_count() walks every frozen object with the GIL held: it cost ~40 ms a click under a crowd.
+
+    Issue 21: a big run's records, kept after the first freeze, cost each live poll ~12 ms of Keras's gc.collect();
+    they are frozen once the watchers kept REFREEZE_RECORDS more, and everything at most every REFREEZE_S.
+    """
+    from aigc.serve import watcher
+
+    calls, now = [], [100.0]
     fake_gc = SimpleNamespace(collect=lambda: calls.append("collect"), freeze=lambda: calls.append("freeze"),
+                              unfreeze=lambda: calls.append("unfreeze"),
                               get_freeze_count=lambda: pytest.fail("walks the whole frozen heap on every run"))
     monkeypatch.setattr(frame, "gc", fake_gc)
-    monkeypatch.setattr(frame, "_FROZEN", threading.Event())
+    monkeypatch.setattr(frame, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(frame, "_FROZEN", {"at": None, "kept": 0})
+    monkeypatch.setattr(watcher, "records_kept", 0)
+    once = ["unfreeze", "collect", "freeze"]
     for _ in range(3):
-        frame.freeze_startup_heap()
-    assert calls == ["collect", "freeze"]
+        frame.freeze_heap()
+    assert calls == once
+    now[0] += frame.REFREEZE_S / 2
+    watcher.records_kept = frame.REFREEZE_RECORDS - 1
+    frame.freeze_heap()
+    assert calls == once  # neither due
+    watcher.records_kept = frame.REFREEZE_RECORDS
+    frame.freeze_heap()
+    assert calls == once * 2  # a run's records were kept: frozen again, after a collection of what died
+    now[0] += frame.REFREEZE_S
+    frame.freeze_heap()
+    frame.freeze_heap()
+    assert calls == once * 3
+
+
+def test_throttled_figures_follow_changes_within_a_cpu_share():
+    """Issue 21: a 10,000-epoch run's figures took ~90 ms to remake on every new record (every ~3 s), per poll."""
+    now = [0.0]
+    throttled = caches.Throttled(share=0.01, max_entries=2, clock=lambda: now[0])
+    made = []
+
+    def make(value):
+        return lambda: made.append(value) or value
+
+    assert throttled.get("run", 1, make("v1")) == "v1"
+    assert throttled.get("run", 1, make("again")) == "v1" and made == ["v1"]  # same version: kept
+    throttled._entries["run"][3] = 0.09  # pretend the last remake took 90 ms: its figures are held for 9 s
+    now[0] = 5.0
+    assert throttled.get("run", 2, make("v2")) == "v1"  # changed, but within its budget: the previous figures
+    now[0] = 9.5
+    assert throttled.get("run", 2, make("v2")) == "v2" and made == ["v1", "v2"]
+    throttled.get("a", 1, make("a"))
+    throttled.get("b", 1, make("b"))
+    assert len(throttled) == 2  # bounded: the least recently used run is dropped
+    throttled.clear()
+    assert len(throttled) == 0

@@ -23,11 +23,43 @@ def test_small_crowd_on_the_real_app():
     assert "p95" in text and "RSS" in text and "clear-cache" in text
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not shipped_generator().is_file(), reason="needs the shipped generator")
+def test_a_mixed_crowd_watches_a_real_job_and_measures_the_trainer(tmp_path):
+    """Issue 21: nothing measured the Train page or a mixed crowd; watchers poll the live view of a real job."""
+    import numpy as np
+
+    from aigc.engine.data import synthetic_mnist
+    from bench.crowd import crowd, render
+
+    data = tmp_path / "mnist.npz"
+    np.savez(data, **synthetic_mnist(4096, 128))  # epochs of 64 steps: step records within an epoch
+    result = crowd(sessions=3, watchers=1, clicks=2, think_s=0.5, data=str(data), baseline_s=6, epochs=50)
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["clicks_ok"] == 4 and result["polls"] >= 1 and 0 < result["poll_p50_ms"] < 30_000
+    assert result["trainer_img_s_alone"] > 0
+    text = render(result)
+    assert "watching a running job" in text and "polls" in text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shipped_generator().is_file(), reason="needs the shipped generator")
+def test_page_costs_time_a_big_runs_train_page_and_the_click_floor():
+    from bench.page_costs import page_costs, render
+
+    result = page_costs(polls=3, clicks=3, epochs=50, steps_per_epoch=20)
+    big = result["big_run"]
+    assert not big["errors"] and big["first_open_s"] > 0 and big["poll_cpu_ms"] >= 0
+    assert result["trivial"]["cpu_ms"] > 0 and result["new_seed"]["cpu_ms"] > 0
+    assert "trivial page" in render(result)
+
+
 def test_bench_parser_takes_crowd_options():
     from aigc.cli import build_parser
 
-    args = build_parser().parse_args(["bench", "--crowd", "50", "--clicks", "3", "--think", "1.5"])
-    assert (args.crowd, args.clicks, args.think) == (50, 3, 1.5)
+    args = build_parser().parse_args(["bench", "--crowd", "50", "--clicks", "3", "--think", "1.5", "--watchers", "10"])
+    assert (args.crowd, args.clicks, args.think, args.watchers) == (50, 3, 1.5, 10)
+    assert build_parser().parse_args(["bench", "--page-costs"]).page_costs
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "--crowd", "0"])
 

@@ -5,6 +5,7 @@ import dataclasses
 import gc
 import re
 import threading
+import time
 
 import streamlit as st
 
@@ -12,7 +13,7 @@ from aigc.app.pages import compare, draw, generate, model, train, write
 from aigc.app.routes import HOME, PAGES, Frame, redirect_target, visible_keys
 from aigc.app.widgets import guarded, spinner_unless
 from aigc import settings
-from aigc.serve import hosting, trust
+from aigc.serve import hosting, trust, watcher
 from aigc.serve.generators import (GeneratorChoice, Served, default_choice, finished_since, find_choice,
                                    generator_choices, is_loaded, serve_with_fallback)
 from aigc.serve.trust import Visitor
@@ -25,7 +26,9 @@ GONE_KEY = "_generator_gone"  # the sentence saying a remembered run is gone, un
 SAFE_NAME = re.compile(r"[A-Za-z0-9 .()-]{1,80}")  # a linked name shown back on the page (no markdown)
 TOP_CSS = "<style>.stMainBlockContainer, .block-container {padding-top: 2.5rem;}</style>"
 PAGE_MODULES = {"generate": generate, "write": write, "draw": draw, "train": train, "compare": compare, "model": model}
-_FROZEN, _FREEZE_LOCK = threading.Event(), threading.Lock()  # once per process: the heap is frozen
+_FROZEN, _FREEZE_LOCK = {"at": None, "kept": 0}, threading.Lock()  # when the heap was last frozen, by freeze_heap
+REFREEZE_S = 300.0  # the long-lived heap is frozen again at most this often...
+REFREEZE_RECORDS = 5000  # ...or once the run watchers kept this many more records
 
 
 def main() -> None:
@@ -48,7 +51,7 @@ def main() -> None:
         st.warning(served.warning)
     current.run()
     st.session_state.pop(GONE_KEY, None)  # shown by a page (a redirect ends the run above, before this line)
-    freeze_startup_heap()
+    freeze_heap()
 
 
 def current_visitor() -> Visitor:
@@ -190,27 +193,35 @@ def no_generator_ui() -> None:
             "or train one in the **Train** view, then pick 'Newest trained run' in the sidebar.")
 
 
-def freeze_startup_heap() -> None:
-    """Once per server process, after the first page: move the long-lived heap out of the cyclic GC's sight.
+def freeze_heap() -> None:
+    """After each page, when due: move the long-lived heap out of the cyclic GC's sight.
 
-    Streamlit runs gc.collect(2) after every script run (`runner.postScriptGC`). With TensorFlow,
-    Keras and the served models loaded that walks ~400k objects: ~160 ms with the GIL held, during
-    which the server sends nothing. gc.freeze() leaves those objects alone (the interpreter's
-    documented tool for a large long-lived heap); generators loaded later are still collected.
+    Streamlit calls keras.backend.clear_session() after every script run (keras is imported), and
+    that runs gc.collect(): a full collection on every click and every live poll. With TensorFlow,
+    Keras and the served models loaded it walks ~400k objects, ~160 ms with the GIL held, during
+    which the server sends nothing; a run watcher's 14k records of a 10,000-epoch run add ~12 ms to
+    each poll. gc.freeze() leaves such objects alone (the interpreter's documented tool for a large
+    long-lived heap). It is done after the first page, then again at most every REFREEZE_S, or
+    sooner once the run watchers kept REFREEZE_RECORDS more records. Each time, gc.unfreeze() first
+    and a full collection, so what died since the last freeze is freed (cycles included): memory is
+    bounded, and the cost is one full collection per freeze.
 
-    Streamlit also calls keras.backend.clear_session() after every run (keras is imported); the app
-    leaves that alone rather than patch Keras. With the heap frozen its gc.collect() costs ~1 ms; the
-    served models keep working (same images, float32 policy), but the TensorFlow kernel cache it
-    empties makes the next run that generates rebuild its kernels. Measured on 2 shared cores, median
-    per click: "New seed" 111-141 ms with the call vs 50-70 ms without it in AppTest (10 clicks), and
-    119-187 ms vs 75-100 ms over a real server's websocket (20 clicks); a cached "Generate" costs the
-    same either way (17-25 ms in AppTest, 49-54 ms over the websocket).
+    The app leaves Streamlit's clear_session() call alone rather than patch Keras. The TensorFlow
+    kernel cache it empties makes the next run that generates rebuild its kernels. Measured on 2
+    shared cores, median per click: "New seed" 111-141 ms with the call vs 50-70 ms without it in
+    AppTest (10 clicks), and 119-187 ms vs 75-100 ms over a real server's websocket (20 clicks); a
+    cached "Generate" costs the same either way (17-25 ms in AppTest, 49-54 ms over the websocket).
+    Streamlit's own gc.collect(2) after each run is off in .streamlit/config.toml (`postScriptGC`).
     """
     # Not gc.get_freeze_count(): it walks the whole frozen list with the GIL held (~40 ms a run under load).
+    now, kept = time.monotonic(), watcher.records_kept
+    if _FROZEN["at"] is not None and now - _FROZEN["at"] < REFREEZE_S and kept - _FROZEN["kept"] < REFREEZE_RECORDS:
+        return
     with _FREEZE_LOCK:
-        if _FROZEN.is_set():
-            return
+        if _FROZEN["at"] is not None and now - _FROZEN["at"] < REFREEZE_S and kept - _FROZEN["kept"] < REFREEZE_RECORDS:
+            return  # another session froze it meanwhile
+        gc.unfreeze()
         gc.collect()  # what is garbage now is freed, not frozen
         gc.freeze()
-        _FROZEN.set()
+        _FROZEN.update(at=time.monotonic(), kept=kept)
 

@@ -22,6 +22,7 @@ below this layer:
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from collections import OrderedDict
 from typing import Callable, Hashable
@@ -88,6 +89,53 @@ class ProcessCache:
             self._bytes = 0
 
 
+class Throttled:
+    """The newest value per key, remade when its version changed, but never using more than `share` of one core.
+
+    For what many sessions poll and that is costly to remake on every change: the Train page's
+    figures of a run whose records change every ~3 s. A remake that took t seconds is followed by
+    at least t / share seconds of the value it made (a small run's figures, ~15 ms to make, follow
+    every change; a 10,000-epoch run's, ~90 ms, at most every ~18 s with share 0.005). Callers of a
+    key being remade get the previous value at once; the first call for a key waits for it.
+    """
+
+    def __init__(self, *, share: float, max_entries: int, clock: Callable[[], float] = time.monotonic):
+        self.share, self.max_entries, self._clock = share, max_entries, clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, list] = OrderedDict()  # key -> [version, value, made_at, cost_s]
+        self._making: set = set()
+
+    def get(self, key: Hashable, version: Hashable, make: Callable[[], object]):
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                fresh = entry[0] == version or self._clock() - entry[2] < entry[3] / self.share
+                if fresh or key in self._making:
+                    return entry[1]
+            self._making.add(key)
+        try:
+            started = time.perf_counter()
+            value = make()
+            cost = time.perf_counter() - started
+            with self._lock:
+                self._entries[key] = [version, value, self._clock(), cost]
+                self._entries.move_to_end(key)
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+            return value
+        finally:
+            with self._lock:
+                self._making.discard(key)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 MB = 2**20
 # The pages' caches (the others are listed in the module docstring).
 GENERATORS = ProcessCache(max_entries=6)  # (path, mtime) -> (model, config, card): the served generators
@@ -98,7 +146,8 @@ PREVIEWS = ProcessCache(max_entries=2048, max_bytes=8 * MB, size_of=lambda strip
 INTERPOLATIONS = ProcessCache(max_entries=64, max_bytes=8 * MB, size_of=lambda v: len(v[0]) + len(v[1]))  # strip + GIF
 WRITTEN = ProcessCache(max_entries=64, max_bytes=32 * MB, size_of=lambda v: v[0].nbytes + v[1].nbytes)  # Write pages
 INVERSIONS = ProcessCache(max_entries=256)  # drawings inverted into the generator, ~3 KB each
-CHARTS = ProcessCache(max_entries=32)  # (run, snapshot version) -> the Train page's figures, built once per change
+# run -> the Train page's figures of its newest snapshot, remade on a change with at most 0.5% of a core per run
+CHARTS = Throttled(share=0.005, max_entries=32)
 SAMPLE_GRIDS = ProcessCache(max_entries=256, max_bytes=16 * MB, size_of=len)  # (file, mtime) -> a run's grid, 2x PNG
 TRAINING_SETS = ProcessCache(max_entries=1)  # one MNIST file (~50 MB) for the nearest-neighbour check
 ALL = {"generators": GENERATORS, "directions": DIRECTIONS, "discriminators": DISCRIMINATORS, "grids": GRIDS,

@@ -6,8 +6,13 @@ toolbar upright at the right, clear of the left-aligned titles.
 """
 from __future__ import annotations
 
+import copy
+import functools
 import math
+import operator
+from dataclasses import dataclass
 
+import numpy as np
 import plotly.graph_objects as go
 
 from aigc.runs.files import finite_number
@@ -27,6 +32,52 @@ MAX_CHART_POINTS = 2000  # per curve: more points add bytes and CPU per poll, no
 MODEBAR = dict(orientation="v", remove=["lasso2d", "select2d", "autoScale2d"])
 
 
+def series(values) -> np.ndarray:
+    """A chart series as float32, None as NaN (a gap): numpy arrays travel to the page as compact typed arrays and
+    cost plotly almost nothing to copy and encode, where lists of Python floats cost ~10x more on every poll."""
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float32)
+
+
+def steps_of(records: list) -> np.ndarray:
+    """The records' global steps as int64 (exact, whatever the run's length)."""
+    return np.array([r["step"] for r in records], dtype=np.int64)
+
+
+class PreparedFigure(go.Figure):
+    """A finished figure whose plain dict is made once (built from plain dicts without plotly's validation, which
+    cost ~20 ms a figure; tests/test_charts.py validates every kind of figure instead).
+
+    st.plotly_chart calls to_dict() on every render: for a shared, cached figure that is every poll of
+    every watching session, each a deep copy and base64 pass over every trace. Here the first call's
+    dict is kept and handed out again (read-only by convention: nothing may change a cached figure).
+    """
+
+    def to_dict(self) -> dict:
+        prepared = self.__dict__.get("_prepared")
+        if prepared is None:
+            prepared = self.__dict__["_prepared"] = super().to_dict()
+        return prepared
+
+
+@dataclass(frozen=True)
+class ChartRecords:
+    """A run's records split once for its charts: step and epoch records by global step (thinned), probes by epoch."""
+
+    steps: list
+    epochs: list
+    probes: list
+    collapsed: list | None = None
+
+    @classmethod
+    def of(cls, records) -> ChartRecords:
+        if isinstance(records, cls):
+            return records
+        steps, epochs = split_records(records)
+        probes = sorted((r for r in records if r.get("kind") == "probe"),
+                        key=lambda r: finite_number(r.get("epoch")) or 0)
+        return cls(thin(steps), thin(epochs), thin(probes), _collapsed(epochs))
+
+
 def thin(rows: list, max_points: int = MAX_CHART_POINTS) -> list:
     """At most about max_points rows, evenly spaced, the last one always kept (what a chart can show of a long run)."""
     if len(rows) <= max_points:
@@ -38,9 +89,12 @@ def thin(rows: list, max_points: int = MAX_CHART_POINTS) -> list:
 
 def split_records(records, *, max_points: int | None = None) -> tuple[list[dict], list[dict]]:
     """(step records, epoch records), each sorted by global step; thinned to max_points each when given (charts)."""
-    steps = [r for r in records if r.get("kind") == "step" and finite_number(r.get("step")) is not None]
-    epochs = [r for r in records if r.get("kind") == "epoch" and finite_number(r.get("step")) is not None]
-    steps, epochs = sorted(steps, key=lambda r: r["step"]), sorted(epochs, key=lambda r: r["step"])
+    by_kind = {"step": [], "epoch": []}
+    for record in records:  # one pass: a long run's snapshot holds ~14k records, split on every new one
+        rows = by_kind.get(record.get("kind"))
+        if rows is not None and finite_number(record.get("step")) is not None:
+            rows.append(record)
+    steps, epochs = (sorted(by_kind[kind], key=operator.itemgetter("step")) for kind in ("step", "epoch"))
     return (steps, epochs) if max_points is None else (thin(steps, max_points), thin(epochs, max_points))
 
 
@@ -57,54 +111,50 @@ def smooth(values: list[float | None], *, weight: float = SMOOTHING) -> list[flo
     return out
 
 
-def loss_figure(records: list[dict]) -> go.Figure:
+def loss_figure(records) -> go.Figure:
     """G and D loss against the global step: raw (thin), smoothed (thick), per-epoch means (markers)."""
     return _series_figure(records, LOSS_SERIES, title="Losses", y_title="loss (nats; dcgan adds its class and R1 terms)")
 
 
-def probability_figure(records: list[dict]) -> go.Figure:
+def probability_figure(records) -> go.Figure:
     """D(x) and D(G(z)) against the global step (0.5 each when the game is balanced)."""
-    figure = _series_figure(records, PROB_SERIES, title="Discriminator outputs", y_title="mean probability (0-1)")
-    figure.update_yaxes(range=[0, 1])
-    return figure
+    return _series_figure(records, PROB_SERIES, title="Discriminator outputs", y_title="mean probability (0-1)",
+                          y_range=[0, 1])
 
 
-def _series_figure(records: list[dict], series, *, title: str, y_title: str) -> go.Figure:
-    steps, epochs = split_records(records, max_points=MAX_CHART_POINTS)
-    figure = go.Figure()
-    for key, label, color in series:
-        x = [r["step"] for r in steps]
+def _series_figure(records, lines, *, title: str, y_title: str, y_range: list | None = None) -> go.Figure:
+    data = ChartRecords.of(records)
+    steps, epochs = data.steps, data.epochs
+    traces, x = [], steps_of(steps)
+    for key, label, color in lines:
         y = [finite_number(r.get(key)) for r in steps]
         if any(v is not None for v in y):
-            figure.add_trace(go.Scatter(x=x, y=y, name=f"{label} (raw)", mode="lines", opacity=0.35,
-                                        line=dict(color=color, width=1), legendgroup=key, showlegend=False))
-            figure.add_trace(go.Scatter(x=x, y=smooth(y), name=label, mode="lines", legendgroup=key,
-                                        line=dict(color=color, width=2.5)))
-        points = [(r["step"], finite_number(r.get(key)), r.get("epoch")) for r in epochs]
-        points = [p for p in points if p[1] is not None]
+            traces.append(dict(type="scatter", x=x, y=series(y), name=f"{label} (raw)", mode="lines", opacity=0.35,
+                               line=dict(color=color, width=1), legendgroup=key, showlegend=False))
+            traces.append(dict(type="scatter", x=x, y=series(smooth(y)), name=label, mode="lines", legendgroup=key,
+                               line=dict(color=color, width=2.5)))
+        points = [r for r in epochs if finite_number(r.get(key)) is not None]
         if points:
-            figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points],
-                                        name=f"{label} (epoch mean)", mode="markers", legendgroup=key,
-                                        showlegend=not any(v is not None for v in y),
-                                        marker=dict(color=color, size=9, symbol="diamond",
-                                                    line=dict(color="white", width=1)),
-                                        customdata=[p[2] for p in points],
-                                        hovertemplate="epoch %{customdata}: %{y:.4f}<extra></extra>"))
-    _layout(figure, title=f"{title}<br><sup>thin: raw, thick: smoothed, diamonds: epoch means</sup>",
-            x_title=STEP_TITLE, y_title=y_title)
+            traces.append(dict(type="scatter", x=steps_of(points), y=series(r[key] for r in points),
+                               name=f"{label} (epoch mean)", mode="markers", legendgroup=key,
+                               showlegend=not any(v is not None for v in y),
+                               marker=dict(color=color, size=9, symbol="diamond", line=dict(color="white", width=1)),
+                               customdata=np.array([finite_number(r.get("epoch")) or 0 for r in points], np.int32),
+                               hovertemplate="epoch %{customdata}: %{y:.4f}<extra></extra>"))
+    layout = _layout(title=f"{title}<br><sup>thin: raw, thick: smoothed, diamonds: epoch means</sup>",
+                     x_title=STEP_TITLE, y_title=y_title)
     xs = sorted({r["step"] for r in steps + epochs})
     if len(xs) == 1:  # one point: a window around it, not plotly's -1..6 guess
-        figure.update_xaxes(range=[max(0, xs[0] - 1), xs[0] + 1])
-    return figure
+        layout["xaxis"]["range"] = [max(0, xs[0] - 1), xs[0] + 1]
+    if y_range is not None:
+        layout["yaxis"]["range"] = y_range
+    return PreparedFigure(dict(data=traces, layout=layout), _validate=False)
 
 
-def quality_figure(records: list[dict]) -> go.Figure | None:
+def quality_figure(records) -> go.Figure | None:
     """Per-epoch quality (FDD, digit score, class accuracy) side by side, or None when none was recorded."""
-    from plotly.subplots import make_subplots
-
-    _steps, epochs = split_records(records, max_points=MAX_CHART_POINTS)
-    probes = thin(sorted((r for r in records if r.get("kind") == "probe"),
-                         key=lambda r: finite_number(r.get("epoch")) or 0))
+    data = ChartRecords.of(records)
+    epochs, probes = data.epochs, data.probes
     panels = []
     for key, label, axis, _fixed in QUALITY_SERIES:
         points, quick = (_points(rows, key) for rows in (epochs, probes))
@@ -113,23 +163,35 @@ def quality_figure(records: list[dict]) -> go.Figure | None:
     if not panels:
         return None
     # One panel per metric: their scales differ by orders of magnitude.
-    figure = make_subplots(rows=1, cols=len(panels), subplot_titles=[label for _k, label, *_rest in panels])
+    layout = subplot_row(tuple(label for _k, label, *_rest in panels))
+    traces = []
     for column, (key, label, axis, points, quick) in enumerate(panels, start=1):
+        suffix = "" if column == 1 else str(column)
+        axes = dict(xaxis=f"x{suffix}", yaxis=f"y{suffix}")
         if quick:  # the first epoch's quick checks: fewer samples, so drawn lighter
-            figure.add_trace(go.Scatter(x=[p[0] for p in quick], y=[p[1] for p in quick], mode="lines+markers",
-                                        name="first-epoch check (500 samples)", showlegend=False,
-                                        line=dict(color="#9ecae1", dash="dot"), marker=dict(size=5)),
-                             row=1, col=column)
+            traces.append(dict(type="scatter", x=series(p[0] for p in quick), y=series(p[1] for p in quick),
+                               mode="lines+markers", name="first-epoch check (500 samples)", showlegend=False,
+                               line=dict(color="#9ecae1", dash="dot"), marker=dict(size=5), **axes))
         if points:
-            figure.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=label,
-                                        mode="lines+markers", showlegend=False, line=dict(color="#1f77b4")),
-                             row=1, col=column)
+            traces.append(dict(type="scatter", x=series(p[0] for p in points), y=series(p[1] for p in points),
+                               name=label, mode="lines+markers", showlegend=False, line=dict(color="#1f77b4"), **axes))
         xs = [p[0] for p in points + quick]
-        figure.update_xaxes(title_text=EPOCH_TITLE, row=1, col=column, **epoch_axis(xs + ([0.0] if quick else [])))
-        figure.update_yaxes(title_text=axis, row=1, col=column, range=value_range(key, [p[1] for p in points + quick]))
-    figure.update_layout(height=CHART_HEIGHT, margin=dict(l=10, r=50, t=40, b=10), uirevision="keep",
-                         modebar=MODEBAR)
-    return figure
+        layout[f"xaxis{suffix}"].update(title=dict(text=EPOCH_TITLE), **epoch_axis(xs + ([0.0] if quick else [])))
+        layout[f"yaxis{suffix}"].update(title=dict(text=axis), range=value_range(key, [p[1] for p in points + quick]))
+    layout.update(height=CHART_HEIGHT, margin=dict(l=10, r=50, t=40, b=10), uirevision="keep", modebar=MODEBAR)
+    return PreparedFigure(dict(data=traces, layout=layout), _validate=False)
+
+
+@functools.lru_cache(maxsize=16)
+def _subplot_row_layout(titles: tuple[str, ...]) -> dict:
+    from plotly.subplots import make_subplots
+
+    return make_subplots(rows=1, cols=len(titles), subplot_titles=list(titles)).to_dict()["layout"]
+
+
+def subplot_row(titles: tuple[str, ...]) -> dict:
+    """A fresh layout of one row of panels with these titles (make_subplots' axes and annotations, made once)."""
+    return copy.deepcopy(_subplot_row_layout(titles))
 
 
 def _points(records: list[dict], key: str) -> list[tuple[float, float]]:
@@ -157,9 +219,12 @@ def value_range(key: str, values: list[float]) -> list[float]:
     return [0.0, top * 1.1 if top > 0 else 1.0]
 
 
-def collapsed_digits(records: list[dict]) -> list[int] | None:
+def collapsed_digits(records) -> list[int] | None:
     """Digits absent or rare in the newest epoch's samples (mode collapse), None when unknown."""
-    _steps, epochs = split_records(records)
+    return ChartRecords.of(records).collapsed
+
+
+def _collapsed(epochs: list) -> list[int] | None:
     for record in reversed(epochs):
         value = record.get("collapsed_digits", record.get("missing_digits"))  # runs logged before the rename
         if isinstance(value, list):
@@ -167,8 +232,8 @@ def collapsed_digits(records: list[dict]) -> list[int] | None:
     return None
 
 
-def _layout(figure: go.Figure, *, title: str, x_title: str, y_title: str) -> go.Figure:
-    figure.update_layout(title=dict(text=title, x=0, xanchor="left"), height=CHART_HEIGHT,
-                         margin=dict(l=10, r=50, t=60, b=10), legend=dict(orientation="h", yanchor="top", y=-0.28, x=0),
-                         xaxis_title=x_title, yaxis_title=y_title, uirevision="keep", modebar=MODEBAR)
-    return figure
+def _layout(*, title: str, x_title: str, y_title: str) -> dict:
+    return dict(title=dict(text=title, x=0, xanchor="left"), height=CHART_HEIGHT,
+                margin=dict(l=10, r=50, t=60, b=10), legend=dict(orientation="h", yanchor="top", y=-0.28, x=0),
+                xaxis=dict(title=dict(text=x_title)), yaxis=dict(title=dict(text=y_title)), uirevision="keep",
+                modebar=MODEBAR)

@@ -30,6 +30,7 @@ REFRESH_S = 0.5  # a watcher re-reads its files at most this often, however many
 MAX_WATCHERS = 16  # runs watched at once by this process (the runs list and Compare each ask for several)
 READ_CHUNK = 4 * 2**20  # bytes of metrics.jsonl held at once while catching up
 _STEP = re.compile(rb'"kind":\s*"step"')
+records_kept = 0  # records parsed and kept by every watcher of this process, ever: the app's heap freezer watches it
 
 
 def _frozen(record: dict) -> Mapping:
@@ -95,6 +96,8 @@ class _Metrics:
                     added += sum(self._add(line) for line in complete.splitlines())
         except OSError:
             pass
+        global records_kept
+        records_kept += added
         return restarted or added > 0
 
     def _add(self, line: bytes) -> bool:

@@ -14,7 +14,7 @@ from aigc.serve import hosting, jobs
 from aigc.serve.caches import CHARTS, SAMPLE_GRIDS, file_key
 from aigc.serve.watcher import WATCHERS
 from aigc.serve.limiter import PROCESS_LIMITER, PasswordLimiter
-from aigc.serve.charts import collapsed_digits, loss_figure, probability_figure, quality_figure
+from aigc.serve.charts import ChartRecords, loss_figure, probability_figure, quality_figure
 from aigc.app.routes import Frame
 from aigc.app.widgets import guarded, whole_number_input
 from aigc.engine.spec import PRESETS, SETTINGS
@@ -105,7 +105,7 @@ def _live_body(*, run_dir: str, was_active: bool, can_control: bool, policy: hos
     st.subheader(f"Run {paths.name}")
     progress_ui(status, active=now.active)
     controls_ui(paths, status, active=now.active, can_control=can_control, policy=policy)
-    charts_ui(CHARTS.get_or_make((str(paths.root), snapshot.version), lambda: run_figures(snapshot.records)))
+    charts_ui(CHARTS.get(str(paths.root), snapshot.version, lambda: run_figures(snapshot.records)))
     samples_ui(paths, snapshot.sample_epochs)
 
 
@@ -185,8 +185,12 @@ def run_figures(records) -> dict | None:
     """The Train page's figures of a run's records (None before the first record): built once per snapshot."""
     if not records:
         return None
-    return {"loss": loss_figure(records), "d": probability_figure(records), "quality": quality_figure(records),
-            "collapsed": collapsed_digits(records)}
+    data = ChartRecords.of(records)  # split and thinned once for the three figures
+    figures = {"loss": loss_figure(data), "d": probability_figure(data), "quality": quality_figure(data)}
+    for figure in figures.values():
+        if figure is not None:
+            figure.to_dict()  # its plain dict, made here once for every session that will draw it
+    return {**figures, "collapsed": data.collapsed}
 
 
 def charts_ui(figures: dict | None) -> None:
