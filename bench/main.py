@@ -66,6 +66,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--page-costs", action="store_true",
                         help="only what one Train watcher and one click cost the server: a 10,000-epoch run's /train "
                              "open and poll, and clicks against a trivial Streamlit page")
+    parser.add_argument("--attack", action="store_true",
+                        help="only the password attack: --attackers sessions guess for --minutes while an owner "
+                             "from another address unlocks every minute")
+    parser.add_argument("--attackers", type=bounded_int(1, 500), default=20, help="--attack: guessing sessions")
+    parser.add_argument("--addresses", type=bounded_int(1, 250), default=1,
+                        help="--attack: the attackers' distinct addresses (1: one client with many tabs)")
+    parser.add_argument("--minutes", type=positive_float(120), default=7.0, help="--attack: how long they guess")
+    parser.add_argument("--canvas", type=bounded_int(1, 500), default=None, metavar="N",
+                        help="only forged drawings: N sessions send canvas values at and over the size limit")
     parser.add_argument("--clicks", type=bounded_int(1, 1000), default=5, help="--crowd: New seed presses per session")
     parser.add_argument("--think", type=positive_float(600), default=2.0, help="--crowd: mean think time (s)")
 
@@ -89,6 +98,8 @@ def main(args: argparse.Namespace) -> int:
         return crowd_main(args)
     if args.page_costs:
         return page_costs_main(args)
+    if args.attack or args.canvas:
+        return hostile_main(args)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
@@ -144,6 +155,20 @@ def page_costs_main(args: argparse.Namespace) -> int:
 
     result = page_costs(**({"polls": 5, "clicks": 5, "epochs": 200} if args.tiny else {}))
     print(render_costs(result))
+    _write_json(args.json, result)
+    return 0
+
+
+def hostile_main(args: argparse.Namespace) -> int:
+    """--attack / --canvas N: hostile visitors against their own server; prints the figures, optionally JSON."""
+    from bench import hostile
+
+    if args.attack:
+        result = hostile.password_attack(attackers=args.attackers, addresses=args.addresses, minutes=args.minutes)
+        print(hostile.render_attack(result))
+    else:
+        result = hostile.forged_canvases(sessions=args.canvas)
+        print(hostile.render_canvas(result))
     _write_json(args.json, result)
     return 0
 

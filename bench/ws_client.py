@@ -73,6 +73,7 @@ class StreamlitSession:
         self.ws = None
         self.page_hash = ""
         self.last: RunResult | None = None
+        self.cache: dict[str, ForwardMsg] = {}  # cacheable messages by hash, as the browser keeps them
 
     async def open(self) -> RunResult:
         """GET the page (cookies, e.g. a load balancer's affinity), open the websocket, run the script once."""
@@ -111,6 +112,7 @@ class StreamlitSession:
         state.query_string = self.query
         state.page_script_hash = self.page_hash
         state.page_name = self.page
+        state.cached_message_hashes.extend(self.cache)  # as the browser does: the server then sends references
         if fragment is not None:
             state.fragment_id = fragment
             state.is_auto_rerun = True
@@ -148,6 +150,11 @@ class StreamlitSession:
             forward = ForwardMsg()
             forward.ParseFromString(await self.ws.recv())
             kind = forward.WhichOneof("type")
+            if kind == "ref_hash" and forward.ref_hash in self.cache:
+                forward = self.cache[forward.ref_hash]
+                kind = forward.WhichOneof("type")
+            elif forward.metadata.cacheable and forward.hash:
+                self.cache[forward.hash] = forward
             if kind == "new_session":
                 self.page_hash = forward.new_session.page_script_hash or self.page_hash
             elif kind == "auto_rerun":
@@ -174,6 +181,8 @@ class StreamlitSession:
             result.inputs[element.text_input.label] = element.text_input.id
         elif kind == "component_instance":
             result.inputs["component"] = element.component_instance.id
+        elif kind == "bidi_component":  # components v2 (the drawing canvas)
+            result.inputs["component"] = element.bidi_component.id
         elif kind == "markdown":
             result.texts.append(element.markdown.body)
         elif kind == "exception":

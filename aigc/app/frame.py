@@ -27,6 +27,7 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9 .()-]{1,80}")  # a linked name shown back on
 TOP_CSS = "<style>.stMainBlockContainer, .block-container {padding-top: 2.5rem;}</style>"
 PAGE_MODULES = {"generate": generate, "write": write, "draw": draw, "train": train, "compare": compare, "model": model}
 _FROZEN, _FREEZE_LOCK = {"at": None, "kept": 0}, threading.Lock()  # when the heap was last frozen, by freeze_heap
+_TUNED = threading.Event()  # TensorFlow was tuned for serving in this process
 REFREEZE_S = 300.0  # the long-lived heap is frozen again at most this often...
 REFREEZE_RECORDS = 5000  # ...or once the run watchers kept this many more records
 
@@ -36,6 +37,7 @@ def main() -> None:
     st.set_page_config(page_title=TITLE, page_icon="🔢", layout="wide")
     st.html(TOP_CSS)  # remove the empty band Streamlit leaves above the title
     visitor = current_visitor()
+    tune_once()
     # Local mode is a property of this connection: a proxied or remote visitor gets the policy of a reachable server.
     policy = hosting.load_policy(secrets=streamlit_secrets(), address=server_address() if visitor.local else "")
     generator_from_query()  # a shared link names its generator
@@ -52,6 +54,24 @@ def main() -> None:
     current.run()
     st.session_state.pop(GONE_KEY, None)  # shown by a page (a redirect ends the run above, before this line)
     freeze_heap()
+
+
+def tune_once() -> None:
+    """Once per server process with a real connection: TensorFlow tuned for serving (engine/sampling.py).
+
+    AppTest runs have no connection and share the test process with in-process training: left alone.
+    """
+    if _TUNED.is_set():
+        return
+    try:
+        connected = bool(dict(st.context.headers))
+    except Exception:  # noqa: BLE001
+        connected = False
+    if connected:
+        from aigc.engine.sampling import tune_for_a_server
+
+        tune_for_a_server()
+        _TUNED.set()
 
 
 def current_visitor() -> Visitor:
