@@ -70,6 +70,14 @@ class RunPaths:
     def sample_path(self, epoch: int) -> Path:
         return self.samples / f"epoch_{epoch:04d}.png"
 
+    @property
+    def inside(self) -> Path:
+        """The per-epoch look inside the GAN (engine/inside.py): D's score per sample tile, the feature map."""
+        return self.root / "inside"
+
+    def inside_path(self, epoch: int) -> Path:
+        return self.inside / f"epoch_{epoch:04d}.json"
+
     def sample_files(self) -> list[Path]:
         """Per-epoch sample grids, oldest first."""
         return sorted(self.samples.glob("epoch_*.png")) if self.samples.is_dir() else []
@@ -77,7 +85,7 @@ class RunPaths:
     def leftovers(self) -> list[Path]:
         """Half-written files and folders a killed trainer can leave: .NAME.*.tmp files and ckpt-N_temp folders."""
         found = []
-        for folder in (self.root, self.samples, self.snapshots):
+        for folder in (self.root, self.samples, self.snapshots, self.inside):
             if folder.is_dir():
                 found += [p for p in folder.iterdir() if p.name.startswith(".") and TEMP_SUFFIX in p.name]
         if self.ckpt.is_dir():
