@@ -29,7 +29,7 @@ import numpy as np
 from bench.ws_client import StreamlitSession
 from aigc.settings import ROOT, TRAINING_ENV
 
-RAMP_S = 2.0  # sessions arrive spread over this many seconds
+RAMP_S = 2.0  # sessions arrive spread over this many seconds (--ramp)
 BASELINE_S = 40.0  # the trainer's speed with no visitors is measured over this window
 TRAINER_START_S = 180.0  # from the launch to the trainer's second step record, at most
 SETTLE_S = 5.0  # after the sessions close, before the end RSS
@@ -181,7 +181,7 @@ async def clear_cache_effect(url: str, *, repeats: int = 10) -> dict:
 
 
 async def crowd_against(url: str, *, sessions: int, clicks: int, think_s: float, server_pid: int | None,
-                        watchers: int = 0) -> dict:
+                        watchers: int = 0, ramp_s: float = RAMP_S) -> dict:
     """Run the crowd against a healthy server at url; the figures as a dict."""
     sampler = Sampler(server_pid) if server_pid else None
     warm = StreamlitSession(url, query=QUERY.format(seed=10**6))
@@ -199,10 +199,10 @@ async def crowd_against(url: str, *, sessions: int, clicks: int, think_s: float,
     stop = asyncio.Event()
     client_cpu, server_cpu, wall = time.process_time(), sampler.cpu_s() if sampler else 0.0, time.perf_counter()
     clickers = sessions - watchers
-    watching = [asyncio.create_task(one_watcher(url, delay_s=RAMP_S * i / max(watchers, 1), stop=stop, out=out))
+    watching = [asyncio.create_task(one_watcher(url, delay_s=ramp_s * i / max(watchers, 1), stop=stop, out=out))
                 for i in range(watchers)]
     started = time.time()
-    await asyncio.gather(*(one_visitor(url, i, clicks=clicks, think_s=think_s, delay_s=RAMP_S * i / clickers, out=out)
+    await asyncio.gather(*(one_visitor(url, i, clicks=clicks, think_s=think_s, delay_s=ramp_s * i / clickers, out=out)
                            for i in range(clickers)))
     ended = time.time()
     stop.set()
@@ -213,7 +213,7 @@ async def crowd_against(url: str, *, sessions: int, clicks: int, think_s: float,
     await asyncio.sleep(SETTLE_S)
     result = _summary(out, sessions=sessions, clicks=clicks, think_s=think_s, wall=wall, client_cpu=client_cpu,
                       server_cpu=server_cpu)
-    result.update(watchers=watchers, clickers=clickers, crowd_window=(started, ended))
+    result.update(watchers=watchers, clickers=clickers, crowd_window=(started, ended), ramp_s=ramp_s)
     if watchers:
         polls = np.array(out["poll_s"]) * 1000 if out["poll_s"] else np.array([np.nan])
         result.update(polls=len(out["poll_s"]), poll_p50_ms=float(np.percentile(polls, 50)),
@@ -263,18 +263,19 @@ def run_coroutine(make_coroutine):
 
 
 def crowd(*, sessions: int, clicks: int = 5, think_s: float = 2.0, clear_cache: bool = True, watchers: int = 0,
-          data: str | None = None, baseline_s: float = BASELINE_S, epochs: int = 20) -> dict:
+          data: str | None = None, baseline_s: float = BASELINE_S, epochs: int = 20, ramp_s: float = RAMP_S) -> dict:
     """Start the app on 127.0.0.1 in hosted mode (with a training job when watchers), run the crowd; the figures."""
     if watchers:
         return _with_a_job(sessions=sessions, clicks=clicks, think_s=think_s, watchers=watchers, data=data,
-                           baseline_s=baseline_s, epochs=epochs)
+                           baseline_s=baseline_s, epochs=epochs, ramp_s=ramp_s)
     port = free_port()
     server = start_server(port=port)
     url = f"http://127.0.0.1:{port}"
 
     async def main() -> dict:
         await wait_healthy(url)
-        result = await crowd_against(url, sessions=sessions, clicks=clicks, think_s=think_s, server_pid=server.pid)
+        result = await crowd_against(url, sessions=sessions, clicks=clicks, think_s=think_s, server_pid=server.pid,
+                                     ramp_s=ramp_s)
         if clear_cache:
             result["clear_cache"] = await clear_cache_effect(url)
         return result
@@ -286,7 +287,7 @@ def crowd(*, sessions: int, clicks: int = 5, think_s: float = 2.0, clear_cache: 
 
 
 def _with_a_job(*, sessions: int, clicks: int, think_s: float, watchers: int, data: str | None, baseline_s: float,
-                epochs: int) -> dict:
+                epochs: int, ramp_s: float) -> dict:
     """The mixed crowd: a password-mode server on a scratch runs folder, a real job in it, the crowd, then the job
     stopped; with the trainer's img/s before and during the crowd."""
     import secrets
@@ -322,7 +323,7 @@ def _with_a_job(*, sessions: int, clicks: int, think_s: float, watchers: int, da
         async def main() -> dict:
             await wait_healthy(url)
             return await crowd_against(url, sessions=sessions, clicks=clicks, think_s=think_s, server_pid=server.pid,
-                                       watchers=watchers)
+                                       watchers=watchers, ramp_s=ramp_s)
 
         result = run_coroutine(main)
         during = trainer_rate(metrics, *result.pop("crowd_window"))
@@ -390,12 +391,13 @@ def stop_server(server: subprocess.Popen) -> None:
 def render(result: dict) -> str:
     """The crowd figures as a few lines of text."""
     lines = [f"crowd: {result['sessions']} sessions x {result['clicks_per_session']} clicks (think "
-             f"{result['think_s']:.1f} s), {result['wall_s']:.0f} s",
+             f"{result['think_s']:.1f} s), arriving over {result.get('ramp_s', RAMP_S):g} s, {result['wall_s']:.0f} s",
              f"  click-to-image p50 {result['p50_ms']:.0f} ms, p95 {result['p95_ms']:.0f} ms, max "
              f"{result['max_ms']:.0f} ms; {result['clicks_ok']} ok, {result['errors']} errors"]
     if result.get("watchers"):
         lines[0] = (f"crowd: {result['clickers']} sessions x {result['clicks_per_session']} clicks (think "
-                    f"{result['think_s']:.1f} s) + {result['watchers']} watching a running job, {result['wall_s']:.0f} s")
+                    f"{result['think_s']:.1f} s) + {result['watchers']} watching a running job, arriving over "
+                    f"{result['ramp_s']:g} s, {result['wall_s']:.0f} s")
         lines.append(f"  watchers: {result['polls']} polls, p50 {result['poll_p50_ms']:.0f} ms, p95 "
                      f"{result['poll_p95_ms']:.0f} ms")
         alone, crowd_rate = result.get("trainer_img_s_alone"), result.get("trainer_img_s_crowd")

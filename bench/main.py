@@ -77,6 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only forged drawings: N sessions send canvas values at and over the size limit")
     parser.add_argument("--clicks", type=bounded_int(1, 1000), default=5, help="--crowd: New seed presses per session")
     parser.add_argument("--think", type=positive_float(600), default=2.0, help="--crowd: mean think time (s)")
+    parser.add_argument("--ramp", type=positive_float(3600), default=2.0,
+                        help="--crowd: the sessions arrive spread over this many seconds")
 
 
 def _recipe_item(text: str) -> tuple[str, object]:
@@ -181,7 +183,7 @@ def crowd_main(args: argparse.Namespace) -> int:
         print("error: --watchers must be fewer than the --crowd sessions", file=sys.stderr)
         return 2
     result = crowd(sessions=args.crowd, clicks=args.clicks, think_s=args.think, watchers=args.watchers,
-                   data=args.data)
+                   data=args.data, ramp_s=args.ramp)
     print(render_crowd(result))
     _write_json(args.json, result)
     return 0
