@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aigc.engine.data import epoch_batches, epoch_seed
+from aigc.engine.inside import save_epoch as save_inside
 from aigc.engine.progress import Progress, epoch_line
 from aigc.runs.files import atomic_write_bytes, png_bytes
 
@@ -203,6 +204,7 @@ class EpochLoop:
         if count:  # (a run resumed from a checkpoint taken after the epoch's last step trains none of it here)
             record.update(epoch_time_s=round(seconds, 2), img_per_s=round(count * self.spec.batch_size / seconds, 1))
         self._save_samples(epoch)
+        save_inside(self.paths, epoch, self.gan, seed=SAMPLE_SEED, columns=SAMPLE_COLUMNS, chief=self.chief, log=self.writer.log)
         self._save_generator(epoch)
         keep_every = self.spec.keep_every
         if keep_every and epoch % keep_every == 0 and self.chief:
