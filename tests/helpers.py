@@ -180,6 +180,24 @@ def write_fake_run(root: Path, *, state: str, error: str | None = None, pid: int
     return run
 
 
+def write_fake_inside(run, epoch: int, *, points: int = 20) -> None:
+    """A look-inside file as engine/inside.py writes it (100 tile scores, a small map) and a 10 x 10 sample grid."""
+    import numpy as np
+    from PIL import Image
+
+    from aigc.runs.files import atomic_write_json
+
+    rng = np.random.default_rng(epoch)
+    cloud = lambda shift: {"x": (rng.standard_normal(points) + shift).round(3).tolist(),  # noqa: E731
+                           "y": rng.standard_normal(points).round(3).tolist(), "digit": [i % 10 for i in range(points)]}
+    atomic_write_json(run.inside_path(epoch), {
+        "format": 1, "epoch": epoch, "d_real_mean": 0.61,
+        "tiles": {"columns": 10, "digits": [i // 10 for i in range(100)], "d": rng.random(100).round(4).tolist()},
+        "map": {"explained": [0.3, 0.2], "real": cloud(0.0), "fake": dict(cloud(5.0 / epoch), colored_by="asked")}})
+    run.samples.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 255, (302, 302), dtype=np.uint8)).save(run.sample_path(epoch))
+
+
 # ---- servers on loopback: `streamlit run app.py` (browser tests) and nginx in front of replicas ---------------------
 
 SERVER_START_S = 90

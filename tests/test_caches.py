@@ -196,9 +196,21 @@ def _sample_grids(tmp_path, monkeypatch, calls):
     return lambda: view_train._grid_png(run.sample_path(2))
 
 
+def _inside(tmp_path, monkeypatch, calls):
+    from aigc.app import inside as view_inside
+    from helpers import write_fake_inside, write_fake_run
+
+    run = write_fake_run(tmp_path / "runs", state="finished")
+    write_fake_inside(run, 1)
+    real = view_inside._make_view
+    monkeypatch.setattr(view_inside, "_make_view", lambda *args: calls.append(args[1]) or real(*args))
+    return lambda: view_inside.epoch_view(run, 1)
+
+
 EXERCISES = {"generators": _generators, "directions": _directions, "discriminators": _discriminators,
              "grids": _grids, "previews": _previews, "interpolations": _interpolations, "written": _written,
-             "inversions": _inversions, "training_sets": _training_sets, "charts": _charts, "sample_grids": _sample_grids}
+             "inversions": _inversions, "training_sets": _training_sets, "charts": _charts, "sample_grids": _sample_grids,
+             "inside": _inside}
 
 
 def test_every_server_cache_is_listed_and_exercised():
