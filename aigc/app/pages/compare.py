@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from aigc.app.explain import how_it_works
 from aigc.app.routes import Frame
 from aigc.app.widgets import guarded
 from aigc.serve import hosting
@@ -20,6 +21,7 @@ def page(frame: Frame) -> None:
 
 def compare_ui(policy: hosting.Policy) -> None:
     """The Compare page: a multiselect of entries, then curves, grids and a table for the chosen ones."""
+    how_it_works("compare")
     found = entries()
     if not found:
         st.info("Nothing to compare yet: train a run (Train page); the shipped model joins when its log is shipped.")

@@ -6,6 +6,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
+from aigc.app.explain import how_it_works
 from aigc.app.routes import Frame
 from aigc.app.widgets import (a_digit, copy_link_ui, guarded, labeled_png, picture_png, pin, reading_caption,
                               spinner_unless, toast, whole_number_input)
@@ -70,6 +71,7 @@ def draw_ui(served: Served) -> None:
     """The Draw-a-digit view."""
     from aigc.quality import metrics
 
+    how_it_works("draw")
     if not served.config.conditional:
         st.info("Draw a digit needs a class-conditional generator; this one draws any digit.")
         return

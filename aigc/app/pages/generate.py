@@ -11,6 +11,7 @@ import numpy as np
 import streamlit as st
 
 from aigc import settings
+from aigc.app.explain import how_it_works
 from aigc.app.routes import Frame, ascii_values, sync_query
 from aigc.app.widgets import (a_digit, copy_link_ui, directions_of, display_scale, guarded, pin, pinned_hand,
                               preview_pngs, reading_of, sliders_ui, spinner_unless, toast, whole_number_input)
@@ -134,6 +135,7 @@ def link_notices_text(notices: list[str]) -> str | None:
 
 def generate_ui(served: Served) -> np.ndarray:
     """The Generate view; returns the images shown, (n, 28, 28) in [0, 1]."""
+    how_it_works("generate")
     _init_from_query()
     notices = link_notices_text(st.session_state.pop("_gen_notices", []))
     if notices:

@@ -5,6 +5,7 @@ import json
 
 import streamlit as st
 
+from aigc.app.explain import how_it_works
 from aigc.app.routes import Frame
 from aigc.app.widgets import guarded
 from aigc.serve import hosting
@@ -46,6 +47,7 @@ def discriminator_of(config_json: str):
 
 def model_ui(served: Served, policy: hosting.Policy) -> None:
     """Card, then both architectures."""
+    how_it_works("model")
     st.subheader(served.label)
     card_ui(served, policy)
     generator_tab, discriminator_tab = st.tabs(["Generator", "Discriminator"])

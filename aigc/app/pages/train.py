@@ -16,6 +16,8 @@ from aigc.serve.watcher import WATCHERS
 from aigc.serve.limiter import PROCESS_LIMITER, PasswordLimiter
 from aigc.serve.charts import ChartRecords, loss_figure, probability_figure, quality_figure
 from aigc.app.routes import Frame
+from aigc.app.explain import how_it_works
+from aigc.app.inside import inside_ui
 from aigc.app.widgets import guarded, whole_number_input
 from aigc.engine.spec import PRESETS, SETTINGS
 from aigc.runs.files import png_bytes
@@ -48,6 +50,7 @@ def page(frame: Frame) -> None:
 
 def train_ui(policy: hosting.Policy, *, client: str = "local") -> None:
     """The whole Train view: live job (polled fragment) with its controls, the new-job form, the runs list."""
+    how_it_works("train")
     can_control = not policy.needs_password or authorised_ui(policy, client=client)
     flash = st.session_state.pop("_train_flash", None)
     if flash:
@@ -107,6 +110,7 @@ def _live_body(*, run_dir: str, was_active: bool, can_control: bool, policy: hos
     controls_ui(paths, status, active=now.active, can_control=can_control, policy=policy)
     charts_ui(CHARTS.get(str(paths.root), snapshot.version, lambda: run_figures(snapshot.records)))
     samples_ui(paths, snapshot.sample_epochs)
+    inside_ui(paths, snapshot.sample_epochs)
 
 
 def progress_ui(status: dict, *, active: bool) -> None:

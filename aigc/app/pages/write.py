@@ -6,6 +6,7 @@ import secrets
 import numpy as np
 import streamlit as st
 
+from aigc.app.explain import how_it_works
 from aigc.app.routes import Frame, sync_query
 from aigc.app.widgets import (copy_link_ui, directions_of, guarded, labeled_png, picture_png, pinned_hand, preview_pngs,
                               reading_caption, sliders_ui, whole_number_input)
@@ -85,6 +86,7 @@ def written(served: Served, text: str, rows: int, seed: int, scale: float, shift
 
 def write_ui(served: Served) -> None:
     """The Write-a-number view."""
+    how_it_works("write")
     if not served.config.conditional:
         st.info("Write a number needs a class-conditional generator; this one draws any digit.")
         return
