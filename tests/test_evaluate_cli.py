@@ -64,6 +64,12 @@ def test_json_report(capsys, seed_checkpoint):
     result = json.loads(out)
     assert result["n"] == 100 and result["class_accuracy"] is None and len(result["class_histogram"]) == 10
     assert set(result["ladder"]) == set(metrics.LADDER_NAMES) and result["fdd"] > result["fdd_floor"]
+    # Precision and recall against as many test images as samples; per digit: FDD (by the evaluator's reading, as
+    # this generator takes no label; None for a digit it never draws) and recall.
+    assert result["pr_n"] == 100 and result["pr_k"] == 3
+    assert 0 <= result["precision"] <= 1 and 0 <= result["recall"] <= 1
+    assert len(result["per_class_recall"]) == 10 and len(result["per_class_fdd"]) == 10
+    assert set(result["pr_ladder"]) == set(metrics.LADDER_NAMES)
 
 
 @needs_evaluator
@@ -71,6 +77,24 @@ def test_text_report_shows_the_ladder(capsys, seed_checkpoint):
     code, out, _err = run(capsys, "--checkpoint", str(seed_checkpoint), "--n", "50")
     assert code == 0
     assert "FDD" in out and "ladder" in out and "floor" in out and "digit score" in out
+    precision = next(line for line in out.splitlines() if line.startswith("precision"))
+    assert "50 samples vs 50 MNIST test images, k = 3" in precision and "real vs real" not in precision, out
+    assert "recall/digit" in out and "the ladder's are on 10,000" in out
+
+
+def test_precision_and_recall_sit_beside_their_ceiling_on_the_ladders_count():
+    from aigc.cli.eval import format_report
+
+    result = dict(checkpoint="g.keras", n=10_000, seed=0, fdd=2.5, ladder={"floor": 0.7}, ladder_n=10_000,
+                  digit_score=9.9, class_histogram=[1000] * 10, collapse_warning=None, precision=0.8, recall=0.7,
+                  pr_n=10_000, pr_k=3, pr_ladder={"floor": {"precision": 0.88, "recall": 0.9}},
+                  per_class_recall=[0.7] * 10, per_class_fdd=[3.0] * 10)
+    lines = format_report(result).splitlines()
+    assert any(line.startswith("precision      0.800 on 10,000 samples") and "real vs real: 0.880" in line
+               for line in lines), lines
+    assert any(line.startswith("recall         0.700") and "real vs real: 0.900" in line for line in lines), lines
+    old_stats = format_report(dict(result, precision=None, recall=None, pr_n=None, pr_ladder={}))
+    assert "precision      n/a" in old_stats and "--ladder" in old_stats
 
 
 @pytest.mark.slow

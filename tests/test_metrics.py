@@ -54,9 +54,10 @@ def test_frechet_distance_survives_singular_covariances():
 def test_non_finite_features_give_no_fdd():
     mu, sigma = np.zeros(4), np.eye(4)
     assert np.isnan(metrics.frechet_distance(mu * np.nan, sigma, mu, sigma))
-    result = dict(fdd=float("nan"), digit_score=float("nan"), class_accuracy=None, collapsed_digits=[], collapse=False)
-    assert metrics.summary(result) == dict(fdd=None, digit_score=None, class_accuracy=None, collapsed_digits=[],
-                                           collapse=False)
+    result = dict(fdd=float("nan"), digit_score=float("nan"), class_accuracy=None, collapsed_digits=[], collapse=False,
+                  precision=float("nan"))
+    assert metrics.summary(result) == dict(fdd=None, precision=None, recall=None, digit_score=None, class_accuracy=None,
+                                           collapsed_digits=[], collapse=False)
 
 
 def test_digit_score_bounds():
@@ -115,7 +116,10 @@ def test_one_digit_generator_trips_the_collapse_warning(real):
     assert 1 not in result["collapsed_digits"] and len(result["collapsed_digits"]) >= 8
     assert result["class_accuracy"] is None
     summary = metrics.summary(result)
-    assert set(summary) == {"fdd", "digit_score", "class_accuracy", "collapsed_digits", "collapse"}
+    assert set(summary) == {"fdd", "precision", "recall", "digit_score", "class_accuracy", "collapsed_digits",
+                            "collapse"}
+    # One real 1, repeated: realistic (precision), yet every other style of every digit is missing (recall).
+    assert summary["precision"] > 0.9 and summary["recall"] < 0.05, summary
     assert summary["collapse"] is True and summary["class_accuracy"] is None
 
 

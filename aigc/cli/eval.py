@@ -89,7 +89,7 @@ def _evaluate(args, model_path: Path, stats_path: Path) -> int:
         return fail(str(error))
     try:
         result = metrics.evaluate_generator(generator, config, n=args.n, seed=args.seed, batch_size=args.batch_size,
-                                            evaluator=evaluator)
+                                            evaluator=evaluator, per_digit=True)
     except Exception as error:  # noqa: BLE001  (a generator whose call fails: say so in one line)
         return fail(f"{checkpoint} could not be sampled ({type(error).__name__}: {error})")
     result.update(checkpoint=str(checkpoint), card=card)
@@ -131,9 +131,13 @@ def format_report(result: dict) -> str:
         f"  ladder       {rungs}" + (f" (MNIST images, clean and degraded, {ladder_n:,} each)" if ladder_n else
                                      " (its sample count is not recorded)"),
     ]
+    if result.get("per_class_fdd"):
+        lines.append("  per digit    " + "  ".join(f"{d}:{v:.2f}" for d, v in enumerate(result["per_class_fdd"])
+                                                   if v is not None) + " (against that digit's test images)")
     if ladder_n and ladder_n != n:
         lines.append(f"  note         the ladder is on {ladder_n:,} samples and this FDD {on_n}: not comparable "
                      f"(FDD grows as the sample count shrinks); use --n {ladder_n} to place it on the ladder")
+    lines += precision_recall_lines(result)
     lines.append(f"digit score    {result['digit_score']:.3f} / 10 {on_n}")
     if result.get("class_accuracy") is not None:
         per_digit = "  ".join(f"{d}:{100 * a:.1f}" for d, a in enumerate(result["per_class_accuracy"]) if a is not None)
@@ -144,3 +148,28 @@ def format_report(result: dict) -> str:
     lines.append("histogram      " + "  ".join(f"{d}:{c}" for d, c in enumerate(result["class_histogram"])))
     lines.append(f"collapse       {result['collapse_warning'] or 'none (every digit above 25% of its share)'}")
     return "\n".join(lines)
+
+
+def precision_recall_lines(result: dict) -> list[str]:
+    """Precision and recall with their counts, the real-vs-real ceiling on the ladder's count, recall per digit."""
+    if result.get("precision") is None:
+        why = ("its stats carry no test features: python -m aigc eval --ladder --data mnist.npz"
+               if result.get("pr_n") is None else "non-finite samples")
+        return [f"precision      n/a ({why})"]
+    pr_n, k, ladder_n = result["pr_n"], result.get("pr_k"), result.get("ladder_n")
+    on = f"on {pr_n:,} samples vs {pr_n:,} MNIST test images, k = {k}"
+    pr_ladder = result.get("pr_ladder") or {}
+    # Like FDD, both figures depend on the count (k-NN balls shrink as points get denser): a ceiling only on its own.
+    floor = pr_ladder.get("floor") if ladder_n == pr_n else None
+    lines = [f"{name:<15}{result[name]:.3f} {on}" + (f" (real vs real: {floor[name]:.3f})" if floor else "")
+             for name in ("precision", "recall")]
+    rungs = " | ".join(f"{RUNG_NAMES.get(name, name)} {pr['precision']:.2f} / {pr['recall']:.2f}"
+                       for name, pr in pr_ladder.items())
+    if rungs:
+        lines.append(f"  ladder       {rungs} (precision / recall" + (f", {ladder_n:,} each)" if ladder_n else ")"))
+    if pr_ladder and ladder_n and ladder_n != pr_n:
+        lines.append(f"  note         precision and recall on {pr_n:,} samples: the ladder's are on {ladder_n:,}")
+    per_digit = result.get("per_class_recall") or []
+    if per_digit:
+        lines.append("  recall/digit " + "  ".join(f"{d}:{r:.2f}" for d, r in enumerate(per_digit) if r is not None))
+    return lines

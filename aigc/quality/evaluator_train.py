@@ -1,11 +1,13 @@
 """Train the evaluator: a small MNIST CNN whose penultimate layer gives the FDD features.
 
 Run as `python -m aigc eval --train-evaluator [--data PATH]`; it writes the model and the
-reference statistics (MNIST test set + calibration ladder) that aigc.quality.metrics reads.
+reference statistics (MNIST test set: feature statistics, the features themselves for precision and recall, and
+the calibration ladder) that aigc.quality.metrics reads.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -101,15 +103,35 @@ def ladder_images(x_train, *, n: int = LADDER_N, seed: int = DEFAULT_SEED) -> di
     }
 
 
-def compute_ladder(evaluator, x_train, *, n: int = LADDER_N, seed: int = DEFAULT_SEED) -> dict:
-    """FDD of each ladder rung to the evaluator's reference stats: {name: fdd} in LADDER_NAMES order."""
+def compute_ladder(evaluator, x_train, *, n: int = LADDER_N, seed: int = DEFAULT_SEED) -> tuple[dict, dict]:
+    """Each ladder rung against the evaluator's reference: ({name: fdd}, {name: {precision, recall}}) in
+    LADDER_NAMES order (the second empty when the evaluator carries no test features)."""
     from aigc.quality import metrics
 
-    ladder = {}
+    ladder, pr_ladder = {}, {}
     for name, images in ladder_images(x_train, n=n, seed=seed).items():
         features, _probs = metrics.evaluator_outputs(images, evaluator=evaluator)
         ladder[name] = round(metrics.fdd(features, evaluator=evaluator), 4)
-    return ladder
+        found = metrics.precision_recall_of(features, evaluator)
+        if found["precision"] is not None:
+            pr_ladder[name] = dict(precision=round(found["precision"], 4), recall=round(found["recall"], 4))
+    return ladder, pr_ladder
+
+
+def reference_of(features, y_test):
+    """The metrics.Reference of the test images' features (N, D) and labels (N,), without its ladder yet."""
+    from aigc.quality import metrics
+
+    # Stored as float16: use the rounded values here too, so the ladder is measured on what is shipped.
+    return metrics.Reference(features=features.astype(np.float16).astype(np.float32),
+                             labels=np.asarray(y_test, np.int64), pr_ladder={})
+
+
+def _log_ladders(ladder: dict, pr_ladder: dict, log) -> None:
+    log("ladder: " + ", ".join(f"{name} {value:.3f}" for name, value in ladder.items()))
+    if pr_ladder:
+        log("precision / recall (k = 3): " + ", ".join(f"{name} {pr['precision']:.3f} / {pr['recall']:.3f}"
+                                                      for name, pr in pr_ladder.items()))
 
 
 def build_reference_stats(model_path, stats_path, x_train, x_test, y_test, *, info: dict, log=print) -> dict:
@@ -124,22 +146,29 @@ def build_reference_stats(model_path, stats_path, x_train, x_test, y_test, *, in
     probe = metrics.Evaluator(model=model, mu=np.zeros(1), sigma=np.zeros((1, 1)), ladder={}, info=info)
     features, probs = metrics.evaluator_outputs(x_test, evaluator=probe)
     mu, sigma = metrics.feature_stats(features)
-    reference = metrics.Evaluator(model=model, mu=mu, sigma=sigma, ladder={}, info=info)
-    ladder = compute_ladder(reference, x_train)
+    test_set = reference_of(features, y_test)
+    reference = metrics.Evaluator(model=model, mu=mu, sigma=sigma, ladder={}, info=info, reference=test_set)
+    ladder, pr_ladder = compute_ladder(reference, x_train)
     info = dict(info, test_accuracy_check=float((probs.argmax(1) == y_test).mean()), ladder_n=LADDER_N)
-    metrics.write_stats(stats_path, mu, sigma, ladder, info)
-    log("ladder: " + ", ".join(f"{name} {value:.3f}" for name, value in ladder.items()))
+    metrics.write_stats(stats_path, mu, sigma, ladder, info, reference=replace(test_set, pr_ladder=pr_ladder))
+    _log_ladders(ladder, pr_ladder, log)
     return ladder
 
 
 def recompute_ladder(*, data: str | None, model_path: Path, stats_path: Path, log=print) -> dict:
-    """Recompute the ladder from MNIST training images with the existing evaluator; rewrites stats_path."""
+    """Recompute the ladder from MNIST training images with the existing evaluator, and store the test set's features
+    for precision and recall (mu and sigma are kept); rewrites stats_path."""
     from aigc.quality import metrics
     from aigc.engine.data import load_mnist
 
     evaluator = metrics.load_evaluator(model_path, stats_path)
-    x_train = load_mnist(data)[0]
-    ladder = compute_ladder(evaluator, x_train)
-    metrics.write_stats(stats_path, evaluator.mu, evaluator.sigma, ladder, evaluator.info)
-    log("ladder: " + ", ".join(f"{name} {value:.3f}" for name, value in ladder.items()))
+    x_train, _y_train, x_test, y_test = load_mnist(data)
+    test_set = reference_of(metrics.evaluator_outputs(x_test, evaluator=evaluator)[0], y_test)
+    drift = float(np.abs(test_set.features.mean(axis=0) - evaluator.mu).max())
+    log(f"test features: {len(x_test):,}; their mean is within {drift:.2g} of the stored mu")
+    evaluator = replace(evaluator, reference=test_set)
+    ladder, pr_ladder = compute_ladder(evaluator, x_train)
+    metrics.write_stats(stats_path, evaluator.mu, evaluator.sigma, ladder, evaluator.info,
+                        reference=replace(test_set, pr_ladder=pr_ladder))
+    _log_ladders(ladder, pr_ladder, log)
     return ladder

@@ -1,14 +1,16 @@
-"""Quality metrics with the shipped evaluator: Frechet digit distance, digit score, class accuracy.
+"""Quality metrics with the shipped evaluator: Frechet digit distance, precision and recall, digit score, accuracy.
 
 The evaluator (evaluator.keras in settings.checkpoint_dir()) is a small MNIST CNN; its penultimate
 layer ('features', 128-d) gives the features whose Frechet distance to the MNIST test set is the
 FDD. evaluator_stats.npz beside it holds the test-set mean and covariance and the calibration
-ladder, so no dataset is needed at run time. Both paths are resolved at each call, from the same
+ladder, and the test set's features with their labels (float16, for precision and recall: precision_recall.py),
+so no dataset is needed at run time. Both paths are resolved at each call, from the same
 folder as the calibration (explore/calibration.py), so $AIGC_CHECKPOINT_DIR moves all three.
 """
 from __future__ import annotations
 
 import functools
+import io
 import json
 import warnings
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from aigc import settings
-from aigc.runs.files import atomic_write_npz
+from aigc.runs.files import atomic_write_bytes, atomic_write_npz
 
 NUM_CLASSES = 10
 RARE_SHARE = 0.25  # a digit seen less than 25% as often as expected counts as collapsed
@@ -30,6 +32,19 @@ class EvaluatorError(Exception):
 
 
 @dataclass(frozen=True)
+class Reference:
+    """The MNIST test set in evaluator features, for precision and recall; its ladder of real-vs-real figures."""
+
+    features: np.ndarray  # (N, D) float32 (stored as float16)
+    labels: np.ndarray  # (N,) int64 digits
+    pr_ladder: dict  # rung name -> {"precision": p, "recall": r}, on min(N, ladder_n) points each
+
+    def of_digit(self, digit: int) -> np.ndarray:
+        """(N_digit, D) features of the test images of one digit."""
+        return self.features[self.labels == digit]
+
+
+@dataclass(frozen=True)
 class Evaluator:
     """The loaded evaluator: a model giving (features, probs) plus the MNIST test reference stats."""
 
@@ -39,6 +54,7 @@ class Evaluator:
     ladder: dict  # rung name -> FDD, in LADDER_NAMES order
     info: dict  # how the evaluator was trained (accuracy, seconds, seed)
     serve: object = None  # the model as a tf.function with a fixed signature (traced once), when built
+    reference: Reference | None = None  # test-set features for precision and recall (None: stats without them)
 
     def outputs(self, images: np.ndarray):
         """[features (N, D), probs (N, 10)] for float32 images (N, 28, 28) in [0, 1]."""
@@ -74,7 +90,11 @@ def _load_cached(model_path: str, _model_mtime: int, stats_path: str, _stats_mti
     mu, sigma, ladder, info = read_stats(stats_path)
     if mu.shape != (model.outputs[0].shape[-1],):
         raise EvaluatorError(f"{stats_path} has {mu.shape[0]}-d statistics for a {model.outputs[0].shape[-1]}-d evaluator")
-    return Evaluator(model=model, mu=mu, sigma=sigma, ladder=ladder, info=info, serve=_compiled(model))
+    reference = read_reference(stats_path)
+    if reference is not None and reference.features.shape[1] != len(mu):
+        raise EvaluatorError(f"{stats_path} has {reference.features.shape[1]}-d test features for {len(mu)}-d stats")
+    return Evaluator(model=model, mu=mu, sigma=sigma, ladder=ladder, info=info, serve=_compiled(model),
+                     reference=reference)
 
 
 def _compiled(model):
@@ -99,12 +119,44 @@ def read_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict, dict]:
     return mu, sigma, ladder, info
 
 
-def write_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray, ladder: dict, info: dict) -> None:
-    """Save reference stats as a plain .npz (no pickles), atomically."""
-    atomic_write_npz(Path(path), mu=mu.astype(np.float64), sigma=sigma.astype(np.float64),
-                     ladder_names=np.array(list(ladder), dtype=str),
-                     ladder_values=np.array(list(ladder.values()), dtype=np.float64),
-                     info=np.array(json.dumps(info, sort_keys=True)))
+def read_reference(path: str | Path) -> Reference | None:
+    """The test-set features, labels and precision/recall ladder in a reference-stats .npz; None when absent."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "features" not in npz.files:
+                return None  # stats written before precision and recall: FDD works, P/R is not available
+            features, labels = npz["features"].astype(np.float32), npz["labels"].astype(np.int64)
+            names = [str(name) for name in npz["pr_ladder_names"]]
+            pr_ladder = {name: dict(precision=float(p), recall=float(r))
+                         for name, p, r in zip(names, npz["pr_ladder_precision"], npz["pr_ladder_recall"])}
+    except Exception as error:  # noqa: BLE001  (as in read_stats)
+        raise EvaluatorError(f"{path}: unreadable test-set features ({type(error).__name__}: {error})") from None
+    if features.ndim != 2 or labels.shape != (len(features),):
+        raise EvaluatorError(f"{path}: test features {features.shape} and labels {labels.shape} do not match")
+    return Reference(features=features, labels=labels, pr_ladder=pr_ladder)
+
+
+def write_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray, ladder: dict, info: dict,
+                reference: Reference | None = None) -> None:
+    """Save reference stats (and the test features, when given) as a plain .npz (no pickles), atomically."""
+    extra = {}
+    if reference is not None:
+        names = list(reference.pr_ladder)
+        # float16 halves the file; its 3-digit rounding moves k-NN distances far less than sampling does.
+        extra = dict(features=reference.features.astype(np.float16), labels=reference.labels.astype(np.uint8),
+                     pr_ladder_names=np.array(names, dtype=str),
+                     pr_ladder_precision=np.array([reference.pr_ladder[k]["precision"] for k in names], np.float64),
+                     pr_ladder_recall=np.array([reference.pr_ladder[k]["recall"] for k in names], np.float64))
+    arrays = dict(mu=mu.astype(np.float64), sigma=sigma.astype(np.float64),
+                  ladder_names=np.array(list(ladder), dtype=str),
+                  ladder_values=np.array(list(ladder.values()), dtype=np.float64),
+                  info=np.array(json.dumps(info, sort_keys=True)), **extra)
+    if not extra:
+        atomic_write_npz(Path(path), **arrays)
+        return
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)  # the ReLU features are mostly zeros: 2.6 MB -> about 0.75 MB
+    atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def _as_images(images) -> np.ndarray:
@@ -202,8 +254,12 @@ def _digits(digits: list[int]) -> str:
     return ("digit " if len(digits) == 1 else "digits ") + ", ".join(map(str, digits))
 
 
-def evaluate_features(features, probs, requested_labels=None, *, evaluator: Evaluator | None = None) -> dict:
-    """All metrics from evaluator outputs: features (N, D), probs (N, 10), requested labels (N,) or None."""
+def evaluate_features(features, probs, requested_labels=None, *, evaluator: Evaluator | None = None,
+                      per_digit: bool = False) -> dict:
+    """All metrics from evaluator outputs: features (N, D), probs (N, 10), requested labels (N,) or None.
+
+    per_digit: add per_class_fdd, each digit's samples (requested, else as the evaluator reads them) against the
+    test images of that digit (10 sqrtm: about a second, so the epoch-end evaluation leaves it out)."""
     evaluator = evaluator or load_evaluator()
     n = len(probs)
     pred = probs.argmax(axis=1)
@@ -223,6 +279,11 @@ def evaluate_features(features, probs, requested_labels=None, *, evaluator: Eval
         expected = np.bincount(requested, minlength=NUM_CLASSES)[:NUM_CLASSES]
     else:
         expected = np.full(NUM_CLASSES, n / NUM_CLASSES)
+        requested = None
+    result.update(precision_recall_of(features, evaluator))
+    if per_digit:
+        result["per_class_fdd"] = per_class_fdd(features, pred if requested_labels is None else requested,
+                                                evaluator=evaluator)
     absent, rare, warning = collapse_check(histogram, expected)
     # collapsed_digits = every collapsed bar (absent or rare); absent_digits = never produced at all.
     result.update(collapsed_digits=sorted(absent + rare), absent_digits=absent, rare_digits=rare,
@@ -230,8 +291,39 @@ def evaluate_features(features, probs, requested_labels=None, *, evaluator: Eval
     return result
 
 
+def precision_recall_of(features, evaluator: Evaluator) -> dict:
+    """precision, recall (k = 3), per_class_recall (10), pr_n, pr_k and pr_ladder of features (N, D) against the
+    test set (min(N, 10,000) points each); None values when the stats carry no test features."""
+    from aigc.quality import precision_recall
+
+    reference = evaluator.reference
+    empty = dict(precision=None, recall=None, per_class_recall=None, pr_n=None, pr_k=precision_recall.K,
+                 pr_ladder={})
+    if reference is None:
+        return empty
+    found = precision_recall.against_reference(features, reference.features, reference.labels,
+                                               num_classes=NUM_CLASSES)
+    return dict(empty, **found, pr_ladder={name: dict(pr) for name, pr in reference.pr_ladder.items()})
+
+
+def per_class_fdd(features, digits, *, evaluator: Evaluator) -> list[float | None] | None:
+    """(10,) FDD of each digit's features (N, D) (digits (N,)) to the test images of that digit; None where a digit
+    has fewer than 2 samples, or when the stats carry no test features."""
+    if evaluator.reference is None:
+        return None
+    features, digits = np.asarray(features, np.float64), np.asarray(digits)
+    values = []
+    for digit in range(NUM_CLASSES):
+        mine, theirs = features[digits == digit], evaluator.reference.of_digit(digit)
+        if len(mine) < 2 or len(theirs) < 2:
+            values.append(None)
+            continue
+        values.append(frechet_distance(*feature_stats(mine), *feature_stats(theirs)))
+    return values
+
+
 def evaluate_generator(generator, config, *, n: int = 10000, seed: int = 0, batch_size: int = 500,
-                       evaluator: Evaluator | None = None) -> dict:
+                       evaluator: Evaluator | None = None, per_digit: bool = False) -> dict:
     """Metrics of n samples of a generator (balanced digits 0..9 when config.conditional), drawn in batches."""
     from aigc.engine.sampling import latents, run_generator
 
@@ -247,14 +339,18 @@ def evaluate_generator(generator, config, *, n: int = 10000, seed: int = 0, batc
         f, p = evaluator_outputs(images, evaluator=evaluator, batch_size=batch_size)
         features.append(f)
         probs.append(p)
-    result = evaluate_features(np.concatenate(features), np.concatenate(probs), requested, evaluator=evaluator)
+    result = evaluate_features(np.concatenate(features), np.concatenate(probs), requested, evaluator=evaluator,
+                               per_digit=per_digit)
     result.update(seed=int(seed), conditional=bool(config.conditional), preset=config.preset)
     return result
 
 
 def summary(result: dict) -> dict:
-    """Flat JSON-able scalars for metrics.jsonl: fdd, digit_score, class_accuracy, collapsed_digits, collapse."""
+    """Flat JSON-able scalars for metrics.jsonl: fdd, precision, recall, digit_score, class_accuracy,
+    collapsed_digits, collapse (precision and recall None when the stats carry no test features)."""
     return dict(fdd=_rounded_or_none(result["fdd"], 4), digit_score=_rounded_or_none(result["digit_score"], 4),
+                precision=_rounded_or_none(result.get("precision"), 4),
+                recall=_rounded_or_none(result.get("recall"), 4),
                 class_accuracy=_rounded_or_none(result["class_accuracy"], 5),
                 collapsed_digits=[int(d) for d in result["collapsed_digits"]], collapse=bool(result["collapse"]))
 
