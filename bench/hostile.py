@@ -67,7 +67,7 @@ async def _owner(url: str, password: str, address: str, out: dict) -> None:
         begin = time.perf_counter()
         result = await session.run(strings={PASSWORD_FIELD: password}, click=UNLOCK)
         seconds = time.perf_counter() - begin
-        unlocked = "Start training" in result.buttons and PASSWORD_FIELD not in result.inputs
+        unlocked = "Start training" in result.buttons  # only an unlocked session is offered the new-job form
         out["owner"].append({"seconds": seconds, "unlocked": unlocked, "said": " ".join(result.texts)[:120]})
 
     await counted(session, unlock, out, prefix="owner ")
@@ -126,10 +126,12 @@ async def _forger(url: str, out: dict, under: str, over: str) -> None:
     session = StreamlitSession(url, page="draw")
 
     async def forge():
-        await session.open()
+        canvas = (await session.open()).inputs["component"]
         for _ in range(FORGED_SENDS):
+            session.last.inputs["component"] = canvas  # a page that refused the value may not redraw the canvas
             result = await session.run(strings={"component": under})
-            out["said"].add(" ".join(t for t in result.texts if "drawing" in t.lower())[:120])
+            out["said"].add(" | ".join([t for t in result.texts if "drawing" in t.lower()] + result.errors)[:160])
+        session.last.inputs["component"] = canvas
         try:
             await session.run(strings={"component": over}, timeout=20)
             out["over_limit_answered"] += 1

@@ -157,6 +157,8 @@ class StreamlitSession:
                 self.cache[forward.hash] = forward
             if kind == "new_session":
                 self.page_hash = forward.new_session.page_script_hash or self.page_hash
+            elif kind == "navigation":  # st.navigation resolved the page: the hash a browser then sends back
+                self.page_hash = forward.navigation.page_script_hash or self.page_hash
             elif kind == "auto_rerun":
                 result.polls[forward.auto_rerun.fragment_id] = forward.auto_rerun.interval
             elif kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
