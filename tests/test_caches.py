@@ -207,10 +207,21 @@ def _inside(tmp_path, monkeypatch, calls):
     return lambda: view_inside.epoch_view(run, 1)
 
 
+def _evaluations(tmp_path, monkeypatch, calls):
+    from aigc.quality import metrics
+    from aigc.serve import compare
+
+    monkeypatch.setattr(generators, "load_generator", lambda path: ("model", SimpleNamespace(), {}))
+    monkeypatch.setattr(metrics, "evaluate_generator", spy(calls, {"fdd": 3.0, "digit_score": 9.0, "class_accuracy": 0.9,
+                                                                   "collapsed_digits": [], "collapse": False}))
+    entry = compare.Entry("run", tmp_path / "metrics.jsonl", (), {}, {}, generator=fake_served(tmp_path).path)
+    return lambda: compare.reevaluate(entry, 2000)
+
+
 EXERCISES = {"generators": _generators, "directions": _directions, "discriminators": _discriminators,
              "grids": _grids, "previews": _previews, "interpolations": _interpolations, "written": _written,
              "inversions": _inversions, "training_sets": _training_sets, "charts": _charts, "sample_grids": _sample_grids,
-             "inside": _inside}
+             "inside": _inside, "evaluations": _evaluations}
 
 
 def test_every_server_cache_is_listed_and_exercised():

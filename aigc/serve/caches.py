@@ -151,11 +151,13 @@ CHARTS = Throttled(share=0.005, max_entries=32)
 SAMPLE_GRIDS = ProcessCache(max_entries=256, max_bytes=16 * MB, size_of=len)  # (file, mtime) -> a run's grid, 2x PNG
 # (inside file, mtimes) -> the Train page's look inside one epoch: D-framed grid PNG (~60 KB) and map figure
 INSIDE = ProcessCache(max_entries=64)
+# (generator file, mtime, sample count) -> its quality on that count: Compare's re-evaluation on a common count
+EVALUATIONS = ProcessCache(max_entries=64)
 TRAINING_SETS = ProcessCache(max_entries=1)  # one MNIST file (~50 MB) for the nearest-neighbour check
 ALL = {"generators": GENERATORS, "directions": DIRECTIONS, "discriminators": DISCRIMINATORS, "grids": GRIDS,
        "previews": PREVIEWS, "interpolations": INTERPOLATIONS, "written": WRITTEN, "inversions": INVERSIONS,
        "training_sets": TRAINING_SETS, "charts": CHARTS, "sample_grids": SAMPLE_GRIDS,
-       "inside": INSIDE}
+       "inside": INSIDE, "evaluations": EVALUATIONS}
 
 
 def file_key(path) -> tuple[str, int]:

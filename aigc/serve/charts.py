@@ -23,9 +23,15 @@ PROB_SERIES = (("d_real", "D(x): real judged real", "#2ca02c"), ("d_fake", "D(G(
 # key, panel title, axis title (with units), fixed range (None: from 0 to the data)
 QUALITY_SERIES = (("fdd", "Frechet digit distance (lower is better)", "FDD (evaluator feature units)", None),
                   ("digit_score", "Digit score (max 10)", "digit score (1-10)", (1.0, 10.0)),
-                  ("class_accuracy", "Class accuracy", "share read as asked (0-1)", (0.0, 1.0)))
+                  ("class_accuracy", "Class accuracy", "share read as asked (0-1)", (0.0, 1.0)),
+                  ("precision", "Precision (realistic share)", "share (0-1)", (0.0, 1.0)),
+                  ("recall", "Recall (covered share)", "share (0-1)", (0.0, 1.0)))
+PROBE_SAMPLES = 500  # a first-epoch quick check's samples before probe records carried eval_n (engine/epoch_loop.py)
+QUICK_STYLE = dict(line=dict(color="#9ecae1", dash="dot"), marker=dict(size=5))  # fewer samples: drawn lighter
+EPOCH_COLORS = ("#1f77b4", "#9467bd", "#8c564b", "#e377c2")  # end-of-epoch series, one per sample count
 QUALITY_RANGES = {key: fixed for key, _title, _axis, fixed in QUALITY_SERIES}
 CHART_HEIGHT = 360
+PANELS_PER_ROW = 3  # quality panels side by side; precision and recall (when recorded) start a second row
 STEP_TITLE = "training step (one batch)"
 EPOCH_TITLE = "epoch"
 MAX_CHART_POINTS = 2000  # per curve: more points add bytes and CPU per poll, not anything a reader can see
@@ -113,7 +119,8 @@ def smooth(values: list[float | None], *, weight: float = SMOOTHING) -> list[flo
 
 def loss_figure(records) -> go.Figure:
     """G and D loss against the global step: raw (thin), smoothed (thick), per-epoch means (markers)."""
-    return _series_figure(records, LOSS_SERIES, title="Losses", y_title="loss (nats; dcgan adds its class and R1 terms)")
+    return _series_figure(records, LOSS_SERIES, title="Losses (dcgan's include its class and R1 terms)",
+                          y_title="loss (nats)")
 
 
 def probability_figure(records) -> go.Figure:
@@ -151,53 +158,75 @@ def _series_figure(records, lines, *, title: str, y_title: str, y_range: list | 
     return PreparedFigure(dict(data=traces, layout=layout), _validate=False)
 
 
-def quality_figure(records) -> go.Figure | None:
-    """Per-epoch quality (FDD, digit score, class accuracy) side by side, or None when none was recorded."""
+def samples_label(count) -> str:
+    """'2,000 samples' ('sample count not recorded' when unknown): a quality figure is comparable only on its count."""
+    number = finite_number(count)
+    return f"{int(number):,} samples" if number else "sample count not recorded"
+
+
+def quality_series(data: ChartRecords, key: str, *, eval_n: int | None = None) -> list[tuple[str, dict, list]]:
+    """[(legend name, style, [(epoch, value)])] of one metric: the quick checks, then end-of-epoch evaluations, one
+    series per sample count (a count changed by a resume is a new series, never one line across counts)."""
+    found = []
+    for rows, kind, fallback in ((data.probes, "quick checks", PROBE_SAMPLES), (data.epochs, "end of epoch", eval_n)):
+        by_count: dict = {}
+        for row in rows:
+            epoch, value = finite_number(row.get("epoch")), finite_number(row.get(key))
+            if epoch is not None and value is not None:
+                by_count.setdefault(finite_number(row.get("eval_n")) or fallback, []).append((epoch, value))
+        for index, (count, points) in enumerate(by_count.items()):
+            style = QUICK_STYLE if kind == "quick checks" else dict(line=dict(color=EPOCH_COLORS[index % 4]))
+            found.append((f"{kind} ({samples_label(count)})", style, points))
+    return found
+
+
+def quality_figure(records, *, eval_n: int | None = None) -> go.Figure | None:
+    """Per-epoch quality (FDD, digit score, class accuracy; precision and recall when recorded) side by side, or None.
+
+    Quick checks and end-of-epoch evaluations are separate series named with their sample counts (eval_n: the
+    run spec's count, for epoch records written before they carried their own)."""
     data = ChartRecords.of(records)
-    epochs, probes = data.epochs, data.probes
-    panels = []
-    for key, label, axis, _fixed in QUALITY_SERIES:
-        points, quick = (_points(rows, key) for rows in (epochs, probes))
-        if points or quick:
-            panels.append((key, label, axis, points, quick))
+    panels = [(key, label, axis, found) for key, label, axis, _fixed in QUALITY_SERIES
+              if (found := quality_series(data, key, eval_n=eval_n))]
     if not panels:
         return None
     # One panel per metric: their scales differ by orders of magnitude.
     layout = subplot_row(tuple(label for _k, label, *_rest in panels))
-    traces = []
-    for column, (key, label, axis, points, quick) in enumerate(panels, start=1):
+    traces, named = [], set()
+    for column, (key, label, axis, found) in enumerate(panels, start=1):
         suffix = "" if column == 1 else str(column)
-        axes = dict(xaxis=f"x{suffix}", yaxis=f"y{suffix}")
-        if quick:  # the first epoch's quick checks: fewer samples, so drawn lighter
-            traces.append(dict(type="scatter", x=series(p[0] for p in quick), y=series(p[1] for p in quick),
-                               mode="lines+markers", name="first-epoch check (500 samples)", showlegend=False,
-                               line=dict(color="#9ecae1", dash="dot"), marker=dict(size=5), **axes))
-        if points:
+        for name, style, points in found:
             traces.append(dict(type="scatter", x=series(p[0] for p in points), y=series(p[1] for p in points),
-                               name=label, mode="lines+markers", showlegend=False, line=dict(color="#1f77b4"), **axes))
-        xs = [p[0] for p in points + quick]
-        layout[f"xaxis{suffix}"].update(title=dict(text=EPOCH_TITLE), **epoch_axis(xs + ([0.0] if quick else [])))
-        layout[f"yaxis{suffix}"].update(title=dict(text=axis), range=value_range(key, [p[1] for p in points + quick]))
-    layout.update(height=CHART_HEIGHT, margin=dict(l=10, r=50, t=40, b=10), uirevision="keep", modebar=MODEBAR)
+                               mode="lines+markers", name=name, legendgroup=name, showlegend=name not in named,
+                               xaxis=f"x{suffix}", yaxis=f"y{suffix}", **style))
+            named.add(name)
+        points = [p for _name, _style, found_points in found for p in found_points]
+        quick = any(name.startswith("quick") for name, *_ in found)
+        layout[f"xaxis{suffix}"].update(title=dict(text=EPOCH_TITLE),
+                                        **epoch_axis([p[0] for p in points] + ([0.0] if quick else [])))
+        layout[f"yaxis{suffix}"].update(title=dict(text=axis), range=value_range(key, [p[1] for p in points]))
+    rows = math.ceil(len(panels) / PANELS_PER_ROW)
+    layout.update(height=CHART_HEIGHT + (rows - 1) * (CHART_HEIGHT - 60), margin=dict(l=10, r=50, t=40, b=10),
+                  uirevision="keep", modebar=MODEBAR, legend=dict(orientation="h", yanchor="top", y=-0.3 / rows, x=0))
     return PreparedFigure(dict(data=traces, layout=layout), _validate=False)
 
 
 @functools.lru_cache(maxsize=16)
-def _subplot_row_layout(titles: tuple[str, ...]) -> dict:
+def _subplot_grid_layout(titles: tuple[str, ...]) -> dict:
     from plotly.subplots import make_subplots
 
-    return make_subplots(rows=1, cols=len(titles), subplot_titles=list(titles)).to_dict()["layout"]
+    cols = min(len(titles), PANELS_PER_ROW)
+    rows = math.ceil(len(titles) / cols)
+    cells = [[{} if row * cols + col < len(titles) else None for col in range(cols)] for row in range(rows)]
+    # Room between panels for the next panel's y title and between rows for the titles and epoch axis.
+    return make_subplots(rows=rows, cols=cols, specs=cells, subplot_titles=list(titles), horizontal_spacing=0.09,
+                         vertical_spacing=0.22).to_dict()["layout"]
 
 
 def subplot_row(titles: tuple[str, ...]) -> dict:
-    """A fresh layout of one row of panels with these titles (make_subplots' axes and annotations, made once)."""
-    return copy.deepcopy(_subplot_row_layout(titles))
-
-
-def _points(records: list[dict], key: str) -> list[tuple[float, float]]:
-    """(epoch, value) of the records that have both."""
-    points = [(finite_number(r.get("epoch")), finite_number(r.get(key))) for r in records]
-    return [p for p in points if p[0] is not None and p[1] is not None]
+    """A fresh layout of panels with these titles, at most PANELS_PER_ROW a row, axes numbered row by row (x, x2, ...)
+    (make_subplots' axes and annotations, made once per set of titles)."""
+    return copy.deepcopy(_subplot_grid_layout(titles))
 
 
 def epoch_axis(epochs: list[float], *, time_axis: bool = False) -> dict:
@@ -233,7 +262,8 @@ def _collapsed(epochs: list) -> list[int] | None:
 
 
 def _layout(*, title: str, x_title: str, y_title: str) -> dict:
+    # automargin and a left margin: the y title and tick labels get room beside the plot instead of being cut off.
     return dict(title=dict(text=title, x=0, xanchor="left"), height=CHART_HEIGHT,
-                margin=dict(l=10, r=50, t=60, b=10), legend=dict(orientation="h", yanchor="top", y=-0.28, x=0),
-                xaxis=dict(title=dict(text=x_title)), yaxis=dict(title=dict(text=y_title)), uirevision="keep",
-                modebar=MODEBAR)
+                margin=dict(l=60, r=50, t=70, b=10), legend=dict(orientation="h", yanchor="top", y=-0.28, x=0),
+                xaxis=dict(title=dict(text=x_title), automargin=True),
+                yaxis=dict(title=dict(text=y_title), automargin=True), uirevision="keep", modebar=MODEBAR)

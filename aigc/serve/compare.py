@@ -2,6 +2,10 @@
 
 What TensorBoard's run selector gives, in the page: pick entries, overlay a metric on epochs or
 on training time (the sum of the epochs' own durations, so pauses between resumes don't count).
+Honest by construction: a run is plotted on the global epoch of its lineage (a "train more" run
+continues the curve of the weights it started from), and every quality figure carries its sample
+count (FDD shrinks as the count grows): figures on different counts are never set side by side
+without saying so, and any generator file can be re-evaluated on a common count (cached per file).
 """
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import plotly.graph_objects as go
 from aigc import settings
 from aigc.engine.run_plan import spec_of
 from aigc.engine.spec import SpecError
-from aigc.serve.charts import EPOCH_TITLE, MODEBAR, epoch_axis, split_records, thin, value_range
+from aigc.serve.caches import EVALUATIONS, file_key
+from aigc.serve.charts import EPOCH_TITLE, MODEBAR, epoch_axis, samples_label, split_records, thin, value_range
 from aigc.runs.files import finite_number, read_json
 from aigc.runs.layout import RunPaths, list_runs
 from aigc.serve.watcher import records_of
@@ -24,6 +29,8 @@ METRICS = {"fdd": "Frechet digit distance (lower is better)", "digit_score": "Di
 AXES = {"epoch": EPOCH_TITLE, "time": "training time (minutes, pauses excluded)"}
 SETTING_KEYS = ("preset", "epochs", "batch_size", "lr_g", "lr_d", "loss", "ema_decay", "precision", "init_from")
 QUALITY_KEYS = ("fdd", "digit_score", "class_accuracy")
+COMMON_COUNTS = (1000, 2000, 5000, 10000)  # sample counts offered for a re-evaluation of every chosen entry
+SHIPPED_SETTINGS = ("batch_size", "lr_g", "lr_d", "loss", "ema_decay", "precision")  # from the shipped card's recipe
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,10 @@ class Entry:
     metrics: Path
     samples: tuple[Path, ...]
     spec: dict
-    evaluation: dict
+    evaluation: dict  # a whole-file evaluation ({metric: value, "n": samples}), {} when there is none
+    base_epochs: int = 0  # epochs behind the weights it started from: its epoch 1 is the lineage's base_epochs + 1
+    eval_n: int | None = None  # samples of its per-epoch evaluations when the records do not say (the run spec's)
+    generator: Path | None = None  # the generator file a re-evaluation measures
 
 
 def entries(*, root: Path | None = None) -> list[Entry]:
@@ -43,28 +53,59 @@ def entries(*, root: Path | None = None) -> list[Entry]:
     shipped = settings.checkpoint_dir()
     if (shipped / "generator_metrics.jsonl").is_file():
         samples = tuple(p for p in [shipped / "generator_samples.png"] if p.is_file())
-        found.append(Entry(SHIPPED, shipped / "generator_metrics.jsonl", samples, {"preset": "dcgan"},
-                           read_json(shipped / "generator_eval.json") or {}))
+        evaluation = read_json(shipped / "generator_eval.json") or {}
+        generator = shipped / "generator.keras"
+        found.append(Entry(SHIPPED, shipped / "generator_metrics.jsonl", samples, shipped_spec(evaluation, generator),
+                           evaluation, generator=generator if generator.is_file() else None))
     for paths in list_runs(root or settings.runs_root()):
         if paths.metrics.is_file():
             found.append(_run_entry(paths))
     return found
 
 
-def _run_entry(paths: RunPaths) -> Entry:
+def shipped_spec(evaluation: dict, generator: Path) -> dict:
+    """The shipped generator's settings for the table: its card's recipe (in its eval JSON, else inside the file)."""
+    card = evaluation.get("card") if isinstance(evaluation.get("card"), dict) else None
+    if card is None and generator.is_file():
+        from aigc.engine.checkpoints import CheckpointError, read_meta  # reads the file's metadata, no TensorFlow
+
+        try:
+            card = read_meta(generator)[1]
+        except CheckpointError:
+            card = {}
+    card = card or {}
+    recipe = card.get("recipe") if isinstance(card.get("recipe"), dict) else {}
+    spec = {key: recipe[key] for key in SHIPPED_SETTINGS if key in recipe}
+    spec.update(preset=recipe.get("preset") or card.get("preset") or "dcgan", init_from="none (from scratch)")
+    return spec
+
+
+def run_spec(paths: RunPaths) -> dict:
+    """A run's spec as a plain dict (config.json through the one reader), {} when there is none or it is unreadable."""
     record = read_json(paths.config)
     try:
-        spec = spec_of(record).to_dict() if record else {}
-    except (SpecError, TypeError):  # a config.json this version cannot read: the row shows no settings
-        spec = {}
+        return spec_of(record).to_dict() if record else {}
+    except (SpecError, TypeError, ValueError):  # a config.json this version cannot read: no settings shown
+        return {}
+
+
+def _run_entry(paths: RunPaths) -> Entry:
+    spec = run_spec(paths)
     if spec.get("init_from"):
         spec["init_from"] = settings.without_paths(spec["init_from"])
+    spec.pop("data", None)  # a server path, and no column of the table
+    record = read_json(paths.config) or {}
     files = paths.sample_files()
-    return Entry(paths.name, paths.metrics, tuple(files[-1:]), spec, {})
+    return Entry(paths.name, paths.metrics, tuple(files[-1:]), spec, {},
+                 base_epochs=int(finite_number(record.get("base_epochs")) or 0),
+                 eval_n=spec.get("eval_samples") or None,
+                 generator=paths.generator if paths.generator.is_file() else None)
 
 
-def curve(records: list[dict], key: str, *, axis: str = "epoch") -> tuple[list[float], list[float]]:
-    """(x, y) of a metric per epoch: x is the epoch, or the training time in minutes; missing values skipped."""
+def curve(records: list[dict], key: str, *, axis: str = "epoch",
+          base_epochs: int = 0) -> tuple[list[float], list[float]]:
+    """(x, y) of a metric per epoch: x is the global epoch (base_epochs + the run's own), or the training time in
+    minutes; missing values skipped."""
     _steps, epochs = split_records(records)
     xs, ys, minutes, start = [], [], 0.0, None
     for record in epochs:
@@ -78,7 +119,7 @@ def curve(records: list[dict], key: str, *, axis: str = "epoch") -> tuple[list[f
         value, epoch = finite_number(record.get(key)), finite_number(record.get("epoch"))
         if value is None or epoch is None:
             continue
-        xs.append(round(minutes, 3) if axis == "time" else epoch)
+        xs.append(round(minutes, 3) if axis == "time" else base_epochs + epoch)
         ys.append(value)
     return xs, ys
 
@@ -87,10 +128,12 @@ def compare_figure(chosen: list[Entry], key: str, *, axis: str = "epoch") -> go.
     """One metric of several entries overlaid (None when none of them recorded it)."""
     figure, all_x, all_y = go.Figure(), [], []
     for entry in chosen:
-        points = thin(list(zip(*curve(records_of(entry.metrics), key, axis=axis))))  # a long run: 2,000 points
+        records = records_of(entry.metrics)
+        points = thin(list(zip(*curve(records, key, axis=axis, base_epochs=entry.base_epochs))))  # at most ~2,000
         xs, ys = [x for x, _y in points], [y for _x, y in points]
         if xs:
-            figure.add_trace(go.Scatter(x=xs, y=ys, name=entry.name, mode="lines+markers"))
+            figure.add_trace(go.Scatter(x=xs, y=ys, name=curve_name(entry, records, key, axis=axis),
+                                        mode="lines+markers"))
             all_x, all_y = all_x + xs, all_y + ys
     if not all_x:
         return None
@@ -105,24 +148,83 @@ def compare_figure(chosen: list[Entry], key: str, *, axis: str = "epoch") -> go.
     return figure
 
 
-def summary_rows(chosen: list[Entry]) -> list[dict]:
-    """One row per entry: epochs, training time, settings, and final quality (the last evaluated epoch)."""
+def curve_name(entry: Entry, records, key: str, *, axis: str = "epoch") -> str:
+    """The legend name: the entry, where its epochs start when it continues other weights, and for a quality metric
+    the sample count(s) of its evaluations."""
+    name = entry.name
+    if entry.base_epochs and axis == "epoch":
+        name += f" (from epoch {entry.base_epochs})"
+    if key in QUALITY_KEYS:
+        _steps, epochs = split_records(records)
+        counts = sorted({finite_number(r.get("eval_n")) or entry.eval_n or 0 for r in epochs
+                         if finite_number(r.get(key)) is not None})
+        name += f", {' / '.join(samples_label(count) for count in counts) or samples_label(None)}"
+    return name
+
+
+def final_quality(entry: Entry, records=None) -> tuple[dict, int | None, str]:
+    """({metric: value}, sample count (None when not recorded), where from) of an entry's final quality: its
+    whole-file evaluation, else its last evaluated epoch."""
+    if any(finite_number(entry.evaluation.get(key)) is not None for key in QUALITY_KEYS):
+        count = finite_number(entry.evaluation.get("n"))
+        return ({key: entry.evaluation.get(key) for key in QUALITY_KEYS}, int(count) if count else None,
+                "evaluation of the file")
+    _steps, epochs = split_records(records_of(entry.metrics) if records is None else records)
+    for record in reversed(epochs):
+        if any(finite_number(record.get(key)) is not None for key in QUALITY_KEYS):
+            count = finite_number(record.get("eval_n")) or entry.eval_n
+            epoch = int(finite_number(record.get("epoch")) or 0) + entry.base_epochs
+            return {key: record.get(key) for key in QUALITY_KEYS}, int(count) if count else None, f"epoch {epoch}"
+    return {}, None, "not measured"
+
+
+def summary_rows(chosen: list[Entry], *, reevaluated: dict | None = None) -> list[dict]:
+    """One row per entry: epochs (of its lineage), training time, settings, and final quality with its sample count.
+
+    reevaluated: {entry name: evaluation on a common count} (see reevaluate), shown instead of the recorded figures."""
     rows = []
     for entry in chosen:
         records = records_of(entry.metrics)
         _steps, epochs = split_records(records)
         minutes = curve(records, "epoch", axis="time")[0]
-        row = {"entry": entry.name, "epochs": int(epochs[-1].get("epoch") or 0) if epochs else 0,
+        own = int(epochs[-1].get("epoch") or 0) if epochs else 0
+        row = {"entry": entry.name, "epochs": entry.base_epochs + own,
                "training time (min)": round(minutes[-1], 1) if minutes else None}
         row.update({key: _text(entry.spec.get(key)) for key in SETTING_KEYS if key != "epochs"})
+        again = (reevaluated or {}).get(entry.name)
+        quality, count, source = ((again, again.get("n"), "re-evaluated") if again else final_quality(entry, records))
+        row["samples"] = f"{count:,}" if count else "not recorded"
+        row["quality from"] = source
         for key in QUALITY_KEYS:
-            last = entry.evaluation.get(key)
-            if last is None:
-                last = next((r.get(key) for r in reversed(epochs) if finite_number(r.get(key)) is not None), None)
-            row[key] = round(float(last), 4) if finite_number(last) is not None else None
+            value = finite_number(quality.get(key))
+            row[key] = round(value, 4) if value is not None else None
         rows.append(row)
     return rows
 
 
+def counts_differ(rows: list[dict]) -> bool:
+    """True when the rows' quality figures are on different (or unrecorded) sample counts: not comparable as is."""
+    measured = [row for row in rows if row.get("fdd") is not None]
+    return len(measured) > 1 and (len({row["samples"] for row in measured}) > 1
+                                  or any(row["samples"] == "not recorded" for row in measured))
+
+
+def reevaluate(entry: Entry, n: int) -> dict | None:
+    """The entry's generator file measured on n samples ({metric: value, "n": n}), once per file version and count
+    for the whole server; None when it has no generator file. n must be one of COMMON_COUNTS (forged input)."""
+    if entry.generator is None or n not in COMMON_COUNTS:
+        return None
+    path = entry.generator
+
+    def make() -> dict:
+        from aigc.quality import metrics  # TensorFlow, only on this click
+        from aigc.serve.generators import load_served
+
+        model, config, _card = load_served(path)  # the served generators' cache: one model per file
+        return dict(metrics.summary(metrics.evaluate_generator(model, config, n=n)), n=n)
+
+    return EVALUATIONS.get_or_make((*file_key(path), n), make)
+
+
 def _text(value) -> str:
-    return "" if value is None else str(value)
+    return "-" if value is None or value == "" else str(value)

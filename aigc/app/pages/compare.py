@@ -7,9 +7,14 @@ from aigc.app.explain import how_it_works
 from aigc.app.routes import Frame
 from aigc.app.widgets import guarded
 from aigc.serve import hosting
-from aigc.serve.compare import AXES, METRICS, compare_figure, entries, summary_rows
+from aigc.serve.compare import (AXES, COMMON_COUNTS, METRICS, compare_figure, counts_differ, entries, reevaluate,
+                                summary_rows)
 
 MAX_DEFAULT = 3  # preselected entries: the shipped model and the newest runs
+COMMON_KEY = "_compare_common_n"  # the sample count this session asked every chosen entry to be re-evaluated on
+COUNTS_NOTE = ("These figures were measured on different sample counts (the **samples** column). FDD shrinks as the "
+               "count grows, so a figure on 10,000 samples looks better than the same generator's on 2,000: compare "
+               "them only on one count.")
 TENSORBOARD_NOTE = ("Every run also keeps TensorBoard logs in its `tb/` folder: `tensorboard --logdir runs` "
                     "shows them all, with TensorBoard's own run selector.")
 
@@ -44,9 +49,40 @@ def compare_ui(policy: hosting.Policy) -> None:
         st.plotly_chart(figure, key="compare_chart", width="stretch")
     _grids_ui(chosen)
     st.markdown("**Settings and final quality**")
-    st.dataframe(summary_rows(chosen), hide_index=True, width="stretch")
+    quality_table_ui(chosen)
     if policy.shows_details:
         st.caption(TENSORBOARD_NOTE)
+
+
+def quality_table_ui(chosen) -> None:
+    """The table; when its figures are on different counts, a note and a button that re-evaluates every chosen
+    generator on one count (cached per file for the whole server, so a second visitor waits for nothing)."""
+    common = st.session_state.get(COMMON_KEY)
+    common = common if common in COMMON_COUNTS else None
+    again = {}
+    if common is not None:
+        try:
+            with st.spinner(f"Evaluating on {common:,} samples..."):
+                again = {entry.name: result for entry in chosen if (result := reevaluate(entry, common))}
+        except Exception as error:  # noqa: BLE001  (no evaluator, a broken file: say so, keep the recorded figures)
+            st.session_state.pop(COMMON_KEY, None)
+            st.warning(f"Could not re-evaluate ({type(error).__name__}); the recorded figures are shown.")
+    rows = summary_rows(chosen, reevaluated=again)
+    st.dataframe(rows, hide_index=True, width="stretch", key="compare_table")
+    if again and len(again) < len(chosen):
+        missing = ", ".join(entry.name for entry in chosen if entry.name not in again)
+        st.caption(f"No generator file to re-evaluate for {missing}: its figures keep their own count.")
+    if not counts_differ(rows):
+        return
+    st.info(COUNTS_NOTE)
+    left, right = st.columns([1, 2])
+    count = left.selectbox("Common sample count", COMMON_COUNTS, index=COMMON_COUNTS.index(2000),
+                           format_func=lambda n: f"{n:,} samples", key="compare_count")
+    if right.button("Re-evaluate all on this count", key="compare_reevaluate",
+                    help="Measures each chosen generator file on the same samples (about 1 s per 2,000 samples on "
+                         "2 cores); the result is kept per file for everyone."):
+        st.session_state[COMMON_KEY] = count if count in COMMON_COUNTS else 2000
+        st.rerun()
 
 
 def grid_label(stem: str) -> str:

@@ -80,8 +80,10 @@ def card_ui(served: Served, policy: hosting.Policy) -> None:
         with st.expander("Training recipe (the run spec)"):
             st.table(recipe, hide_index=True)
     left, right = st.columns(2)
-    left.download_button("Download model card (README.md)", readme(served.label, served.config, card, quality),
-                         file_name="README.md", mime="text/markdown", key="card_download")
+    # The README states where its figures come from and on how many samples, and its snippet loads this file's name.
+    text = readme(served.label, served.config, card, quality, source=source, filename=served.path.name)
+    left.download_button("Download model card (README.md)", text, file_name="README.md", mime="text/markdown",
+                         key="card_download")
     if policy.shows_details:  # local mode only: a hosted app does not hand out its weights
         right.download_button("Download the generator (.keras)", served.path.read_bytes,
                               file_name=served.path.name, mime="application/octet-stream", key="generator_download")
