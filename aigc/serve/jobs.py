@@ -22,6 +22,7 @@ from aigc import settings
 from aigc.serve import retention
 from aigc.serve.hosting import Policy, clamp_epochs
 from aigc.cpus import trainer_threads
+from aigc.engine.progress import counted
 from aigc.engine.run_plan import architecture_of
 from aigc.engine.spec import (PRESETS, SETTINGS, RunSpec, SpecError, add_spec_arguments, given_settings,
                               settings_to_args, spec_to_args)
@@ -199,8 +200,9 @@ def resume_job(paths: RunPaths, *, policy: Policy, root: Path | None = None) -> 
     if state in ACTIVE_STATES:
         return StartResult(False, f"{paths.name} is still running")
     if state == "finished":
-        return StartResult(False, f"{paths.name} already finished all {status.get('total_epochs')} epochs; "
-                                  "nothing to resume")
+        total = status.get("total_epochs")
+        planned = counted(total, "epoch") if isinstance(total, int) else "its epochs"  # the CLI's words
+        return StartResult(False, f"{paths.name} already finished all {planned}; nothing to resume")
     if state not in RESUMABLE_STATES:
         return StartResult(False, f"{paths.name} cannot be resumed")
     try:
@@ -348,9 +350,22 @@ def run_rows(*, root: Path | None = None) -> list[dict]:
         rows.append({"run": _run_name(paths, root), "preset": status.get("preset") or "?",
                      "epochs": f"{status.get('epoch') or 0}/{status.get('total_epochs') or '?'}",
                      "state": status.get("state") or "?", "FDD": last.get("fdd"),
-                     "class accuracy": last.get("class_accuracy"), "MB": round(paths.size_bytes() / 2**20, 1),
+                     "class accuracy": last.get("class_accuracy"), "eval_n": last.get("eval_n"),
+                     "MB": round(paths.size_bytes() / 2**20, 1),
                      "running": holds_lock(holder, paths)})
     return rows
+
+
+def shown_row(row: dict) -> dict:
+    """A run_rows row as the runs list shows it: a dash where nothing was measured, FDD with its sample count."""
+    shown = {key: ("-" if value in (None, "?") else value) for key, value in row.items()
+             if key not in ("running", "eval_n")}
+    for key in ("FDD", "class accuracy"):
+        if isinstance(row.get(key), (int, float)):
+            shown[key] = f"{row[key]:.4g}"
+    if isinstance(row.get("FDD"), (int, float)) and isinstance(row.get("eval_n"), int):
+        shown["FDD"] += f" ({row['eval_n']:,} samples)"
+    return shown
 
 
 def _run_name(paths: RunPaths, root: Path) -> str:
@@ -366,14 +381,16 @@ def run_folder(name: str, *, root: Path | None = None) -> Path:
 
 
 def data_source() -> tuple[bool, str]:
-    """(available, where): MNIST via $AIGC_MNIST or Keras' cache; checked without importing Keras."""
-    from aigc.engine.data import HOW_TO_PROVIDE
+    """(available, where): MNIST via $AIGC_MNIST or Keras' cache; checked without importing Keras.
 
+    The reason names no command-line flag and no folder: the page says what to do there (a visitor cannot type
+    --data, and a folder would be cut from a visitor's message)."""
     explicit = settings.mnist_env_path()
     if explicit is not None:
         if explicit.is_file():
             return True, f"${settings.MNIST_ENV} ({explicit.name})"
-        return False, f"${settings.MNIST_ENV} points to a missing file. {HOW_TO_PROVIDE}"
+        return False, (f"MNIST is not available: ${settings.MNIST_ENV} names a file that does not exist "
+                       f"({explicit.name}).")
     if settings.keras_mnist_cache().is_file():
         return True, "Keras' MNIST cache"
-    return False, f"MNIST is not available. {HOW_TO_PROVIDE}"
+    return False, f"MNIST is not available: ${settings.MNIST_ENV} is not set and Keras' MNIST cache is empty."

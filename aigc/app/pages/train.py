@@ -5,12 +5,15 @@ run directory. Messages pass through _public: one line, no server path, and no p
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import streamlit as st
 from PIL import Image
 
+from aigc import settings
 from aigc.serve import hosting, jobs
+from aigc.serve.compare import run_spec
 from aigc.serve.caches import CHARTS, SAMPLE_GRIDS, file_key
 from aigc.serve.watcher import WATCHERS
 from aigc.serve.limiter import PROCESS_LIMITER, PasswordLimiter
@@ -23,12 +26,16 @@ from aigc.engine.spec import PRESETS, SETTINGS
 from aigc.runs.files import png_bytes
 from aigc.runs.layout import RunPaths
 from aigc.runs.lifecycle import RESUMABLE_STATES
+from aigc.runs.lock import TrainingLock
 from aigc.settings import without_paths
 from aigc.text import duration
 
 POLL_S = 1.5  # how often the live view re-reads status.json / metrics.jsonl while a job runs
+IDLE_POLL_S = 5.0  # with no job: how often a shown run checks the lock (a Resume or Start in another tab)
 START_CHOICES = {"Train more (shipped weights)": "shipped", "From scratch": "scratch"}
 PRESET_DEFAULT = "preset's default"
+PENDING_DELETE = "_delete_pending"  # the run a Delete click asks about, until Delete or Cancel
+SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,80}")  # a file name shown back on the page (no markdown)
 LEARNING_RATE_NOTE = (
     f"Empty: the preset's own. dcgan starts at {SETTINGS['lr_g'].default_for('dcgan'):g} and halves both every "
     f"{SETTINGS['lr_half_life'].default_for('dcgan'):g} epochs, counted from the epochs behind the weights it starts "
@@ -38,9 +45,15 @@ STATE_NOTES = {
     "running": ("info", "Training in the background. You can leave this page; the job keeps running."),
     "stopping": ("warning", "Stopping... the trainer finishes its current step and saves a checkpoint."),
     "stopped": ("warning", "Stopped. Its checkpoint is saved; Resume continues from there."),
-    "finished": ("success", "Finished. The new generator is ready: pick 'Newest trained run' under Generator in "
-                            "the sidebar, then open Generate."),
+    "finished": ("success", "Finished. The new generator is ready: the sidebar's 'Use {link}' button (or {link} "
+                            "under Generator) serves it on every page; then open Generate."),
 }
+
+
+NO_RUN_YET = ("No training run yet. Start one below: it runs in the background, and this page shows its progress "
+              "live (other tabs and visitors see the same job).")
+NO_RUN_LOCKED = ("No training run yet. Starting one needs this server's training password (above); anyone may "
+                 "watch a job here once one runs.")
 
 
 def page(frame: Frame) -> None:
@@ -57,14 +70,13 @@ def train_ui(policy: hosting.Policy, *, client: str = "local") -> None:
         getattr(st, flash[0])(flash[1])
     job = jobs.current_job()
     if job.paths is None:
-        st.info("No training run yet. Start one below: it runs in the background, and this page shows "
-                "its progress live (other tabs and visitors see the same job).")
+        st.info(NO_RUN_YET if can_control else NO_RUN_LOCKED)
     else:
-        # run_every is decided on each full run: poll only while a job runs.
-        live = st.fragment(run_every=POLL_S if job.active else None)(live_ui)
+        # Decided on each full run: fast while a job runs; slow without one, so a job started elsewhere shows here.
+        live = st.fragment(run_every=POLL_S if job.active else IDLE_POLL_S)(live_ui)
         live(run_dir=str(job.paths.root), was_active=job.active, can_control=can_control, policy=policy)
     if can_control:
-        new_job_ui(policy, busy=job.active)
+        new_job_ui(policy, busy=job.active, newest=job.paths)
     runs_ui(policy, can_control=can_control)
 
 
@@ -98,29 +110,43 @@ def live_ui(*, run_dir: str, was_active: bool, can_control: bool, policy: hostin
 
 
 def _live_body(*, run_dir: str, was_active: bool, can_control: bool, policy: hosting.Policy) -> None:
-    now = jobs.current_job()
-    if now.active != was_active or (now.paths and str(now.paths.root) != run_dir):
-        st.rerun()  # the job started or ended since the full run: redraw the whole page
+    holder = _holder_unless_changed(run_dir, was_active=was_active)
     paths = RunPaths(Path(run_dir))
     # One reader per run for the whole server: every tab watching this run shares the snapshot and its figures.
-    snapshot = WATCHERS.of(paths.root).snapshot(holder=now.holder)
+    snapshot = WATCHERS.of(paths.root).snapshot(holder=holder)
     status = dict(snapshot.status or {})
     st.subheader(f"Run {paths.name}")
-    progress_ui(status, active=now.active)
-    controls_ui(paths, status, active=now.active, can_control=can_control, policy=policy)
-    charts_ui(CHARTS.get(str(paths.root), snapshot.version, lambda: run_figures(snapshot.records)))
+    progress_ui(status, active=was_active, link=f"Run {paths.name}")
+    controls_ui(paths, status, active=was_active, can_control=can_control, policy=policy)
+    charts_ui(CHARTS.get(str(paths.root), snapshot.version,
+                         lambda: run_figures(counted_records(snapshot.records, paths))))
     samples_ui(paths, snapshot.sample_epochs)
     inside_ui(paths, snapshot.sample_epochs)
 
 
-def progress_ui(status: dict, *, active: bool) -> None:
+def _holder_unless_changed(run_dir: str, *, was_active: bool) -> dict | None:
+    """The lock's holder now; a full rerun when a job started or ended since the full run (the whole page changes).
+
+    Without a job an idle poll probes the lock only (no folder is listed): a tab left open costs next to nothing."""
+    if not was_active:
+        holder = TrainingLock(settings.runs_root()).holder()
+        if holder is not None:
+            st.rerun()  # a Start or Resume in another tab: this page now shows that job, polled fast
+        return None
+    now = jobs.current_job()
+    if not now.active or (now.paths and str(now.paths.root) != run_dir):
+        st.rerun()
+    return now.holder
+
+
+def progress_ui(status: dict, *, active: bool, link: str = "the run") -> None:
     """State, a progress bar with epoch, step, ETA and img/s (only what is true in this state)."""
     state = status.get("state") or ("created" if active else "unknown")
     st.markdown(f"State: **{state}**" + _hardware(status))
     st.progress(_fraction(status), text=progress_text(status))
     kind, note = STATE_NOTES.get(state, (None, None))
     if note:
-        getattr(st, kind)(note)
+        getattr(st, kind)(note.format(link=link))
 
 
 def _hardware(status: dict) -> str:
@@ -185,6 +211,16 @@ def controls_ui(paths: RunPaths, status: dict, *, active: bool, can_control: boo
                            key="log_download", mime="text/plain")
 
 
+def counted_records(records, paths: RunPaths):
+    """records, where epoch records written before they carried eval_n get the run spec's evaluation count (copied
+    only then: a newer run's records are handed on as they are)."""
+    if all(r.get("kind") != "epoch" or "eval_n" in r for r in records):
+        return records
+    count = run_spec(paths).get("eval_samples")
+    return tuple(dict(r, eval_n=count) if r.get("kind") == "epoch" and "eval_n" not in r and count else r
+                 for r in records)
+
+
 def run_figures(records) -> dict | None:
     """The Train page's figures of a run's records (None before the first record): built once per snapshot."""
     if not records:
@@ -245,12 +281,33 @@ def _grid_png(path) -> bytes | None:
         return None
 
 
-def new_job_ui(policy: hosting.Policy, *, busy: bool) -> None:
-    """The new-job form; Start is disabled, with the reason, while a job runs."""
+def data_ui(policy: hosting.Policy, newest: RunPaths | None) -> tuple[bool, str, bool]:
+    """(data found, where for people, whether the form asks for a path): the server's MNIST, else the file given in
+    the path field (or the one the newest run trains on, put there); a warning saying what to do when there is none."""
     available, where = jobs.data_source()
+    if available or not policy.allows_server_paths:
+        if not available:
+            st.warning(_public(f"{where} The server's operator can set ${settings.MNIST_ENV} to an MNIST .npz "
+                               "(Keras layout) before starting the app.", policy))
+        return available, where, False
+    if not st.session_state.get("job_data"):
+        recorded = run_spec(newest).get("data") if newest is not None else None
+        if recorded and Path(recorded).is_file():
+            st.session_state["job_data"] = recorded  # the file the newest run trains on: the next job's too
+    given = str(st.session_state.get("job_data") or "").strip()
+    if given and Path(given).expanduser().is_file():
+        name = Path(given).name
+        return True, f"{name if SAFE_FILE_NAME.fullmatch(name) else 'the file'} given below", True
+    st.warning(_public(f"{where} Give the path of an MNIST .npz on this server (Keras layout: x_train, y_train, "
+                       f"x_test, y_test) in the field below, or set ${settings.MNIST_ENV} before starting the app.",
+                       policy))
+    return False, where, True
+
+
+def new_job_ui(policy: hosting.Policy, *, busy: bool, newest: RunPaths | None = None) -> None:
+    """The new-job form; Start is disabled, with the reason, while a job runs."""
     st.subheader("Train more epochs")
-    if not available:
-        st.warning(_public(where, policy))
+    available, where, ask_path = data_ui(policy, newest)
     data_path = None
     with st.form("new_job_form"):
         left, middle, right = st.columns(3)
@@ -265,7 +322,7 @@ def new_job_ui(policy: hosting.Policy, *, busy: bool) -> None:
                                    placeholder=PRESET_DEFAULT)
             lr_d = st.number_input("Discriminator", 1e-6, jobs.MAX_PAGE_LR, None, format="%.6f", key="job_lr_d",
                                    placeholder=PRESET_DEFAULT)
-        if not available and policy.allows_server_paths:
+        if ask_path:
             data_path = st.text_input("MNIST .npz on this server", key="job_data",
                                       placeholder="/path/to/mnist.npz (Keras layout)")
         submitted = st.form_submit_button("Start training", type="primary", disabled=busy)
@@ -281,25 +338,41 @@ def new_job_ui(policy: hosting.Policy, *, busy: bool) -> None:
 
 
 def runs_ui(policy: hosting.Policy, *, can_control: bool) -> None:
-    """Every run with its state, last quality and size on disk; delete the ones that are not training."""
+    """Every run with its state, last quality and size on disk; delete the ones that are not training (asked twice)."""
     rows = jobs.run_rows()
     if not rows:
         return
-    with st.expander(f"Runs ({len(rows)})"):
-        st.dataframe([{k: v for k, v in row.items() if k != "running"} for row in rows], hide_index=True,
-                     key="runs_table", width="stretch")
+    with st.expander(f"Runs ({len(rows)})", expanded=PENDING_DELETE in st.session_state):
+        st.dataframe([jobs.shown_row(row) for row in rows], hide_index=True, key="runs_table", width="stretch")
         deletable = [row["run"] for row in rows if not row["running"]]
         if not can_control or not deletable:
             return
         left, right = st.columns([3, 1])
         name = left.selectbox("Run to delete", deletable, key="delete_choice")
         if right.button("Delete run", key="delete_button") and name in deletable:
-            problem = jobs.delete_job(RunPaths(jobs.run_folder(name)))
-            if problem:
-                _say(policy, "error", problem)
-            else:
-                st.session_state["_train_flash"] = ("success", f"Deleted {name}.")
-                st.rerun()
+            st.session_state[PENDING_DELETE] = name
+        pending = st.session_state.get(PENDING_DELETE)
+        if pending in deletable:  # a forged or stale name is never offered
+            confirm_delete_ui(pending, policy, rows)
+
+
+def confirm_delete_ui(name: str, policy: hosting.Policy, rows: list[dict]) -> None:
+    """The second step of a delete: what goes, then Delete or Cancel."""
+    size = next((row["MB"] for row in rows if row["run"] == name), None)
+    st.warning(f"Delete {name} and every file in it ({size} MB: checkpoints, samples, generator)? "
+               "This cannot be undone.")
+    yes, no = st.columns(2)
+    if no.button("Cancel", key="delete_cancel"):
+        st.session_state.pop(PENDING_DELETE, None)
+        st.rerun()
+    if yes.button(f"Delete {name}", key="delete_confirm", type="primary"):
+        st.session_state.pop(PENDING_DELETE, None)
+        problem = jobs.delete_job(RunPaths(jobs.run_folder(name)))
+        if problem:
+            _say(policy, "error", problem)
+        else:
+            st.session_state["_train_flash"] = ("success", f"Deleted {name}.")
+            st.rerun()
 
 
 def authorised_ui(policy: hosting.Policy, *, client: str, limiter: PasswordLimiter = PROCESS_LIMITER) -> bool:
