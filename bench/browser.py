@@ -222,5 +222,8 @@ def render_browser(result: dict) -> str:
     if floor and app:
         lines.append(f"\napp / trivial page (idle median): {app / floor:.2f}x")
     lines += [f"{key}: {value:.1f}" for key, value in result.items() if key.startswith("cold_start")]
+    cold_app, cold_floor = result.get("cold_start_s (app)"), result.get("cold_start_s (trivial page)")
+    if cold_app and cold_floor:  # from `streamlit run` to the first image in the browser, same machine, one after the other
+        lines.append(f"first digits / trivial page's first image (cold start): {cold_app / cold_floor:.2f}x")
     lines += [f"peak RSS {name}: {mb:.0f} MB" for name, mb in result.get("peak_rss_mb", {}).items()]
     return "\n".join(lines)
