@@ -188,16 +188,16 @@ def summary_rows(chosen: list[Entry], *, reevaluated: dict | None = None) -> lis
         _steps, epochs = split_records(records)
         minutes = curve(records, "epoch", axis="time")[0]
         own = int(epochs[-1].get("epoch") or 0) if epochs else 0
-        row = {"entry": entry.name, "epochs": entry.base_epochs + own,
-               "training time (min)": round(minutes[-1], 1) if minutes else None}
-        row.update({key: _text(entry.spec.get(key)) for key in SETTING_KEYS if key != "epochs"})
+        row = {"entry": entry.name, "epochs": entry.base_epochs + own}
         again = (reevaluated or {}).get(entry.name)
         quality, count, source = ((again, again.get("n"), "re-evaluated") if again else final_quality(entry, records))
-        row["samples"] = f"{count:,}" if count else "not recorded"
-        row["quality from"] = source
+        row["samples"] = f"{count:,}" if count else "not recorded"  # beside the figures it qualifies
         for key in QUALITY_KEYS:
             value = finite_number(quality.get(key))
             row[key] = round(value, 4) if value is not None else None
+        row["quality from"] = source
+        row["training time (min)"] = round(minutes[-1], 1) if minutes else None
+        row.update({key: _text(entry.spec.get(key)) for key in SETTING_KEYS if key != "epochs"})
         rows.append(row)
     return rows
 

@@ -5,6 +5,7 @@ With $AIGC_SCREENSHOT_DIR set (e.g. docs) the charts are saved as train_charts.p
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -16,6 +17,7 @@ from playwright.sync_api import expect
 from aigc.engine.spec import RunSpec
 from aigc.runs.files import atomic_write_json
 from aigc.runs.layout import RunPaths
+from helpers import REPO
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.e2e,
@@ -87,6 +89,45 @@ def test_quality_series_are_named_with_their_counts_and_the_loss_title_fits(page
             bottom = quality.bounding_box()["y"] + quality.bounding_box()["height"] + 10
             page.screenshot(path=str(screenshot_dir / "train_charts.png"), full_page=True,
                             clip={"x": 0, "y": top, "width": VIEWPORT["width"], "height": bottom - top})
+    finally:
+        shutil.rmtree(run.root, ignore_errors=True)
+
+
+def write_train_more_run(runs: Path) -> RunPaths:
+    """A run that trained 1 epoch more from the shipped generator (5 epochs), its epoch evaluated on 2,000 samples."""
+    shipped = Path(os.environ.get("AIGC_CHECKPOINT_DIR") or REPO / "checkpoints") / "generator.keras"
+    run = RunPaths(runs / "run-more")
+    run.metrics.parent.mkdir(parents=True, exist_ok=True)
+    run.metrics.write_text(json.dumps({"kind": "epoch", "step": 1875, "epoch": 1, "fdd": 3.0678, "digit_score": 9.9,
+                                       "class_accuracy": 0.997, "eval_n": 2000, "epoch_time_s": 60.0}) + "\n")
+    spec = RunSpec.resolve(epochs=1, init_from=str(shipped))
+    atomic_write_json(run.config, {"spec": spec.to_dict(), "base_epochs": 5})
+    shutil.copy(REPO / "checkpoints" / "generator.keras", run.generator)
+    atomic_write_json(run.status, {"state": "finished", "epoch": 1, "total_epochs": 1, "updated_at": time.time()})
+    return run
+
+
+@pytest.mark.skipif(not (REPO / "checkpoints" / "generator_metrics.jsonl").is_file(), reason="no shipped training log")
+def test_compare_continues_the_shipped_curve_and_evaluates_on_one_count(page, server, screenshot_dir):
+    """Issue 22 item 3: the run was drawn at epoch 1 beside the shipped epoch 1, and 2.56 on 10,000 samples was set
+    against 3.07 on 2,000 without a word."""
+    run = write_train_more_run(server["runs"])
+    try:
+        page.goto(f"{server['url']}/compare", wait_until="domcontentloaded")
+        page.get_by_text("Settings and final quality", exact=True).wait_for(timeout=LOAD_S)
+        plot = page.locator(".js-plotly-plot").first
+        plot.wait_for(timeout=LOAD_S)
+        traces = plot.evaluate("element => element.data.map(t => [t.name, Array.from(t.x)])")
+        xs = {name: x for name, x in traces}
+        assert xs.get("run-more (from epoch 5), 2,000 samples") == [6], traces
+        page.get_by_text("different sample counts").first.wait_for(timeout=LOAD_S)
+        page.get_by_role("button", name="Re-evaluate all on this count").click()
+        expect(page.get_by_text("different sample counts")).to_have_count(0, timeout=JOB_S)
+        if screenshot_dir:
+            page.get_by_text("Last sample grids").scroll_into_view_if_needed()
+            page.wait_for_timeout(800)
+            screenshot_dir.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot_dir / "compare_counts.png"))
     finally:
         shutil.rmtree(run.root, ignore_errors=True)
 
