@@ -23,11 +23,13 @@ ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 def test_the_epoch_line_prints_its_date_as_a_date_and_durations_as_durations():
     record = {"d_loss": 0.69314, "g_loss": 0.7, "kind": "epoch", "epoch": 1, "step": 1875, "time": 1796037995.12,
               "epoch_time_s": 169.4, "img_per_s": 354.2, "fdd": 3.07, "digit_score": 9.9, "class_accuracy": 0.99,
-              "collapsed_digits": [], "collapse": False, "eval_time_s": 12.3, "eval_n": 2000}
+              "collapsed_digits": [], "collapse": False, "eval_time_s": 12.3, "eval_n": 2000, "precision": 0.85,
+              "recall": 0.84}
     line = epoch_line(1, 5, record)
     assert not UNIX_TIME_AS_FLOAT.search(line) and ISO_TIME.search(line), line
     assert "2 min 49 s" in line and "354 img/s" in line and "12 s" in line and "d_loss 0.6931" in line, line
     assert "2,000 samples" in line and "fdd 3.07" in line, line
+    assert line.split("; quality")[1].count("precision 0.85, recall 0.84") == 1, line  # quality, not a loss
     assert "epoch_time_s" not in line and "eval_time_s" not in line and "169.4" not in line, line
 
 

@@ -14,7 +14,7 @@ from aigc.text import duration
 PROGRESS_SECONDS = 10.0  # a progress line this often when stdout is not a terminal (train.log); tests set it small
 TERMINAL_SECONDS = 0.2  # the terminal's one progress line is redrawn at most this often
 NOT_LOSSES = ("kind", "epoch", "step", "time", "epoch_time_s", "img_per_s", "eval_time_s", "eval_n",
-              "fdd", "digit_score", "class_accuracy", "collapsed_digits", "collapse")
+              "fdd", "precision", "recall", "digit_score", "class_accuracy", "collapsed_digits", "collapse")
 
 
 def counted(count: int, noun: str) -> str:
@@ -35,7 +35,8 @@ def epoch_line(epoch: int, total_epochs: int, record: dict) -> str:
     losses = ", ".join(f"{key} {value:.4g}" for key, value in record.items()
                        if key not in NOT_LOSSES and isinstance(value, float))
     line = f"{head}: {losses}" if losses else head
-    quality = ", ".join(f"{key} {record[key]:.4g}" for key in ("fdd", "digit_score", "class_accuracy")
+    quality = ", ".join(f"{key} {record[key]:.4g}" for key in ("fdd", "precision", "recall", "digit_score",
+                                                                "class_accuracy")
                         if isinstance(record.get(key), float))
     if quality:
         samples = f" on {counted(record['eval_n'], 'sample')}" if record.get("eval_n") else ""
