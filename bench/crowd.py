@@ -7,7 +7,7 @@ session closed), memory per session, and the client's own CPU share, so that a s
 generator cannot pass for a slow server. Also: rerun latency before and right after a
 clear-cache message. Sessions are driven over Streamlit's websocket protocol (bench.ws_client).
 
-With --watchers W, W of the N sessions open /train instead and poll its live view as a browser
+With --watchers W (bench/crowd_job.py), W of the N sessions open /train instead and poll its live view as a browser
 does (the fragment's automatic reruns) while a real training job runs, started as the page starts
 one (niced, one core left to the server) on --data. The server runs in password mode, where
 anyone may watch. Also reported: the poll latencies, and the trainer's img/s in a window with no
@@ -30,8 +30,6 @@ from bench.ws_client import StreamlitSession
 from aigc.settings import ROOT, TRAINING_ENV
 
 RAMP_S = 2.0  # sessions arrive spread over this many seconds (--ramp)
-BASELINE_S = 40.0  # the trainer's speed with no visitors is measured over this window
-TRAINER_START_S = 180.0  # from the launch to the trainer's second step record, at most
 SETTLE_S = 5.0  # after the sessions close, before the end RSS
 QUERY = "digit=any&n=16&seed={seed}"  # "/" leads to /generate (st.switch_page), carrying these
 
@@ -262,12 +260,9 @@ def run_coroutine(make_coroutine):
     return outcome["value"]
 
 
-def crowd(*, sessions: int, clicks: int = 5, think_s: float = 2.0, clear_cache: bool = True, watchers: int = 0,
-          data: str | None = None, baseline_s: float = BASELINE_S, epochs: int = 20, ramp_s: float = RAMP_S) -> dict:
-    """Start the app on 127.0.0.1 in hosted mode (with a training job when watchers), run the crowd; the figures."""
-    if watchers:
-        return _with_a_job(sessions=sessions, clicks=clicks, think_s=think_s, watchers=watchers, data=data,
-                           baseline_s=baseline_s, epochs=epochs, ramp_s=ramp_s)
+def crowd(*, sessions: int, clicks: int = 5, think_s: float = 2.0, clear_cache: bool = True,
+          ramp_s: float = RAMP_S) -> dict:
+    """Start the app on 127.0.0.1 in hosted mode, run the crowd of clickers; the figures (with watchers: crowd_job)."""
     port = free_port()
     server = start_server(port=port)
     url = f"http://127.0.0.1:{port}"
@@ -284,99 +279,6 @@ def crowd(*, sessions: int, clicks: int = 5, think_s: float = 2.0, clear_cache: 
         return run_coroutine(main)
     finally:
         stop_server(server)
-
-
-def _with_a_job(*, sessions: int, clicks: int, think_s: float, watchers: int, data: str | None, baseline_s: float,
-                epochs: int, ramp_s: float) -> dict:
-    """The mixed crowd: a password-mode server on a scratch runs folder, a real job in it, the crowd, then the job
-    stopped; with the trainer's img/s before and during the crowd."""
-    import secrets
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from aigc.serve import jobs
-    from aigc.serve.hosting import Policy
-    from aigc.settings import RUNS_ENV, TRAINING_PASSWORD_ENV
-
-    root = Path(tempfile.mkdtemp(prefix="aigc-crowd-runs-"))
-    port = free_port()
-    server = start_server(port=port, env={TRAINING_ENV: "password", TRAINING_PASSWORD_ENV: secrets.token_hex(16),
-                                          RUNS_ENV: str(root)})
-    url = f"http://127.0.0.1:{port}"
-    launched, before = None, os.environ.get(RUNS_ENV)
-    try:
-        os.environ[RUNS_ENV] = str(root)  # the trainer locks the runs root of its environment: the server's
-        try:
-            launched = jobs.start_job(jobs.JobRequest(epochs=epochs, init="shipped", data=data),
-                                      policy=Policy(training="on", max_epochs=epochs), root=root)
-        finally:
-            os.environ.pop(RUNS_ENV) if before is None else os.environ.update({RUNS_ENV: before})
-        if not launched.ok:
-            raise RuntimeError(f"the training job did not start: {launched.message}")
-        metrics = launched.paths.metrics
-        _wait_for_steps(metrics, count=2, timeout_s=TRAINER_START_S)
-        baseline_from = time.time()
-        time.sleep(baseline_s)  # the server idles, the trainer trains: its speed with no visitors
-        baseline = trainer_rate(metrics, baseline_from, time.time())
-
-        async def main() -> dict:
-            await wait_healthy(url)
-            return await crowd_against(url, sessions=sessions, clicks=clicks, think_s=think_s, server_pid=server.pid,
-                                       watchers=watchers, ramp_s=ramp_s)
-
-        result = run_coroutine(main)
-        during = trainer_rate(metrics, *result.pop("crowd_window"))
-        result.update(trainer_img_s_alone=baseline, trainer_img_s_crowd=during,
-                      trainer_share=during / baseline if baseline and during else None)
-        return result
-    finally:
-        if launched is not None and launched.ok:
-            jobs.stop_job(launched.paths)
-            _wait_for_unlock(root)
-        stop_server(server)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _step_records(metrics) -> list[dict]:
-    import json
-
-    records = []
-    try:
-        lines = metrics.read_text().splitlines()
-    except OSError:
-        return records
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("kind") == "step":
-            records.append(record)
-    return records
-
-
-def _wait_for_steps(metrics, *, count: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while len(_step_records(metrics)) < count:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the trainer logged fewer than {count} step records in {timeout_s:.0f} s")
-        time.sleep(1.0)
-
-
-def trainer_rate(metrics, start: float, end: float) -> float | None:
-    """The trainer's mean img/s over the step records it wrote between start and end (wall clock), None if none."""
-    rates = [r["img_per_s"] for r in _step_records(metrics)
-             if start <= r.get("time", 0) <= end and isinstance(r.get("img_per_s"), (int, float))]
-    return float(np.mean(rates)) if rates else None
-
-
-def _wait_for_unlock(root, timeout_s: float = 60.0) -> None:
-    from aigc.runs.lock import TrainingLock
-
-    deadline = time.monotonic() + timeout_s
-    while TrainingLock(root).holder() is not None and time.monotonic() < deadline:
-        time.sleep(0.5)
 
 
 def stop_server(server: subprocess.Popen) -> None:

@@ -178,12 +178,16 @@ def hostile_main(args: argparse.Namespace) -> int:
 def crowd_main(args: argparse.Namespace) -> int:
     """--crowd N: the crowd benchmark alone (it starts its own server); prints the figures, optionally JSON."""
     from bench.crowd import crowd, render as render_crowd
+    from bench.crowd_job import crowd_with_a_job
 
     if args.watchers >= args.crowd:
         print("error: --watchers must be fewer than the --crowd sessions", file=sys.stderr)
         return 2
-    result = crowd(sessions=args.crowd, clicks=args.clicks, think_s=args.think, watchers=args.watchers,
-                   data=args.data, ramp_s=args.ramp)
+    if args.watchers:
+        result = crowd_with_a_job(sessions=args.crowd, watchers=args.watchers, clicks=args.clicks, think_s=args.think,
+                                  data=args.data, ramp_s=args.ramp)
+    else:
+        result = crowd(sessions=args.crowd, clicks=args.clicks, think_s=args.think, ramp_s=args.ramp)
     print(render_crowd(result))
     _write_json(args.json, result)
     return 0

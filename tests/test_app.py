@@ -243,6 +243,8 @@ def test_runs_list_shows_and_deletes_runs_that_are_not_training(app_env):
     assert list(table["run"]) == ["run-fake"] and list(table["state"]) == ["stopped"]
     app.selectbox(key="delete_choice").set_value("run-fake")
     app.button(key="delete_button").click().run()
+    assert (app_env / "run-fake").exists()  # a delete asks first
+    app.button(key="delete_confirm").click().run()
     assert not (app_env / "run-fake").exists()
     assert "Deleted run-fake." in texts(app, "success")
 

@@ -30,11 +30,12 @@ def test_a_mixed_crowd_watches_a_real_job_and_measures_the_trainer(tmp_path):
     import numpy as np
 
     from aigc.engine.data import synthetic_mnist
-    from bench.crowd import crowd, render
+    from bench.crowd import render
+    from bench.crowd_job import crowd_with_a_job
 
     data = tmp_path / "mnist.npz"
     np.savez(data, **synthetic_mnist(4096, 128))  # epochs of 64 steps: step records within an epoch
-    result = crowd(sessions=3, watchers=1, clicks=2, think_s=0.5, data=str(data), baseline_s=6, epochs=50)
+    result = crowd_with_a_job(sessions=3, watchers=1, clicks=2, think_s=0.5, data=str(data), baseline_s=6, epochs=50)
     assert result["errors"] == 0, result["error_samples"]
     assert result["clicks_ok"] == 4 and result["polls"] >= 1 and 0 < result["poll_p50_ms"] < 30_000
     assert result["trainer_img_s_alone"] > 0

@@ -99,3 +99,26 @@ def test_a_folder_with_a_garbage_status_is_not_shown_as_the_current_run(tmp_path
     os.utime(junk / "status.json", (later, later))  # the newest
     job = current_job(root=tmp_path)
     assert job.paths is not None and job.paths.name == "run-real"
+
+
+def test_a_train_link_on_a_server_without_training_gets_a_sentence():
+    """Before: Streamlit's generic 'Page not found' for /train when training is off."""
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import streamlit as st
+
+        from aigc.app import frame
+        from aigc.app.routes import Frame
+        from aigc.serve.hosting import Policy
+
+        pages = frame.build_pages(Frame(Policy(training="off", loopback=False), None))
+        stub = pages[frame.TRAINING_OFF_KEY]
+        st.write(f"{'train' in pages}|{stub.url_path}|{stub.title}|{stub.visibility}")
+
+    app = AppTest.from_function(script).run()
+    assert not app.exception, app.exception
+    assert app.markdown[0].value == "False|train|Train|hidden"  # no Train page, no menu entry; /train is the stub
+    from aigc.app.frame import TRAINING_OFF
+
+    assert "turned off" in TRAINING_OFF

@@ -27,6 +27,9 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9 .()-]{1,80}")  # a linked name shown back on
 TOP_CSS = "<style>.stMainBlockContainer, .block-container {padding-top: 2.5rem;}</style>"
 PAGE_MODULES = {"generate": generate, "write": write, "draw": draw, "train": train, "compare": compare, "model": model}
 _FROZEN, _FREEZE_LOCK = {"at": None, "kept": 0}, threading.Lock()  # when the heap was last frozen, by freeze_heap
+TRAINING_OFF_KEY = "_training_off"
+TRAINING_OFF = ("Training is turned off on this server, so it has no Train page. Generate, Write a number, Draw a "
+                "digit, Compare runs and Model work as usual.")
 _TUNED = threading.Event()  # TensorFlow was tuned for serving in this process
 REFREEZE_S = 300.0  # the long-lived heap is frozen again at most this often...
 REFREEZE_RECORDS = 5000  # ...or once the run watchers kept this many more records
@@ -111,6 +114,9 @@ def build_pages(frame: Frame) -> dict[str, st.Page]:
             pages[key] = st.Page(_body(key, frame, needs_generator), title=title, icon=icon, url_path=key)
     pages[""] = st.Page(lambda: redirect(pages, HOME), title=TITLE, url_path="home", default=True,
                         visibility="hidden")
+    if "train" not in pages:  # a /train link on a server without training: a sentence, not "Page not found"
+        pages[TRAINING_OFF_KEY] = st.Page(lambda: st.info(TRAINING_OFF), title="Train", url_path="train",
+                                          visibility="hidden")
     return pages
 
 

@@ -166,7 +166,7 @@ def test_compare_runs_from_the_sidebar(page, server, screenshot_dir):
     open_view(page, server, "generate")
     page.get_by_test_id("stSidebarNav").get_by_text("Compare runs").click(timeout=LOAD_S)
     page.wait_for_url(re.compile(r"/compare"), timeout=LOAD_S)
-    page.get_by_text("Settings and final quality").wait_for(timeout=LOAD_S)
+    page.get_by_text("Settings and final quality", exact=True).wait_for(timeout=LOAD_S)
     page.locator(".js-plotly-plot").first.wait_for(timeout=LOAD_S)
     assert page.locator(".js-plotly-plot").count() == 1
     shoot(page, screenshot_dir, "compare")
