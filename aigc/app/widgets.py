@@ -22,6 +22,7 @@ from aigc.settings import without_paths
 LOG = logging.getLogger("aigc.app")
 SLIDER_STEP = 0.1
 PREVIEW_VALUES = (-2.0, -1.0, 0.0, 1.0, 2.0)
+STACKED_COLUMNS_PX = 640  # Streamlit's breakpoint (theme.breakpoints.columns) under which columns stack
 PINNED_KEY = "_pinned_style"  # the pinned latent (D,) as floats: Write a number's row 1, Interpolate's end A
 PINNED_DIGIT_KEY = "_pinned_digit"  # its digit (None: pinned from an unconditional view)
 PINNED_SOURCE_KEY = "_pinned_source"  # (grid, tile) last pinned: a rerun with the same selection pins nothing new
@@ -49,6 +50,18 @@ def whole_number_input(label: str, low=None, high=None, *, key: str, value=None,
     options = {name: float(number) for name, number in (("min_value", low), ("max_value", high), ("value", value))
                if number is not None}
     return (container or st).number_input(label, step=1.0, format="%.0f", key=key, **options, **kwargs)
+
+
+def results_first_on_phones(key: str) -> None:
+    """On a screen narrow enough that Streamlit stacks columns (640 px), the column holding st.container(key=key)
+    comes first: a phone shows the result above the controls instead of below the fold."""
+    st.html(f"<style>@media (max-width: {STACKED_COLUMNS_PX}px) {{ [data-testid='stColumn']:has(.st-key-{key}) "
+            "{ order: -1; } }</style>")
+
+
+def dimmed(key: str) -> None:
+    """Show st.container(key=key) faded: a result kept on screen that no longer matches the controls."""
+    st.html(f"<style>.st-key-{key} {{ opacity: 0.45; }}</style>")
 
 
 def spinner_unless(ready: bool, text: str):

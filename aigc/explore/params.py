@@ -18,18 +18,21 @@ SEED_MIN, SEED_MAX, SEED_DEFAULT = 0, 2**31 - 1, 0
 SCALE_MIN, SCALE_MAX, SCALE_DEFAULT = 0.1, 2.0, 1.0  # latent scale (truncation)
 STEPS_MIN, STEPS_MAX, STEPS_DEFAULT = 2, 30, 10  # frames of an interpolation
 DIGITS = tuple(range(10))
+MARKDOWN_CHARS = frozenset("\\`*_[]()<>#!|~$:{}&")  # escaped in a shown value: no link, emphasis, code, icon or HTML
 WRITE_DEFAULTS = {"text": "2026", "rows": 3, "seed": SEED_DEFAULT, "scale": SCALE_DEFAULT, **{name: 0.0 for name in NAMES}}
 
 
 def _short(raw) -> str:
+    """A forged value shortened and quoted for a notice rendered as markdown: its markdown characters escaped."""
     text = str(raw)
-    return repr(text[:12] + ("..." if len(text) > 12 else ""))
+    shown = repr(text[:12] + ("..." if len(text) > 12 else ""))
+    return "".join("\\" + c if c in MARKDOWN_CHARS else c for c in shown)
 
 
 def bounded_number(raw, low: float, high: float, *, whole: bool, step: float = 0.0) -> float | int | None:
     """raw (str) -> a finite number in [low, high] (int when whole, rounded to step when > 0), or None."""
     text = str(raw).strip()
-    if len(text) > NUMBER_MAX_CHARS:
+    if len(text) > NUMBER_MAX_CHARS or not text.isascii():  # int() reads '٧' and '７' as 7: 0-9 only
         return None
     try:
         value = int(text) if whole else float(text)

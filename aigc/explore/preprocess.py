@@ -10,6 +10,8 @@ BOX = 20  # MNIST scaled each digit's bounding box to fit 20x20 (aspect kept)
 SIZE = 28
 INK_MIN = 0.1  # pixels above this (in [0, 1]) count as ink for the bounding box
 MAX_CANVAS_PX = 1024  # a forged canvas larger than this is refused, not decoded
+MIN_EXTENT = 0.2  # a drawing spanning less of the canvas's shorter side is a dot: blown up to 20 px it reads as anything
+MIN_INK = 0.004  # nor is a drawing with fewer inked pixels than this share of the canvas (a 24 px dot on 280 px: 0.6%)
 MAX_PNG_BYTES = 1024 * 1024  # a 280 px canvas is ~10-60 KB; .streamlit/config.toml caps what a client sends at 2 MB
 
 
@@ -50,12 +52,21 @@ def decode_png(data: bytes) -> np.ndarray:
         raise DrawingError(f"the drawing is not a readable image ({type(error).__name__})") from None
 
 
-def mnist_style(pixels: np.ndarray) -> np.ndarray:
-    """A drawing (see to_gray) -> (28, 28) float32 in [0, 1]: bbox fit into 20x20, center of mass at the center."""
+def mnist_style(pixels: np.ndarray, *, min_extent: float = 0.0, min_ink: float = 0.0) -> np.ndarray:
+    """A drawing (see to_gray) -> (28, 28) float32 in [0, 1]: bbox fit into 20x20, center of mass at the center.
+
+    min_extent, min_ink: a drawing whose box spans less of the canvas's shorter side, or whose ink covers less of
+    the canvas, is refused as too small to read (DrawingError saying to draw bigger).
+    """
     gray = to_gray(pixels)
     rows, cols = np.nonzero(gray > INK_MIN)
     if len(rows) == 0:
         raise DrawingError("the drawing is empty: draw a digit first")
+    span = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1
+    if span < min_extent * min(gray.shape) or len(rows) < min_ink * gray.size:
+        raise DrawingError(f"Draw bigger: your drawing is {span} px across on a {min(gray.shape)} px canvas, too small "
+                           "to read (blown up to MNIST's size, a dot reads as anything). Clear the canvas and draw "
+                           "the digit large, filling most of the square.")
     crop = gray[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
     height, width = crop.shape
     scale = BOX / max(height, width)

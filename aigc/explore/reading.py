@@ -62,3 +62,24 @@ def tile_texts(reading: Reading) -> list[str]:
 def percent(confidence: float) -> str:
     """A confidence in [0, 1] as '87%', never '100%' (a calibrated model is never certain): '>99%'."""
     return ">99%" if confidence >= 0.995 else f"{confidence:.0%}"
+
+
+HAND_MIN_HITS = 6  # a usable hand writes at least 6 of the ten as themselves (inverted MNIST test digits: 7 to 10)
+
+
+def hand_problem(labels, *, inverted_as: int, read_as: int) -> str | None:
+    """Why a hand cannot be pinned, or None: labels (10,) are the evaluator's readings of its digits 0..9.
+
+    A latent found for another digit than the one drawn (a 1 inverted as an 8) often writes that digit for
+    every label: Write a number would then write 2026 as 1121.
+    """
+    labels = [int(label) for label in labels]
+    wrong = [digit for digit, label in enumerate(labels) if label != digit]
+    if len(labels) != 10 or len(wrong) <= 10 - HAND_MIN_HITS:
+        return None if len(labels) == 10 else "This hand cannot be pinned: it was not read as ten digits."
+    if inverted_as != read_as:
+        advice = f"invert the drawing as the digit you drew (the evaluator reads {read_as}), not as {inverted_as}"
+    else:
+        advice = "draw the digit again, larger and closer to how MNIST digits look"
+    return (f"This hand cannot be pinned: it does not write the ten digits (0-9 read as {', '.join(map(str, labels))}; "
+            f"{len(wrong)} of 10 wrong), so Write a number would write other digits than typed. To pin a hand, {advice}.")

@@ -9,19 +9,21 @@ import streamlit as st
 from aigc.app.explain import how_it_works
 from aigc.app.routes import Frame
 from aigc.app.widgets import (a_digit, copy_link_ui, guarded, labeled_png, picture_png, pin, reading_caption,
-                              spinner_unless, toast, whole_number_input)
+                              results_first_on_phones, spinner_unless, toast, whole_number_input)
 from aigc.serve.caches import INVERSIONS, file_key
 from aigc.serve.generators import Served
 from aigc.engine.sampling import latents, run_generator, slerp
 from aigc.explore.params import SEED_MAX, SEED_MIN
-from aigc.explore.preprocess import DrawingError, decode_png, mnist_style
-from aigc.explore.reading import percent, read_images
+from aigc.explore.preprocess import MIN_EXTENT, MIN_INK, DrawingError, decode_png, mnist_style
+from aigc.explore.reading import hand_problem, percent, read_images
 
 CANVAS_PX = 280  # the canvas is fixed server-side; a forged larger image is refused by decode_png
 STROKE_PX = 24
 AUTO = "Its reading"
 INVERT_AS = [AUTO] + [str(d) for d in range(10)]
 FRAMES = 8
+CLEARS_KEY = "_draw_clears"  # the canvas's key ends with this count: Clear mounts an empty canvas
+RESULT_KEY = "draw_result"
 
 
 def page(frame: Frame) -> None:
@@ -37,8 +39,21 @@ def canvas_ui():
         st.info("The drawing canvas needs `pip install -r requirements.txt` (streamlit-drawable-canvas).")
         return None
 
-    return st_canvas(stroke_width=STROKE_PX, stroke_color="#FFFFFF", background_color="#000000", height=CANVAS_PX,
-                     width=CANVAS_PX, drawing_mode="freedraw", return_image_data=True, key="draw_canvas")
+    st.space("medium")  # the canvas's toolbar appears above it on hover: it covers this space, not the instructions
+    result = st_canvas(stroke_width=STROKE_PX, stroke_color="#FFFFFF", background_color="#000000", height=CANVAS_PX,
+                       width=CANVAS_PX, drawing_mode="freedraw", return_image_data=True,
+                       key=f"draw_canvas_{st.session_state.get(CLEARS_KEY, 0)}")
+    st.button("Clear", key="draw_clear", icon=":material/delete:", on_click=_clear, help="Empty the canvas.")
+    return result
+
+
+def _clear() -> None:
+    st.session_state[CLEARS_KEY] = st.session_state.get(CLEARS_KEY, 0) + 1
+
+
+def mnist_digit(pixels: np.ndarray) -> np.ndarray:
+    """The canvas (H, W, 4) as an MNIST digit (28, 28) in [0, 1]; DrawingError (draw bigger) for a dot or a scribble."""
+    return mnist_style(pixels, min_extent=MIN_EXTENT, min_ink=MIN_INK)
 
 
 def drawing_pixels(result) -> np.ndarray | None:
@@ -80,19 +95,19 @@ def draw_ui(served: Served) -> None:
         return
     left, right = st.columns([1, 2.2], gap="large")
     with left:
-        st.markdown("**Draw one digit** (mouse or finger), large and centered or not: it is cropped and "
-                    "centered as MNIST digits were.")
         result = canvas_ui()
+        st.caption("**Draw one digit** (mouse or finger), large: it is cropped and centered as MNIST digits were.")
         invert_as = st.selectbox("Invert as", INVERT_AS, key="draw_as",
                                  help="Search the latent for the evaluator's reading, or for a digit you choose.")
         partner = whole_number_input("Random partner seed", SEED_MIN, SEED_MAX, value=1, key="draw_partner")
-    with right:
+    results_first_on_phones(RESULT_KEY)
+    with right, st.container(key=RESULT_KEY):
         try:
             pixels = drawing_pixels(result)
             if pixels is None:
                 st.info("Draw a digit on the canvas; its MNIST version, its reading and the GAN's version appear here.")
                 return
-            digit = mnist_style(pixels)
+            digit = mnist_digit(pixels)
         except DrawingError as error:
             st.info(str(error))
             return
@@ -107,20 +122,31 @@ def _results_ui(served: Served, digit: np.ndarray, invert_as: str, partner: int)
     flag = " - looks unlike MNIST digits" if reading.ood[0] else " - unsure" if reading.doubt[0] else ""
     st.markdown(f"**The evaluator reads {a_digit(read)}** ({percent(confidence)} calibrated confidence{flag}).")
     a, b = st.columns(2)
-    a.image(picture_png(digit, scale=6), caption="your drawing, MNIST-style (28x28)", output_format="PNG")
+    a.image(picture_png(digit, scale=6), caption="your drawing, MNIST-style (28x28)", output_format="PNG",
+            alt=f"Your drawing, cropped and centered as an MNIST digit; the evaluator reads {a_digit(read)}.")
     b.image(picture_png(image, scale=6), caption=f"the GAN's {label} (pixel MSE {error:.3f}, {seconds:.2f} s)",
-            output_format="PNG")
+            output_format="PNG", alt=f"The generator's closest {label} to your drawing.")
     st.markdown("**Your handwriting for all ten digits**")
     ten = run_generator(served.model, np.repeat(z[None], 10, axis=0), np.arange(10, dtype=np.int32))
     tiles, ten_reading = labeled_png(ten, np.arange(10), ncol=5, scale=3)
-    st.image(tiles, output_format="PNG", caption=reading_caption(ten_reading, np.arange(10)))
+    st.image(tiles, output_format="PNG", caption=reading_caption(ten_reading, np.arange(10)),
+             alt="The digits 0 to 9 written by the generator in the hand found for your drawing.")
     st.markdown(f"**From your {label} to a random one** (partner seed {partner})")
     other = latents(1, len(z), seed=partner)[0]
     path = np.stack([slerp(z, other, t) for t in np.linspace(0, 1, FRAMES)]).astype(np.float32)
     frames = run_generator(served.model, path, np.full(FRAMES, label, np.int32))
     st.image(picture_png(np.concatenate(list(frames), axis=1), scale=3), output_format="PNG",
-             caption="slerp in the latent space, same digit label")
-    if st.button("Pin this hand for Write a number", key="draw_pin"):
+             caption="slerp in the latent space, same digit label",
+             alt=f"{FRAMES} generated {label}s morphing from your hand to a random one.")
+    _pin_ui(z, label, read, ten_reading)
+
+
+def _pin_ui(z: np.ndarray, label: int, read: int, ten_reading) -> None:
+    """The pin button, refused with the reason when the hand does not write the ten digits."""
+    why = None if ten_reading is None else hand_problem(ten_reading.labels, inverted_as=label, read_as=read)
+    if why:
+        st.warning(why)
+    if st.button("Pin this hand for Write a number", key="draw_pin", disabled=bool(why), help=why) and not why:
         pin(z, label, source=("draw", label, tuple(np.round(z, 5).tolist())))
         toast("pinned: Write a number now writes row 1 in this hand.")
     with st.expander("Share"):

@@ -14,7 +14,8 @@ from aigc import settings
 from aigc.app.explain import how_it_works
 from aigc.app.routes import Frame, ascii_values, sync_query
 from aigc.app.widgets import (a_digit, copy_link_ui, directions_of, display_scale, guarded, pin, pinned_hand,
-                              preview_pngs, reading_of, sliders_ui, spinner_unless, toast, whole_number_input)
+                              preview_pngs, reading_of, results_first_on_phones, sliders_ui, spinner_unless, toast,
+                              whole_number_input)
 from aigc.engine.sampling import GRID_PAD, generate, gif_bytes, grid, interpolate, latents, run_generator
 from aigc.explore import directions as dirs
 from aigc.explore.nearest import nearest_training, squared_norms
@@ -37,6 +38,7 @@ LABEL_SCALE_MIN = 3  # tiles are drawn at least 3x so their labels stay legible 
 NUMBER_FIELDS = {"gen_n": ("How many", "n"), "gen_seed": ("Seed", "seed"),  # widget key: label, bounded as
                  "interp_a": ("Seed A", "seed"), "interp_b": ("Seed B", "seed")}
 NOTES_KEY = "_gen_number_notes"  # {widget key: why its value was replaced on submit}, shown once
+RESULT_KEY = "gen_result"  # the grid's column: first on a phone
 LABELED_TILES_MAX = 36  # larger grids are shrunk so far that the labels would cover the digits: listed below instead
 FLAGGED_LISTED = 20
 
@@ -105,8 +107,9 @@ def number_notes_ui(*keys: str) -> None:
             st.warning(note)
 
 
-def controls_ui(*, conditional: bool) -> dict:
-    """The Generate form; returns bounded {'digit', 'n', 'seed', 'truncation'}."""
+def controls_ui(served: Served, *, conditional: bool) -> tuple[dict, dict, np.ndarray]:
+    """The Generate form, every control waiting for its buttons: (bounded {'digit', 'n', 'seed', 'truncation'},
+    the style sliders {name: value}, their latent shift (D,))."""
     with st.form("generate_form", border=True):
         digit = st.selectbox("Digit", DIGIT_OPTIONS, key="gen_digit", disabled=not conditional,
                              help=None if conditional else "This generator is unconditional: it draws any digit.")
@@ -115,6 +118,7 @@ def controls_ui(*, conditional: bool) -> dict:
         seed = whole_number_input("Seed", key="gen_seed", help="The same seed and settings always give the same digits.")
         truncation = st.slider("Latent scale (truncation)", params.SCALE_MIN, params.SCALE_MAX,
                                step=0.05, key="gen_trunc", help="Below 1: cleaner, less varied digits.")
+        sliders, shift = style_ui(served, st.session_state.get("_gen_sliders", {}))
         left, right = st.columns(2)
         left.form_submit_button("Generate", type="primary", width="stretch", on_click=_snap, args=("gen_n", "gen_seed"))
         right.form_submit_button("New seed", on_click=_new_seed, width="stretch")
@@ -123,7 +127,7 @@ def controls_ui(*, conditional: bool) -> dict:
     values["digit"] = None if digit == "Any" or not conditional else int(digit)
     st.session_state["_gen_last"] = dict(gen_digit=digit, gen_n=values["n"], gen_seed=values["seed"],
                                          gen_trunc=values["truncation"])
-    return values
+    return values, sliders, shift
 
 
 def link_notices_text(notices: list[str]) -> str | None:
@@ -143,14 +147,15 @@ def generate_ui(served: Served) -> np.ndarray:
     conditional = bool(served.config.conditional)
     controls, picture_area = st.columns([1, 2.2], gap="large")
     with controls:
-        values = controls_ui(conditional=conditional)
-        sliders, shift = style_ui(served, st.session_state.get("_gen_sliders", {}), values)
+        values, sliders, shift = controls_ui(served, conditional=conditional)
     images, picture_png, columns, reading, timing = timed_grid(served, values, shift)
-    with picture_area:
+    results_first_on_phones(RESULT_KEY)
+    with picture_area, st.container(key=RESULT_KEY):
         what = "any digit" if values["digit"] is None else f"digit {values['digit']}"
-        st.image(picture_png, caption=f"{len(images)} x {what} - seed {values['seed']} - "
-                 f"scale {values['truncation']:.2f} - {served.label} - {timing}", output_format="PNG",
-                 alt=f"A grid of {len(images)} generated handwritten digits ({what}).")
+        caption = f"{len(images)} x {what} - seed {values['seed']} - scale {values['truncation']:.2f} - {served.label} - {timing}"
+        if not (conditional and tile_pin_ui(served, values, shift, picture_png, columns, caption)):
+            st.image(picture_png, caption=caption, output_format="PNG",
+                     alt=f"A grid of {len(images)} generated handwritten digits ({what}).")
         # A callable is only run when the button is clicked: no 4x PNG on every rerun.
         st.download_button("Download PNG", lambda: png_bytes(grid(images, columns, scale=4)), mime="image/png",
                            file_name=f"digits_{values['digit'] if values['digit'] is not None else 'any'}"
@@ -158,8 +163,6 @@ def generate_ui(served: Served) -> np.ndarray:
         reading_summary_ui(reading, values["digit"])
         style_previews_ui(served, values)
         nearest_ui(images)
-        if conditional:
-            tile_pin_ui(served, values, shift, picture_png, columns)
         query = full_query(values, sliders, st.session_state.get("_generator_label"))
         copy_link_ui(query, page="generate")
     sync_query({k: v for k, v in query.items() if k != "view"}, QUERY_KEYS + EXTRA_KEYS)
@@ -346,7 +349,7 @@ def reading_note(reading) -> str:
             + (f"Flagged tiles (counting from 1, row by row): {listed}." if flagged else "No tile is flagged."))
 
 
-def style_ui(served: Served, defaults: dict, values: dict) -> tuple[dict, np.ndarray]:
+def style_ui(served: Served, defaults: dict) -> tuple[dict, np.ndarray]:
     """The style sliders with preview strips (conditional generators); returns (slider values, latent shift (D,))."""
     latent_dim = served.latent_dim
     if not served.config.conditional:
@@ -370,23 +373,24 @@ def style_previews_ui(served: Served, values: dict) -> None:
                          alt=f"The first tile's {digit} drawn five times, {dirs.LABELS[name].lower()} from -2 to +2.")
 
 
-def tile_pin_ui(served: Served, values: dict, shift: np.ndarray, picture_png: bytes, columns: int) -> None:
-    """An expander with the grid as a clickable chart: clicking a tile pins its hand (built only while open)."""
-    box = st.expander("Pin a tile's hand: click a tile", key="gen_pin_open", on_change="rerun")
-    if not box.open:
-        return
+def tile_pin_ui(served: Served, values: dict, shift: np.ndarray, picture_png: bytes, columns: int, caption: str) -> bool:
+    """A switch that turns the grid itself into a picker: clicking a tile pins its hand. True when the grid was shown."""
+    if not st.toggle("Pin a tile's hand: click a tile", key="gen_pick",
+                     help="The grid becomes clickable: Interpolate can start from a tile, and Write a number writes "
+                          "row 1 in its hand."):
+        return False
     grid_id = (values["digit"], values["n"], values["seed"], round(float(values["truncation"]), 6),
                tuple(np.round(shift, 4).tolist()))
-    with box:
-        st.caption("Click a tile: Interpolate can start from it, and Write a number writes row 1 in its hand.")
-        event = st.plotly_chart(picker_figure(picture_png, n=values["n"], columns=columns), width="content",
-                                on_select="rerun", selection_mode="points", config={"displayModeBar": False},
-                                key="gen_pin_grid_" + hashlib.sha1(repr(grid_id).encode()).hexdigest()[:12])  # a new grid starts with nothing selected
-        tile = picked_tile(event, values["n"])
-        if tile is None:
-            return
-        z, labels = tile_latents(served.latent_dim, n=values["n"], digit=values["digit"],
-                                 seed=values["seed"], truncation=values["truncation"], shift=shift)
-        if pin(z[tile], int(labels[tile]), source=(grid_id, tile)):
-            toast(f"tile {tile + 1} pinned ({a_digit(int(labels[tile]))}): Interpolate and Write a number can use it.")
-        st.markdown(f"**Tile {tile + 1} pinned** ({a_digit(int(labels[tile]))}).")
+    event = st.plotly_chart(picker_figure(picture_png, n=values["n"], columns=columns), width="content",
+                            on_select="rerun", selection_mode="points", config={"displayModeBar": False},
+                            key="gen_pin_grid_" + hashlib.sha1(repr(grid_id).encode()).hexdigest()[:12])  # a new grid starts with nothing selected
+    st.caption(caption)
+    tile = picked_tile(event, values["n"])
+    if tile is None:
+        return True
+    z, labels = tile_latents(served.latent_dim, n=values["n"], digit=values["digit"],
+                             seed=values["seed"], truncation=values["truncation"], shift=shift)
+    if pin(z[tile], int(labels[tile]), source=(grid_id, tile)):
+        toast(f"tile {tile + 1} pinned ({a_digit(int(labels[tile]))}): Interpolate and Write a number can use it.")
+    st.markdown(f"**Tile {tile + 1} pinned** ({a_digit(int(labels[tile]))}).")
+    return True
