@@ -269,7 +269,9 @@ def test_training_off_hides_the_view(app_env, monkeypatch):
     monkeypatch.setenv("AIGC_TRAINING", "off")
     app = run_app(view="train")
     assert not app.exception
-    assert "train" not in registered_paths(app) and "generate" in registered_paths(app)  # not even registered
+    # No Train page in the menu: /train is only the hidden page that says training is off (test_hosted_visitors).
+    titles = {info.get("url_pathname"): info.get("page_name") for info in app._registered_pages.values()}
+    assert "generate" in registered_paths(app) and titles.get("train") == "Train"
     assert app.image and not any(b.label == "Start training" for b in app.button)  # fell back to Generate
 
 
