@@ -1,6 +1,7 @@
 """A look inside the GAN (engine/inside.py, app/inside.py): D's score per sample tile and the evaluator's feature map."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -187,3 +188,23 @@ def test_an_unreadable_look_inside_file_says_so(app_env):
     app = run_app(view="train")
     assert_clean(app)
     assert "The look inside epoch 2 is unreadable." in texts(app, "caption")
+
+
+def test_the_map_traces_each_digits_center_through_the_earlier_epochs(tmp_path):
+    from aigc.app import inside as view_inside
+
+    run = RunPaths(tmp_path / "run")
+    for epoch in (1, 2, 3):
+        write_fake_inside(run, epoch)
+    assert view_inside.inside_epochs(run) == [1, 2, 3]
+    view = view_inside.epoch_view(run, 3, earlier=[1, 2])
+    paths = [trace for trace in view.figure.data if trace.mode == "lines+markers"]
+    assert len(paths) == 10 and all(len(trace.x) == 3 for trace in paths)
+    first_centers = json.loads(run.inside_path(1).read_text())["map"]["fake"]
+    zero = [x for x, d in zip(first_centers["x"], first_centers["digit"]) if d == 0]
+    assert paths[0].x[0] == pytest.approx(np.mean(zero))  # the path starts at epoch 1's center of the 0s
+    x_range = view.figure.layout.xaxis.range
+    assert all(x_range[0] <= x <= x_range[1] for trace in paths for x in trace.x)
+    tiles = view_inside.Image.open(io.BytesIO(view.tiles_png))
+    assert tiles.size[0] >= 600 and view.d_real_mean == 0.61
+    assert view_inside.epoch_view(run, 1).figure is not None  # no earlier epoch: no path, still a map

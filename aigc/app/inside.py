@@ -27,6 +27,7 @@ DIGIT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 REAL_COLOR = "rgba(120, 120, 120, 0.35)"
 FAKE_RGB, DOUBT_RGB, REAL_RGB = (220, 38, 38), (234, 179, 8), (22, 163, 74)  # D(x) near 0, 0.5, 1
 MAP_HEIGHT = 460
+TRAIL_EPOCHS = 30  # earlier epochs whose cloud centers the map links into a path (each a file read, once per view)
 NO_FILES_NOTE = ("Inside the GAN: nothing recorded for this run yet. Each epoch's end adds the discriminator's score of "
                  "every sample tile and a map of generated digits beside real ones (runs trained before this view "
                  "have none).")
@@ -66,7 +67,7 @@ def inside_ui(paths: RunPaths, epochs=None) -> None:
                 "sit among real ones")
     # No key: when a new epoch lands the options change and the slider jumps to the newest, as the grid's does.
     chosen = st.select_slider("Epoch inside the GAN", options=found, value=found[-1]) if len(found) > 1 else found[0]
-    view = epoch_view(paths, chosen, first=found[0])
+    view = epoch_view(paths, chosen, earlier=[epoch for epoch in found if epoch < chosen])
     if view is None:
         st.caption(f"The look inside epoch {chosen} is unreadable.")
         return
@@ -83,8 +84,9 @@ def inside_ui(paths: RunPaths, epochs=None) -> None:
         else:
             st.plotly_chart(view.figure, key="inside_map", width="stretch")
             st.caption("Each dot is a digit, placed by the evaluator's features (a principal-component plane of real "
-                       "MNIST test digits): grey dots are real digits, colored ones this epoch's generated digits. As "
-                       "training goes on, each color should settle on its digit's part of the grey cloud.")
+                       "MNIST test digits): grey dots are real digits, colored ones this epoch's generated digits, and "
+                       "a thin line traces each digit's center through the earlier epochs. As training goes on, each "
+                       "color should settle on its digit's part of the grey cloud.")
 
 
 def _d_caption(view: EpochView) -> str:
@@ -93,23 +95,23 @@ def _d_caption(view: EpochView) -> str:
     if view.d_tiles_mean is not None:
         parts.append(f"These tiles average {view.d_tiles_mean:.2f}")
         parts[-1] += (f"; real test digits {view.d_real_mean:.2f}." if view.d_real_mean is not None else ".")
-    parts.append("A generator that has caught up leaves D unsure: scores near 0.5 on both.")
+    parts.append("As the generator catches up, D grows unsure: both move toward 0.5.")
     return " ".join(parts)
 
 
-def epoch_view(paths: RunPaths, epoch: int, *, first: int | None = None) -> EpochView | None:
+def epoch_view(paths: RunPaths, epoch: int, *, earlier: list[int] = ()) -> EpochView | None:
     """The view of one epoch, made once per (file, modification time) for the server; None when unreadable.
-    The map's axes span the real digits, the first epoch's and this one's, so the cloud's motion reads across epochs."""
+    The map draws each digit's path through the earlier epochs (the last TRAIL_EPOCHS), so the motion reads at once."""
     path = paths.inside_path(epoch)
-    first_path = paths.inside_path(first if first is not None else epoch)
+    earlier = sorted(earlier)[-TRAIL_EPOCHS:]
     try:
-        key = file_key(path) + file_key(first_path)[1:] + file_key_or_none(paths.sample_path(epoch))
+        key = file_key(path) + _mtime_or_none(paths.sample_path(epoch)) + tuple(earlier)
     except OSError:
         return None
-    return INSIDE.get_or_make(key, lambda: _make_view(paths, epoch, read_json(path), read_json(first_path)))
+    return INSIDE.get_or_make(key, lambda: _make_view(paths, epoch, read_json(path), earlier))
 
 
-def file_key_or_none(path) -> tuple:
+def _mtime_or_none(path) -> tuple:
     """(mtime,) of a file, or (None,) when it is missing."""
     try:
         return (path.stat().st_mtime_ns,)
@@ -117,13 +119,13 @@ def file_key_or_none(path) -> tuple:
         return (None,)
 
 
-def _make_view(paths: RunPaths, epoch: int, data: dict | None, first: dict | None) -> EpochView | None:
+def _make_view(paths: RunPaths, epoch: int, data: dict | None, earlier: list[int]) -> EpochView | None:
     if not isinstance(data, dict) or not isinstance(data.get("tiles"), dict):
         return None
     scores = [finite_number(v) for v in data["tiles"].get("d") or []]
     known = [v for v in scores if v is not None]
     return EpochView(epoch=epoch, tiles_png=_framed_grid(paths.sample_path(epoch), scores, data["tiles"]),
-                     figure=map_figure(data.get("map"), first.get("map") if isinstance(first, dict) else None),
+                     figure=map_figure(data.get("map"), [_centers(paths.inside_path(e)) for e in earlier]),
                      d_tiles_mean=float(np.mean(known)) if known else None,
                      d_real_mean=finite_number(data.get("d_real_mean")))
 
@@ -181,14 +183,27 @@ def _points(cloud) -> tuple[list, list, list] | None:
     return [x[i] for i in keep], [y[i] for i in keep], [digit[i] for i in keep]
 
 
-def map_figure(found: dict | None, first: dict | None = None) -> go.Figure | None:
+def _centers(path) -> dict[int, tuple[float, float]]:
+    """{digit: (x, y)}: the center of each digit's generated cloud in a look-inside file ({} when unreadable)."""
+    data = read_json(path)
+    cloud = _points(data["map"].get("fake")) if isinstance(data, dict) and isinstance(data.get("map"), dict) else None
+    return _centers_of(cloud) if cloud else {}
+
+
+def _centers_of(cloud: tuple[list, list, list]) -> dict[int, tuple[float, float]]:
+    x, y, digits = (np.asarray(values, np.float64) for values in cloud)
+    return {int(digit): (float(x[digits == digit].mean()), float(y[digits == digit].mean()))
+            for digit in sorted(set(cloud[2]))}
+
+
+def map_figure(found: dict | None, trail: list[dict] = ()) -> go.Figure | None:
     """The map of one epoch: real digits grey (their digit at each group's center), generated ones one trace per
-    digit; axes fixed to span real digits, the first epoch's and this one's. None when the file has no map."""
+    digit, each with the path of its center through the earlier epochs (trail: {digit: (x, y)} per epoch, oldest
+    first). None when the file has no map."""
     fake = _points(found.get("fake")) if isinstance(found, dict) else None
     if fake is None:
         return None
     real = _points(found.get("real"))
-    start = _points(first.get("fake")) if isinstance(first, dict) else None
     figure = go.Figure()
     if real:
         figure.add_trace(go.Scatter(x=real[0], y=real[1], mode="markers", name="real MNIST", legendrank=1,
@@ -201,7 +216,13 @@ def map_figure(found: dict | None, first: dict | None = None) -> go.Figure | Non
                                       y=float(np.median([real[1][i] for i in at])), text=f"<b>{digit}</b>",
                                       showarrow=False, font=dict(size=16, color="rgba(60, 60, 60, 0.8)"))
     asked = "asked for" if found["fake"].get("colored_by") != "read" else "read as"
+    now = _centers_of(fake)
     for digit in range(10):
+        path = [centers[digit] for centers in list(trail) + [now] if digit in centers]
+        if len(path) > 1:
+            figure.add_trace(go.Scatter(x=[x for x, _y in path], y=[y for _x, y in path], mode="lines+markers",
+                                        showlegend=False, opacity=0.8, line=dict(color=DIGIT_COLORS[digit], width=2.5),
+                                        marker=dict(size=4), hovertemplate=f"path of generated {digit}s<extra></extra>"))
         at = [i for i, d in enumerate(fake[2]) if d == digit]
         if at:
             figure.add_trace(go.Scatter(x=[fake[0][i] for i in at], y=[fake[1][i] for i in at], mode="markers",
@@ -210,7 +231,8 @@ def map_figure(found: dict | None, first: dict | None = None) -> go.Figure | Non
     explained = [finite_number(v) for v in (found.get("explained") or [])][:2]
     titles = [f"feature axis {n + 1}" + (f" ({share:.0%} of real digits' spread)" if share is not None else "")
               for n, share in enumerate(explained + [None] * (2 - len(explained)))]
-    x_range, y_range = _span([real, fake, start])
+    centers = [list(zip(*c.values())) for c in trail if c]
+    x_range, y_range = _span([real, fake] + [(list(xs), list(ys)) for xs, ys in centers])
     figure.update_layout(height=MAP_HEIGHT, margin=dict(l=10, r=50, t=40, b=10), uirevision="keep",
                          title=dict(text="Generated digits among real ones (evaluator's features)", x=0,
                                     xanchor="left"),

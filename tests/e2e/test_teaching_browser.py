@@ -23,15 +23,15 @@ PAGES = ("generate", "write", "draw", "train", "compare", "model")
 
 @pytest.fixture(scope="module")
 def teaching_server(server, tmp_path_factory):
-    """The session's live app, its newest run a finished 3-epoch one with its look-inside files."""
+    """The session's live app, its newest run a finished 4-epoch one with its look-inside files."""
     from aigc.engine.data import synthetic_mnist
 
     data = Path(os.environ.get("AIGC_MNIST") or "-")
     if not data.is_file():
         data = tmp_path_factory.mktemp("teaching") / "mnist.npz"
         np.savez(data, **synthetic_mnist(1024, 256))
-    trained = run_cli("train", "--run-dir", str(server["runs"] / "run-inside"), "--data", str(data), "--epochs", "3",
-                      "--train-limit", "3072", "--batch-size", "64", "--eval-samples", "0", "--probe-seconds", "0",
+    trained = run_cli("train", "--run-dir", str(server["runs"] / "run-inside"), "--data", str(data), "--epochs", "4",
+                      "--train-limit", "6400", "--batch-size", "32", "--eval-samples", "0", "--probe-seconds", "0",
                       timeout=600, env={"AIGC_RUNS_DIR": str(server["runs"])})
     assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-2000:]
     return server
@@ -45,15 +45,17 @@ def settled(page) -> None:
     page.wait_for_timeout(800)
 
 
-def shoot_between(page, screenshot_dir, name: str, top, bottom) -> None:
-    """Save the part of the page from locator top to locator bottom (only when $AIGC_SCREENSHOT_DIR is set)."""
+def shoot_around(page, screenshot_dir, name: str, *parts) -> None:
+    """Save the part of the page that holds these locators (only when $AIGC_SCREENSHOT_DIR is set)."""
     if not screenshot_dir:
         return
     settled(page)
-    first, last = top.bounding_box(), bottom.bounding_box()
-    scroll = page.evaluate("() => [window.scrollX, window.scrollY]")
-    y = first["y"] + scroll[1] - 12
-    clip = {"x": 0, "y": y, "width": page.viewport_size["width"], "height": last["y"] + last["height"] + scroll[1] + 12 - y}
+    boxes = [part.bounding_box() for part in parts]
+    scroll_x, scroll_y = page.evaluate("() => [window.scrollX, window.scrollY]")
+    x, y = max(0, min(b["x"] for b in boxes) + scroll_x - 12), min(b["y"] for b in boxes) + scroll_y - 12
+    right = max(b["x"] + b["width"] for b in boxes) + scroll_x + 12
+    bottom = max(b["y"] + b["height"] for b in boxes) + scroll_y + 12
+    clip = {"x": x, "y": y, "width": right - x, "height": bottom - y}
     screenshot_dir.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(screenshot_dir / f"{name}.png"), full_page=True, clip=clip)
 
@@ -75,17 +77,18 @@ def test_every_page_explains_itself_collapsed_until_asked(page, teaching_server,
         assert details.get_by_text(words, exact=False).first.is_visible(), words
     details.locator("svg").first.wait_for()  # the GAN diagram, drawn by the browser
     assert details.locator("svg text", has_text="Discriminator").count() >= 1
-    shoot_between(page, screenshot_dir, "how_it_works", expander, expander)
+    shoot_around(page, screenshot_dir, "how_it_works", expander)
 
 
 def test_train_shows_the_discriminators_scores_and_the_map(page, teaching_server, screenshot_dir):
     page.goto(f"{teaching_server['url']}/train", wait_until="domcontentloaded")
-    heading = page.get_by_text("Inside the GAN", exact=False).first
+    heading = page.get_by_text("what the discriminator thinks of each sample", exact=False)
     heading.wait_for(timeout=LOAD_S)
-    tiles = page.get_by_role("img", name="Epoch 3's sample digits, each framed", exact=False)
+    tiles = page.get_by_role("img", name="Epoch 4's sample digits, each framed", exact=False)
     tiles.wait_for()
     assert tiles.evaluate("i => i.naturalWidth") >= 600  # ten framed tiles to a row
-    page.get_by_text("the discriminator's probability that the tile is a real MNIST digit", exact=False).wait_for()
+    legend = page.locator("[data-testid=stCaptionContainer]", has_text="the discriminator's probability that the tile")
+    legend.wait_for()
     caption = page.get_by_text("grey dots are real digits", exact=False)
     caption.wait_for()
     plots = page.locator(".js-plotly-plot")
@@ -93,8 +96,9 @@ def test_train_shows_the_discriminators_scores_and_the_map(page, teaching_server
     assert page.locator(".js-plotly-plot .legendtext", has_text="real MNIST").count() == 1
     assert page.locator(".js-plotly-plot .legendtext", has_text="generated 7").count() == 1
     assert page.locator("[data-testid=stException]").count() == 0
-    heading.scroll_into_view_if_needed()
-    shoot_between(page, screenshot_dir, "inside", heading, caption)
+    heading.evaluate("e => e.scrollIntoView({block: 'start'})")  # the main area scrolls, not the page: fit it
+    columns = page.locator("[data-testid=stColumn]")
+    shoot_around(page, screenshot_dir, "inside", heading, columns.filter(has=legend), columns.filter(has=caption))
     slider = page.get_by_role("slider").last
     slider.focus()
     slider.press("Home")  # the first epoch: the grid and the map follow the slider
