@@ -208,3 +208,11 @@ def test_the_map_traces_each_digits_center_through_the_earlier_epochs(tmp_path):
     tiles = view_inside.Image.open(io.BytesIO(view.tiles_png))
     assert tiles.size[0] >= 600 and view.d_real_mean == 0.61
     assert view_inside.epoch_view(run, 1).figure is not None  # no earlier epoch: no path, still a map
+
+
+def test_a_killed_writers_temporary_look_inside_is_a_leftover(tmp_path):
+    paths = RunPaths(tmp_path / "run")
+    paths.inside.mkdir(parents=True)
+    torn = paths.inside / ".epoch_0002.json.abc123.tmp"
+    torn.write_text('{"tiles"')
+    assert paths.leftovers() == [torn]  # removed, with the others, when the run starts or resumes
