@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# 20 MNIST test digits, Streamlit's kernel-cache clear before each, 2 loaded cores: 24 random starts x 60 steps
-# 3.4 s, pixel MSE 0.0078; the bank's nearest 4 x 60: 1.15 s, 0.0082; 8 x 40: 1.1 s, 0.0092; 8 x 20: 0.0191.
+# 50 of tests/data/mnist_test_500.npz, Streamlit's kernel-cache clear before each, 2 shared cores (load ~5), median:
+# 24 random starts x 60 steps 2.51 s, pixel MSE mean 0.0117 (median 0.0058); the bank's nearest 4 x 60: 0.77 s,
+# 0.0100 (0.0058). On 20 of them: 8 x 40 about as slow as 4 x 60 with MSE 0.0092; 8 x 20 0.0191.
 STARTS = 4  # starts optimised side by side: the bank's nearest latents (steps cost more than starts)
 STEPS = 60  # 40 left a generated 3 at pixel MSE 0.012 on the issue-13 generator; 60: 0.0065 at worst of 6
 BANK_PER_DIGIT = 256  # generated digits per label whose latents are candidate starts (10 x 256 x 3 KB = 8 MB)
