@@ -58,10 +58,10 @@ def test_generate_a_seven(page, server, screenshot_dir):
     page.get_by_text("x any digit").wait_for(timeout=LOAD_S)
     choose(page, "Digit", "7")
     page.get_by_label("How many").fill("500")
-    page.get_by_role("button", name="Generate").click()
+    page.get_by_role("button", name="Generate", exact=True).click()
     page.get_by_text(re.compile(r"How many must be a whole number from 1 to 100 \(got 500\)")).wait_for(timeout=30_000)
     page.get_by_label("How many").fill("25")
-    page.get_by_role("button", name="Generate").click()
+    page.get_by_role("button", name="Generate", exact=True).click()
     page.get_by_text(re.compile(r"25 x digit 7 - seed 0")).wait_for(timeout=30_000)
     page.wait_for_url(re.compile(r"/generate\?.*digit=7&n=25&seed=0"), timeout=10_000)  # a shareable link
     title = page.get_by_role("heading", name="AIGC digits").bounding_box()
