@@ -16,3 +16,8 @@ def duration(seconds: float, *, round_up: bool = False) -> str:
         return f"{minutes} min {rest} s" if rest else f"{minutes} min"
     hours, minutes = divmod(seconds // 60, 60)
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def counted(count: int, noun: str) -> str:
+    """1 -> '1 epoch', 3 -> '3 epochs', 1875 -> '1,875 epochs' (the noun's plural adds an s)."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"

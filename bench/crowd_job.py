@@ -7,7 +7,6 @@ step records: over BASELINE_S with no visitors, then over the crowd's window.
 """
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.crowd import RAMP_S, crowd_against, free_port, run_coroutine, start_server, stop_server, wait_healthy
+from aigc.runs.files import read_metrics
 from aigc.settings import RUNS_ENV, TRAINING_ENV, TRAINING_PASSWORD_ENV
 
 BASELINE_S = 40.0  # the trainer's speed with no visitors is measured over this window
@@ -71,19 +71,7 @@ def crowd_with_a_job(*, sessions: int, watchers: int, clicks: int = 5, think_s: 
 
 
 def _step_records(metrics) -> list[dict]:
-    records = []
-    try:
-        lines = metrics.read_text().splitlines()
-    except OSError:
-        return records
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("kind") == "step":
-            records.append(record)
-    return records
+    return [r for r in read_metrics(metrics) if r.get("kind") == "step"]
 
 
 def _wait_for_steps(metrics, *, count: int, timeout_s: float) -> None:

@@ -112,7 +112,9 @@ def test_training_one_more_epoch_says_1_more_epoch(tmp_path, synthetic_npz):
 @pytest.mark.parametrize("count, noun, text", [(0, "epoch", "0 epochs"), (1, "epoch", "1 epoch"),
                                                (2, "worker", "2 workers"), (1875, "step", "1,875 steps")])
 def test_counted(count, noun, text):
-    assert progress.counted(count, noun) == text
+    from aigc.text import counted
+
+    assert counted(count, noun) == text
 
 
 # ---- --help --------------------------------------------------------------------------------------------------------

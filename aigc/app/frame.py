@@ -219,6 +219,11 @@ def no_generator_ui() -> None:
             "or train one in the **Train** view, then pick 'Newest trained run' in the sidebar.")
 
 
+def _freeze_due(now: float, kept: int) -> bool:
+    return (_FROZEN["at"] is None or now - _FROZEN["at"] >= REFREEZE_S
+            or kept - _FROZEN["kept"] >= REFREEZE_RECORDS)
+
+
 def freeze_heap() -> None:
     """After each page, when due: move the long-lived heap out of the cyclic GC's sight.
 
@@ -241,10 +246,10 @@ def freeze_heap() -> None:
     """
     # Not gc.get_freeze_count(): it walks the whole frozen list with the GIL held (~40 ms a run under load).
     now, kept = time.monotonic(), watcher.records_kept
-    if _FROZEN["at"] is not None and now - _FROZEN["at"] < REFREEZE_S and kept - _FROZEN["kept"] < REFREEZE_RECORDS:
+    if not _freeze_due(now, kept):
         return
     with _FREEZE_LOCK:
-        if _FROZEN["at"] is not None and now - _FROZEN["at"] < REFREEZE_S and kept - _FROZEN["kept"] < REFREEZE_RECORDS:
+        if not _freeze_due(now, kept):
             return  # another session froze it meanwhile
         gc.unfreeze()
         gc.collect()  # what is garbage now is freed, not frozen

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aigc import settings
 from aigc.cli.args import bounded_int, fail, help_with
-from aigc.engine.progress import counted
+from aigc.text import counted
 from aigc.explore.params import SEED_MAX, SEED_MIN
 
 MIN_N, MAX_N = 10, 60_000

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aigc import settings
 from aigc.cli.args import bounded_int, digit_arg, fail, help_with, positive_float
-from aigc.engine.progress import counted
+from aigc.text import counted
 from aigc.explore.params import SCALE_MAX, SEED_MAX, SEED_MIN  # the page's bounds: a seed means the same grid
 
 MAX_GENERATE = 10_000

@@ -9,17 +9,12 @@ import shutil
 import sys
 import time
 
-from aigc.text import duration
+from aigc.text import counted, duration
 
 PROGRESS_SECONDS = 10.0  # a progress line this often when stdout is not a terminal (train.log); tests set it small
 TERMINAL_SECONDS = 0.2  # the terminal's one progress line is redrawn at most this often
 NOT_LOSSES = ("kind", "epoch", "step", "time", "epoch_time_s", "img_per_s", "eval_time_s", "eval_n",
               "fdd", "precision", "recall", "digit_score", "class_accuracy", "collapsed_digits", "collapse")
-
-
-def counted(count: int, noun: str) -> str:
-    """1 -> '1 epoch', 3 -> '3 epochs', 1875 -> '1,875 epochs' (the noun's plural adds an s)."""
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def local_time(stamp: float) -> str:

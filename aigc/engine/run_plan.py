@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aigc.engine.progress import counted
+from aigc.text import counted
 from aigc.engine.spec import BEFORE_SPECS, MODEL_SETTINGS, SETTINGS, RunSpec, SpecError, epochs_behind
 from aigc.runs.files import atomic_write_json, read_json
 from aigc.runs.layout import RunPaths

@@ -19,7 +19,7 @@ from pathlib import Path
 from aigc.engine.cluster import Role
 from aigc.engine.distributed import chiefs_value, cluster_failure, join_or_exit, make_agreement
 from aigc.engine.epoch_loop import EpochLoop, Steps
-from aigc.engine.progress import counted
+from aigc.text import counted
 from aigc.engine.run_plan import Plan
 from aigc.engine.run_writer import RunWriter, StopFlag
 from aigc.runs.files import overwrite_json_in_place, read_json

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aigc.engine.progress import counted
+from aigc.text import counted
 from aigc.runs.files import atomic_write_with
 from aigc.text import duration
 

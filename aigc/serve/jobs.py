@@ -22,7 +22,7 @@ from aigc import settings
 from aigc.serve import retention
 from aigc.serve.hosting import Policy, clamp_epochs
 from aigc.cpus import trainer_threads
-from aigc.engine.progress import counted
+from aigc.text import counted
 from aigc.engine.run_plan import architecture_of
 from aigc.engine.spec import (PRESETS, SETTINGS, RunSpec, SpecError, add_spec_arguments, given_settings,
                               settings_to_args, spec_to_args)

@@ -9,7 +9,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from aigc.engine.progress import counted
+from aigc.text import counted
 from aigc.engine.run_plan import spec_of
 from aigc.engine.spec import SpecError, epochs_behind
 from aigc.runs.files import finite_number, read_json
