@@ -61,6 +61,15 @@ def running_as(paths: RunPaths, pid: int):
     return status if status and status.get("pid") == pid and status.get("state") == "running" else None
 
 
+def finished_by(paths: RunPaths, process: subprocess.Popen):
+    """The status, once this process has exited 0 with the run finished (a resume of a run killed after its
+    last step's checkpoint, before it could write 'finished', has nothing to train and is never 'running')."""
+    if process.poll() != 0:
+        return None
+    status = read_json(paths.status)
+    return status if status and status.get("state") == "finished" else None
+
+
 def newest_checkpoint(paths: RunPaths) -> tuple[int, float]:
     """(step of the newest checkpoint per ckpt/checkpoint, its mtime); (-1, 0) before the first."""
     state = paths.ckpt / "checkpoint"
@@ -116,12 +125,16 @@ def kill_lane(lane: Path, data: Path, kills: int, seed: int) -> list[dict]:
         if event["phase"] == "start-up":
             time.sleep(rng.uniform(0.3, 8.0))
         else:
-            status = wait_for(lambda: running_as(paths, process.pid), 180, "state running", process)
+            status = wait_for(lambda: running_as(paths, process.pid) or finished_by(paths, process), 180,
+                              "state running (or finished: the last kill landed after the last step's checkpoint)",
+                              process)
             # The resumed counters are exactly those of the newest checkpoint: nothing went backwards.
             assert status["step"] == max(floor, 0), (status["step"], floor)
             assert not status.get("warning"), status["warning"]
             started = time.time()
-            if event["phase"] == "after a checkpoint":
+            if status["state"] == "finished":
+                pass  # nothing left to train: the next round adds epochs (continue_args)
+            elif event["phase"] == "after a checkpoint":
                 wait_for(lambda: process.poll() is not None or newest_checkpoint(paths)[1] > started, 180,
                          "a checkpoint by this process", process)
                 time.sleep(rng.uniform(0.0, 5.0))
@@ -182,6 +195,27 @@ aigc.runs.files.atomic_write_bytes = aigc.engine.trainer.atomic_write_bytes = fu
 from aigc.cli import main
 sys.exit(main(sys.argv[2:]))
 """
+
+
+@pytest.mark.slow
+def test_a_kill_after_the_last_checkpoint_resumes_straight_to_finished(tmp_path, synthetic_npz):
+    """CI once killed a lane's trainer after its last step's checkpoint but before it wrote 'finished'; the next
+    resume has nothing to train, so it is never 'running': it must exit 0 as finished with the same counters, and
+    the kill lane must take that as a resume (it waited for 'running' and failed)."""
+    paths = RunPaths(tmp_path / "runs" / "run")
+    paths.root.parent.mkdir(parents=True)
+    first = spawn(paths.root, synthetic_npz, "--epochs", "1")
+    assert first.wait(timeout=300) == 0, output(first)[-3000:]
+    finished = read_json(paths.status)
+    assert finished["state"] == "finished"
+    # What a kill -9 in that window leaves: the last checkpoint on disk, the status still "running".
+    paths.status.write_text(json.dumps(dict(finished, state="running", pid=first.pid)))
+    assert read_status(paths)["state"] == "failed" and continue_args(paths) == ["--resume"]
+    resume = spawn(paths.root, synthetic_npz, *continue_args(paths))
+    status = wait_for(lambda: running_as(paths, resume.pid) or finished_by(paths, resume), 180, "running or finished",
+                      resume)
+    assert status["state"] == "finished" and status["step"] == finished["step"] == STEPS_PER_EPOCH
+    assert resume.wait(timeout=30) == 0 and "Traceback" not in output(resume)
 
 
 @pytest.mark.slow
