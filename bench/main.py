@@ -46,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run on synthetic data (tests)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
     parser.add_argument("--browser", action="store_true", help="also time the Streamlit app in Chromium (slow)")
+    parser.add_argument("--only-draw", action="store_true",
+                        help="only mouse-up to a drawing's result on /draw in Chromium (starts the app alone)")
+    parser.add_argument("--drawings", type=bounded_int(2, 500), default=None, metavar="N",
+                        help="--browser / --only-draw: different drawings timed (default: 21; --quick 11, --tiny 3)")
     parser.add_argument("--variants", action="store_true", help="also measure XLA, bf16 and batch sizes of the trainer")
     parser.add_argument("--batch-size", type=bounded_int(2, 8192), default=None,
                         help="batch of the throughput comparison (default: the default recipe's)")
@@ -102,6 +106,8 @@ def main(args: argparse.Namespace) -> int:
         return page_costs_main(args)
     if args.attack or args.canvas:
         return hostile_main(args)
+    if args.only_draw:
+        return draw_main(args)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
@@ -145,9 +151,26 @@ def main(args: argparse.Namespace) -> int:
         from bench.browser import browser
 
         print("[bench] browser ...", file=sys.stderr, flush=True)
-        results["browser"] = browser(repeats=5 if args.tiny else 20 if args.quick else 40, data=args.data)
+        results["browser"] = browser(repeats=5 if args.tiny else 20 if args.quick else 40, data=args.data,
+                                     drawings=_drawings(args))
     print(render(results))
     _write_json(args.json, results)
+    return 0
+
+
+def _drawings(args: argparse.Namespace) -> int:
+    """Drawings timed on /draw: the first (cold) apart, the median and p95 over the others."""
+    return args.drawings or (3 if args.tiny else 11 if args.quick else 21)
+
+
+def draw_main(args: argparse.Namespace) -> int:
+    """--only-draw: mouse-up to a drawing's result in Chromium (it starts its own server); prints, optionally JSON."""
+    from bench.browser import draw_only, render_draw
+
+    result = draw_only(n=_drawings(args))
+    print(render_draw(result["draw"]))
+    print("\n".join(f"peak RSS {name}: {mb:.0f} MB" for name, mb in result["peak_rss_mb"].items()))
+    _write_json(args.json, result)
     return 0
 
 
