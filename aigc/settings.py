@@ -30,6 +30,7 @@ KEEP_RUNS_ENV = "AIGC_KEEP_RUNS"  # finished runs kept (the oldest beyond are pr
 MIN_FREE_MB_ENV = "AIGC_MIN_FREE_MB"  # free disk under the runs root a job needs to start
 STOP_GRACE_ENV = "AIGC_STOP_GRACE_S"  # the supervisor's wait for a trainer to stop before the server stops
 TRUSTED_PROXY_ENV = "AIGC_TRUSTED_PROXY"  # 1: the proxy in front sets X-Real-IP / X-Forwarded-For (password limiter keys)
+SECRET_ENV = "AIGC_SECRET"  # signs remembered training unlocks (serve/unlock.py); unset: a 0600 file in the runs root
 
 
 def env(name: str, default: str = "") -> str:
