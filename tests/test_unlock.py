@@ -195,7 +195,7 @@ def test_aigc_secret_wins_and_writes_no_file(runs_root, monkeypatch):
 def _form_app(cookie=None):
     import streamlit as st
 
-    from aigc.app.pages.train import authorised_ui
+    from aigc.app.password import authorised_ui
     from aigc.serve.hosting import Policy
     from aigc.serve.unlock import COOKIE
 
