@@ -22,17 +22,20 @@ def test_tuning_turns_grappler_off_in_that_process_only():
     assert result.stdout.split()[-2:] == ["False", "True"], result.stdout + result.stderr
 
 
-def test_only_a_connected_server_is_tuned_and_only_once(monkeypatch):
-    """AppTest runs share the test process with in-process training: they have no connection and are left alone."""
+def test_only_a_connected_server_warms_up_and_only_once(monkeypatch, tmp_path):
+    """AppTest runs share the test process with in-process training: they have no connection and are left alone.
+    A server warms up once, in the background: TensorFlow tuned, then the served generator loaded."""
     import aigc.engine.sampling as sampling
 
     calls = []
-    monkeypatch.setattr(sampling, "tune_for_a_server", lambda: calls.append(1))
+    monkeypatch.setattr(sampling, "tune_for_a_server", lambda: calls.append("tuned"))
+    monkeypatch.setattr(frame, "load_served", lambda path: calls.append(("loaded", path)))
     monkeypatch.setattr(frame, "_TUNED", threading.Event())
+    served = SimpleNamespace(path=tmp_path / "generator.keras")
     monkeypatch.setattr(frame, "st", SimpleNamespace(context=SimpleNamespace(headers={})))
-    frame.tune_once()
+    assert frame.warm_up_once(served) is None
     assert calls == []
     monkeypatch.setattr(frame, "st", SimpleNamespace(context=SimpleNamespace(headers={"Host": "example"})))
-    frame.tune_once()
-    frame.tune_once()
-    assert calls == [1]
+    frame.warm_up_once(served).join(timeout=60)
+    assert frame.warm_up_once(served) is None
+    assert calls[:2] == ["tuned", ("loaded", served.path)]

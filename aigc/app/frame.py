@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import logging
 import re
 import threading
 import time
@@ -15,9 +16,10 @@ from aigc.app.widgets import guarded, spinner_unless
 from aigc import settings
 from aigc.serve import hosting, trust, watcher
 from aigc.serve.generators import (GeneratorChoice, Served, default_choice, finished_since, find_choice,
-                                   generator_choices, is_loaded, serve_with_fallback)
+                                   generator_choices, is_loaded, load_served, serve_with_fallback)
 from aigc.serve.trust import Visitor
 
+LOG = logging.getLogger("aigc.app.frame")
 TITLE = "AIGC digits"
 GENERATOR_KEY = "generator_choice"
 REMEMBERED_KEY = "_generator_label"  # the link name of the generator this session serves (pages put it in links)
@@ -30,7 +32,7 @@ _FROZEN, _FREEZE_LOCK = {"at": None, "kept": 0}, threading.Lock()  # when the he
 TRAINING_OFF_KEY = "_training_off"
 TRAINING_OFF = ("Training is turned off on this server, so it has no Train page. Generate, Write a number, Draw a "
                 "digit, Compare runs and Model work as usual.")
-_TUNED = threading.Event()  # TensorFlow was tuned for serving in this process
+_TUNED, _WARM_LOCK = threading.Event(), threading.Lock()  # the warm-up (TensorFlow tuned for serving) has started
 REFREEZE_S = 300.0  # the long-lived heap is frozen again at most this often...
 REFREEZE_RECORDS = 5000  # ...or once the run watchers kept this many more records
 
@@ -40,7 +42,6 @@ def main() -> None:
     st.set_page_config(page_title=TITLE, page_icon="🔢", layout="wide")
     st.html(TOP_CSS)  # remove the empty band Streamlit leaves above the title
     visitor = current_visitor()
-    tune_once()
     # Local mode is a property of this connection: a proxied or remote visitor gets the policy of a reachable server.
     policy = hosting.load_policy(secrets=streamlit_secrets(), address=server_address() if visitor.local else "")
     generator_from_query()  # a shared link names its generator
@@ -56,25 +57,46 @@ def main() -> None:
         st.warning(served.warning)
     current.run()
     st.session_state.pop(GONE_KEY, None)  # shown by a page (a redirect ends the run above, before this line)
+    warm_up_once(served)
     freeze_heap()
 
 
-def tune_once() -> None:
-    """Once per server process with a real connection: TensorFlow tuned for serving (engine/sampling.py).
+def warm_up_once(served: Served | None) -> threading.Thread | None:
+    """Once per server process with a real connection, after its first page: TensorFlow imported and tuned for serving
+    (engine/sampling.py), the served generator and the evaluator loaded, in a background thread.
 
-    AppTest runs have no connection and share the test process with in-process training: left alone.
+    A cold server shows its first page from the warm store (serve/warm.py) without TensorFlow; this makes the
+    next click as fast as on a warm server. AppTest runs have no connection and share the test process with
+    in-process training: left alone. Returns the thread it started (None when there was nothing to do).
     """
     if _TUNED.is_set():
-        return
+        return None
     try:
         connected = bool(dict(st.context.headers))
     except Exception:  # noqa: BLE001
         connected = False
-    if connected:
-        from aigc.engine.sampling import tune_for_a_server
-
-        tune_for_a_server()
+    with _WARM_LOCK:
+        if not connected or _TUNED.is_set():
+            return None
         _TUNED.set()
+    thread = threading.Thread(target=_warm_up, args=(served.path if served else None,), name="aigc-warm-up",
+                              daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm_up(path) -> None:
+    from aigc.engine.sampling import tune_for_a_server
+    from aigc.quality import metrics
+
+    tune_for_a_server()
+    try:
+        if path is not None:
+            load_served(path)
+        if metrics.evaluator_available():
+            metrics.load_evaluator()
+    except Exception as error:  # noqa: BLE001 - a page that needs the file says why; this thread only prepares
+        LOG.warning("warm-up: %s", error)
 
 
 def current_visitor() -> Visitor:

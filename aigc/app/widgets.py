@@ -95,7 +95,7 @@ def directions_of(served: Served) -> dirs.Directions:
     """The served generator's style directions: the shipped file when it matches, else fit once per server."""
     key = file_key(served.path)
     with spinner_unless(key in DIRECTIONS, "Finding the style directions..."):
-        return DIRECTIONS.get_or_make(key, lambda: dirs.directions_for(served.model, served.latent_dim, key[0]))
+        return DIRECTIONS.get_or_make(key, lambda: dirs.directions_for(lambda: served.model, served.latent_dim, key[0]))
 
 
 def reading_of(images: np.ndarray, requested=None):

@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -112,6 +113,9 @@ def load_shipped(generator_path: str | Path) -> Directions | None:
         return None
 
 
-def directions_for(generator, latent_dim: int, path: str | Path | None = None) -> Directions:
-    """The generator's directions: shipped ones when they match its file, else fit (caches.DIRECTIONS keeps them)."""
-    return (load_shipped(path) if path else None) or fit_directions(generator, latent_dim)
+def directions_for(model_of: Callable[[], object], latent_dim: int, path: str | Path | None = None) -> Directions:
+    """The generator's directions: shipped ones when they match its file, else fit (caches.DIRECTIONS keeps them).
+
+    model_of() gives the generator; it is only called to fit (shipped directions need no model loaded).
+    """
+    return (load_shipped(path) if path else None) or fit_directions(model_of(), latent_dim)

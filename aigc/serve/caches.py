@@ -74,6 +74,11 @@ class ProcessCache:
     def __contains__(self, key: Hashable) -> bool:
         return key in self._entries
 
+    def items(self) -> list[tuple[Hashable, object]]:
+        """(key, value) of every entry, oldest first (a copy: the warm store saves some)."""
+        with self._lock:
+            return [(key, value) for key, (value, _size) in self._entries.items()]
+
     def __len__(self) -> int:
         return len(self._entries)
 

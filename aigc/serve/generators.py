@@ -5,7 +5,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from aigc.engine.checkpoints import CheckpointError, load_generator
+from aigc.engine.checkpoints import CheckpointError, load_generator, read_meta
+from aigc.serve import warm
 from aigc.serve.caches import GENERATORS, file_key
 from aigc import settings
 from aigc.runs.files import read_json
@@ -72,14 +73,19 @@ def finished_since(choices: list[GeneratorChoice], seen) -> list[GeneratorChoice
 
 @dataclass(frozen=True)
 class Served:
-    """The generator the page serves: model, config, card, where it came from, and any warning."""
+    """The generator the page serves: config, card, where it came from, any warning; the model when asked for."""
 
-    model: object
     config: object
     card: dict
     path: Path
     label: str
     warning: str | None = None
+
+    @property
+    def model(self):
+        """The Keras generator, from the process's cache (loaded there at the first use after a server start: a page
+        whose results are all cached, such as the first visit's default grid from the warm store, never waits)."""
+        return load_served(self.path)[0]
 
     @property
     def latent_dim(self) -> int:
@@ -108,7 +114,10 @@ def serve_with_fallback(chosen: GeneratorChoice, choices: list[GeneratorChoice],
     problems = []
     for candidate in [chosen] + [c for c in choices if c.kind == "shipped" and c != chosen]:
         try:
-            model, config, card = load_served(candidate.path)
+            # A file the warm store was made from loaded then, byte for byte: its settings suffice until a page
+            # computes something (the load, TensorFlow's import included, is ~10 s on a cold server).
+            config, card = read_meta(candidate.path) if warm.prime(candidate.path) and not is_loaded(candidate.path) \
+                else load_served(candidate.path)[1:]
         except (CheckpointError, OSError) as error:
             reason = " ".join(str(error).split()) if detailed else _brief(error)
             problems.append(f"{candidate.label}: {reason}")
@@ -118,7 +127,7 @@ def serve_with_fallback(chosen: GeneratorChoice, choices: list[GeneratorChoice],
         if problems:
             warning = f"The selected generator could not be loaded, serving {candidate.label} instead. " \
                       f"{without_paths(problems[0])}"
-        return Served(model, config, card, candidate.path, candidate.label, warning), None
+        return Served(config, card, candidate.path, candidate.label, warning), None
     return None, "No usable generator: " + " | ".join(without_paths(p) for p in problems)
 
 
