@@ -31,6 +31,7 @@ def test_only_a_connected_server_warms_up_and_only_once(monkeypatch, tmp_path):
     monkeypatch.setattr(sampling, "tune_for_a_server", lambda: calls.append("tuned"))
     monkeypatch.setattr(frame, "load_served", lambda path: calls.append(("loaded", path)))
     monkeypatch.setattr(frame, "_TUNED", threading.Event())
+    monkeypatch.setattr(frame, "WARM_UP_AFTER_S", 0.0)
     served = SimpleNamespace(path=tmp_path / "generator.keras")
     monkeypatch.setattr(frame, "st", SimpleNamespace(context=SimpleNamespace(headers={})))
     assert frame.warm_up_once(served) is None

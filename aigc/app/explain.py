@@ -5,6 +5,11 @@ the latent and its scale, a hand, the evaluator's figures, the Train charts), pl
 """
 from __future__ import annotations
 
+import base64
+import functools
+import html
+from pathlib import Path
+
 import streamlit as st
 
 from aigc.engine.epoch_loop import PROBE_SAMPLES
@@ -60,19 +65,18 @@ PAGES = {"generate": (GAN, LATENT, SCALE, READING, QUALITY),
          "compare": (QUALITY, COMPARE),
          "model": (MODEL, GAN, QUALITY)}
 DIAGRAM_PAGES = ("generate", "train")
-# The GAN in one picture: rendered by the browser (Streamlit ships Graphviz as WebAssembly), nothing made here.
-DIAGRAM = """digraph gan {
-  rankdir=LR; bgcolor="transparent"; nodesep=0.25; ranksep=0.35;
-  node [shape=box, style="rounded,filled", fontname="sans-serif", fontsize=12, color="#4f46e5", fillcolor="#eef2ff"];
-  edge [color="#6b7280"];
-  z [label="latent z\\n(random numbers)\\n+ digit asked", fillcolor="#f3f4f6", color="#9ca3af"];
-  G [label="Generator"];
-  fake [label="generated\\ndigit", shape=note, fillcolor="white", color="#9ca3af"];
-  real [label="real MNIST\\ndigit", shape=note, fillcolor="white", color="#9ca3af"];
-  D [label="Discriminator"];
-  score [label="D(x): real?\\n0 ... 1", shape=plaintext, style=""];
-  z -> G -> fake -> D -> score; real -> D;
-}"""
+# The GAN in one picture, as a file: rendered once by Graphviz (its source is inside), shown as an image. Drawn by
+# st.graphviz_chart, every first visit loaded ~0.8 MB of Graphviz WebAssembly before the page's first digits.
+DIAGRAM = Path(__file__).with_name("gan_diagram.svg")
+DIAGRAM_ALT = ("A diagram of a GAN: random numbers z and the digit asked for go into the Generator, which makes a digit; "
+               "the Discriminator scores generated and real MNIST digits from 0 (fake) to 1 (real).")
+
+
+@functools.cache
+def diagram_html() -> str:
+    """The diagram as an <img> (not st.image: the page's images are its results, first of all the grid)."""
+    data = base64.b64encode(DIAGRAM.read_bytes()).decode()
+    return f'<img src="data:image/svg+xml;base64,{data}" alt="{html.escape(DIAGRAM_ALT)}" style="max-width:100%">'
 
 
 def how_it_works(page_key: str) -> None:
@@ -82,6 +86,6 @@ def how_it_works(page_key: str) -> None:
         return
     with st.expander(TITLE, icon=":material/school:"):
         if page_key in DIAGRAM_PAGES:
-            st.graphviz_chart(DIAGRAM)
+            st.html(diagram_html())
         for text in parts:
             st.markdown(text)

@@ -33,6 +33,7 @@ TRAINING_OFF_KEY = "_training_off"
 TRAINING_OFF = ("Training is turned off on this server, so it has no Train page. Generate, Write a number, Draw a "
                 "digit, Compare runs and Model work as usual.")
 _TUNED, _WARM_LOCK = threading.Event(), threading.Lock()  # the warm-up (TensorFlow tuned for serving) has started
+WARM_UP_AFTER_S = 3.0  # the background warm-up starts this long after a server's first page
 REFREEZE_S = 300.0  # the long-lived heap is frozen again at most this often...
 REFREEZE_RECORDS = 5000  # ...or once the run watchers kept this many more records
 
@@ -89,6 +90,9 @@ def _warm_up(path) -> None:
     from aigc.engine.sampling import tune_for_a_server
     from aigc.quality import metrics
 
+    # TensorFlow's import holds the GIL and a core for seconds: started at once, it delayed the first page's images
+    # (fetched from this process) by ~3 s on 2 cores; after WARM_UP_AFTER_S they have arrived (bench --browser).
+    time.sleep(WARM_UP_AFTER_S)
     tune_for_a_server()
     try:
         if path is not None:

@@ -159,10 +159,15 @@ def preview_pngs(served: Served, z: np.ndarray, digit: int) -> list[bytes]:
 
 
 def copy_link_ui(query: dict, *, page: str, label: str = "Copy link") -> str:
-    """Show the full link to `page` with `query` and a copy button (st.code's); returns the link."""
+    """A button that opens the full link to `page` with `query` and a copy button (st.code's); returns the link.
+
+    In a popover: st.code shown on the page made every first visit load ~1.5 MB of syntax highlighter before the
+    first digits (bench --browser); a popover's content loads when opened.
+    """
     link = page_link(st.context.url, page, query)
-    st.caption(f"{label}: the button at the right of the box copies it.")
-    st.code(link, language=None, wrap_lines=True)
+    with st.popover(label, icon=":material/link:"):
+        st.caption("The button at the right of the box copies it.")
+        st.code(link, language=None, wrap_lines=True)
     return link
 
 

@@ -38,6 +38,16 @@ def _shoot(page, screenshot_dir, name: str) -> None:
     page.screenshot(path=str(screenshot_dir / f"{name}.png"), full_page=True)
 
 
+def _copied_link(page) -> str:
+    """The link in the Copy link popover (opened here: its code box loads only then)."""
+    page.get_by_role("button", name="Copy link").last.click()
+    box = page.get_by_test_id("stCode").last
+    box.wait_for(timeout=10_000)
+    link = box.inner_text()
+    page.keyboard.press("Escape")
+    return link
+
+
 def test_write_a_number_from_a_link_and_type_another(page, server, screenshot_dir):
     _open(page, server, "view=write&text=2026&rows=3&seed=4&slant=1")
     page.get_by_text(re.compile(r"'2026' in 3 hands - seed 4")).wait_for(timeout=LOAD_S)
@@ -50,7 +60,7 @@ def test_write_a_number_from_a_link_and_type_another(page, server, screenshot_di
     page.get_by_text(re.compile(r"'31415926' in 3 hands")).wait_for(timeout=30_000)
     page.wait_for_url(re.compile(r"text=31415926&rows=3&seed=4"), timeout=10_000)
     assert "slant=1" in page.url
-    link = page.get_by_test_id("stCode").last.inner_text()
+    link = _copied_link(page)
     assert "/write?" in link and "view=" not in link and "text=31415926" in link and link.startswith("http")
     page.get_by_label("Number", exact=True).fill("12ab")
     page.get_by_role("button", name="Write", exact=True).click()
@@ -105,7 +115,7 @@ def test_generate_flags_broken_digits_and_keeps_scale_in_the_link(page, server, 
     rgb = _image(page, server, page.get_by_test_id("stImage").filter(has_text="16 x digit 8").first, "RGB").astype(int)
     assert ((rgb[..., 0] > 200) & (rgb[..., 1] < 90)).sum() > 500  # red frames around flagged tiles
     assert "scale=2" in page.url and "slant=0.5" in page.url
-    link = page.get_by_test_id("stCode").last.inner_text()
+    link = _copied_link(page)
     assert "scale=2" in link and "digit=8" in link and "generator=" in link
     _shoot(page, screenshot_dir, "generate_flags")
 
