@@ -187,6 +187,7 @@ def timed_grid(served: Served, values: dict, shift: np.ndarray | None = None):
     made_now = []
 
     def make():
+        served.model  # loaded first (a cold server's first click): "made in" is the drawing, not the load
         start = time.perf_counter()
         if shift is None or not np.any(shift):
             images, _labels = generate(served.model, values["n"], values["digit"], seed=values["seed"],
