@@ -41,14 +41,22 @@ NEW_IMAGE_JS = """old => { const i = document.querySelector('[data-testid="stIma
 FIRST_IMAGE_JS = "() => document.querySelector('[data-testid=\"stImage\"] img')?.src || ''"
 
 
-# Draw's result area: resolves once it reads the drawing and shows DRAW_IMAGES images, none of them one of `old`
-# (the previous drawing's), all loaded: the drawing MNIST-style, the GAN's version, the ten digits, the slerp.
+# Draw's result area: 'ok' once it reads the drawing and shows DRAW_IMAGES images, none of them one of `old` (the
+# previous drawing's), all loaded: the drawing MNIST-style, the GAN's version, the ten digits, the slerp. A panel
+# that hit a problem answers its message at once (no minute-long wait for a result that will not come).
 DRAW_IMAGES = 4
-DRAW_RESULT_JS = """([old, count]) => { const area = document.querySelector('.st-key-draw_result');
+DRAW_RESULT_JS = """([old, count]) => {
+  const failed = [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stAlertContainer"]')]
+    .find(a => a.innerText.includes('hit a problem'));
+  if (failed) return 'error: ' + failed.innerText;
+  const area = document.querySelector('.st-key-draw_result');
   if (!area || !area.innerText.includes('The evaluator reads')) return false;
   const images = [...area.querySelectorAll('[data-testid="stImage"] img')];
-  return images.length >= count && images.every(i => !old.includes(i.src) && i.complete && i.naturalWidth > 0); }"""
+  return images.length >= count && images.every(i => !old.includes(i.src) && i.complete && i.naturalWidth > 0)
+    && 'ok'; }"""
 DRAW_SOURCES_JS = "() => [...document.querySelectorAll('.st-key-draw_result [data-testid=\"stImage\"] img')].map(i => i.src)"
+CANVAS_KEY_JS = """() => { const c = document.querySelector('[class*="st-key-draw_canvas_"]');
+  return c ? [...c.classList].find(k => k.startsWith('st-key-draw_canvas_')) : null; }"""
 # One stroke per digit shape, in canvas pixels (280 x 280; the toolbar covers the top ~40 px until hovered).
 DIGIT_STROKES = {
     "7": [(80, 70), (200, 70), (120, 245)],
@@ -78,10 +86,19 @@ def drawing_strokes(n: int, *, seed: int = 0) -> list[tuple[str, list[tuple[floa
     return out
 
 
+def _canvas(page):
+    """The mounted canvas (its container's key ends with the page's Clear count)."""
+    return page.locator("[class*='st-key-draw_canvas_'] canvas.upper-canvas").first
+
+
+def _canvas_key(page) -> str:
+    return page.evaluate(CANVAS_KEY_JS) or ""
+
+
 def draw_to_result(page, points, *, timeout_ms: int = 60_000) -> float:
     """Milliseconds from mouse-up after one stroke through `points` (canvas pixels) to that drawing's whole result."""
     old = page.evaluate(DRAW_SOURCES_JS)
-    canvas = page.locator("canvas.upper-canvas").first
+    canvas = _canvas(page)
     canvas.wait_for(timeout=timeout_ms)
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
@@ -91,44 +108,78 @@ def draw_to_result(page, points, *, timeout_ms: int = 60_000) -> float:
         page.mouse.move(box["x"] + x, box["y"] + y, steps=8)
     start = time.perf_counter()
     page.mouse.up()
-    page.wait_for_function(DRAW_RESULT_JS, arg=[old, DRAW_IMAGES], polling="raf", timeout=timeout_ms)
-    return (time.perf_counter() - start) * 1e3
+    answer = page.wait_for_function(DRAW_RESULT_JS, arg=[old, DRAW_IMAGES], polling="raf", timeout=timeout_ms)
+    elapsed = (time.perf_counter() - start) * 1e3
+    if answer.json_value() != "ok":
+        raise RuntimeError(f"the page answered the drawing with {answer.json_value()!r}")
+    return elapsed
 
 
 def clear_canvas(page, *, timeout_ms: int = 60_000) -> None:
-    """Press the page's Clear (it mounts an empty canvas under a new key) and wait for the empty result area."""
+    """Press the page's Clear (it mounts an empty canvas under a new key); wait for it and the empty result area."""
+    key = _canvas_key(page)
     page.get_by_role("button", name="Clear", exact=True).click()
     page.locator(".st-key-draw_result").get_by_text("Draw a digit on the canvas").wait_for(timeout=timeout_ms)
     page.wait_for_function(f"() => ({DRAW_SOURCES_JS})().length === 0", polling="raf", timeout=timeout_ms)
+    page.wait_for_function(f"key => ({CANVAS_KEY_JS})() !== key && document.querySelectorAll("
+                           f"'[class*=\"st-key-draw_canvas_\"]').length === 1", arg=key, polling="raf", timeout=timeout_ms)
+    _canvas(page).wait_for(timeout=timeout_ms)
 
 
-def _page_inversion_s(page) -> float | None:
-    """The inversion's seconds as the page captions them ('the GAN's 7 (pixel MSE 0.012, 0.77 s)')."""
+def result_figures(text: str) -> tuple[int | None, float | None]:
+    """(the digit the evaluator reads, the inversion's seconds) from the result area's text ('The evaluator reads
+    a 7 ...', 'the GAN's 7 (pixel MSE 0.012, 0.77 s)'); None where the text does not say."""
     import re
 
-    text = page.locator(".st-key-draw_result").inner_text()
-    found = re.search(r"the GAN's \d \(pixel MSE [\d.]+, ([\d.]+) s\)", text)
-    return float(found.group(1)) if found else None
+    read = re.search(r"The evaluator reads an? (\d)", text)
+    seconds = re.search(r"the GAN's \d \(pixel MSE [\d.]+, ([\d.]+) s\)", text)
+    return (int(read.group(1)) if read else None), (float(seconds.group(1)) if seconds else None)
 
 
-def draws(chromium, url: str, *, n: int, seed: int = 0) -> dict:
-    """Mouse-up to result for n different drawings on /draw, the canvas cleared between them (first one apart)."""
+def wait_idle(pid: int | None, *, below: float = 5.0, quiet_s: float = 5.0, timeout_s: float = 180.0) -> float:
+    """Seconds waited until the process used under `below`% of one core for `quiet_s` in a row. A server warms up
+    in a background thread a few seconds after its first page (aigc/app/frame.py): a drawing meanwhile would time
+    that instead, so the quiet stretch is longer than that delay."""
+    import psutil
+
+    start, quiet, tick = time.perf_counter(), 0.0, 0.5
+    try:
+        process = psutil.Process(pid) if pid else None
+        while process and quiet < quiet_s and time.perf_counter() - start < timeout_s:
+            before = sum(process.cpu_times()[:2])
+            time.sleep(tick)
+            busy = (sum(process.cpu_times()[:2]) - before) / tick * 100 >= below
+            quiet = 0.0 if busy else quiet + tick
+    except psutil.Error:
+        pass
+    return time.perf_counter() - start
+
+
+def draws(chromium, url: str, *, n: int, seed: int = 0, server_pid: int | None = None) -> dict:
+    """Mouse-up to result for n different drawings on /draw, the canvas cleared between them (first one apart),
+    once the server is idle."""
     page = chromium.new_page(viewport={"width": 1400, "height": 1500})
     try:
         page.goto(url.rstrip("/") + "/draw", timeout=120_000)
         page.get_by_text("Draw a digit on the canvas").wait_for(timeout=120_000)
-        times, inversions, digits = [], [], []
+        waited = wait_idle(server_pid)
+        times, inversions, digits, reads = [], [], [], []
         for index, (digit, points) in enumerate(drawing_strokes(n, seed=seed)):
             if index:
                 clear_canvas(page)
-            times.append(draw_to_result(page, points))
-            inversions.append(_page_inversion_s(page))
+            try:
+                times.append(draw_to_result(page, points))
+            except Exception as error:  # Playwright's TimeoutError, the panel's error: say which drawing
+                raise RuntimeError(f"drawing {index + 1} ({digit}): no whole result: {error}") from None
+            read, seconds = result_figures(page.locator(".st-key-draw_result").inner_text())
+            inversions.append(seconds)
+            reads.append(read)
             digits.append(digit)
             print(f"[bench]   drawing {index + 1}/{n} ({digit}): {times[-1]:.0f} ms", file=sys.stderr, flush=True)
     finally:
         page.close()
-    result = {"first_ms": times[0], "drawn": digits, "ms": [round(t, 1) for t in times],
-              "page_inversion_s": inversions}
+    result = {"first_ms": times[0], "drawn": digits, "read": reads, "ms": [round(t, 1) for t in times],
+              "page_inversion_s": inversions, "waited_for_idle_server_s": round(waited, 1)}
     if len(times) > 1:
         result.update(_summary(times[1:]))
         known = [s for s in inversions[1:] if s is not None]
@@ -148,7 +199,7 @@ def draw_only(*, n: int, seed: int = 0) -> dict:
             server, url = start_streamlit(ROOT / "app.py", cwd=ROOT)
             memory.pids["app server"] = server.pid
             wait_healthy(url)
-            result["draw"] = draws(chromium, url, n=n, seed=seed)
+            result["draw"] = draws(chromium, url, n=n, seed=seed, server_pid=server.pid)
             chromium.close()
     finally:
         _stop(server)
@@ -308,7 +359,7 @@ def browser(*, repeats: int, data: str | None = None, drawings: int = 0) -> dict
                 result[f"cold_start_s ({name})"] = time.perf_counter() - start
             result["idle"] = {name: _summary(v) for name, v in _clicks(pages, repeats).items()}
             if drawings:
-                result["draw"] = draws(chromium, urls["app"], n=drawings)
+                result["draw"] = draws(chromium, urls["app"], n=drawings, server_pid=servers["app"].pid)
             cores = usable_cpus()
             # The page's trainer at one thread fewer than the cores (today's rule) and at every core (nice 10 both).
             for threads in sorted({max(1, cores - 1), cores}) if data else ():
@@ -366,4 +417,7 @@ def render_draw(draw: dict) -> str:
     inversion = draw.get("page_inversion_median_s")
     lines.append(f"| {draw.get('n', 0)} + 1 | {ms(draw.get('median_ms'))} | {ms(draw.get('p95_ms'))} | "
                  f"{ms(draw['first_ms'])} | {ms(None if inversion is None else inversion * 1e3)} |")
+    if draw.get("read"):
+        hits = sum(read == int(digit) for read, digit in zip(draw["read"], draw["drawn"]))
+        lines.append(f"read as the digit drawn: {hits}/{len(draw['read'])}")
     return "\n".join(lines)

@@ -125,6 +125,40 @@ def test_browser_section_renders_without_a_browser():
     assert "1.50x" in text and "cold_start_s (app): 9.5" in text and "app server: 700 MB" in text
 
 
+def test_draw_measurement_draws_different_digits_and_renders_without_a_browser():
+    from bench.browser import DIGIT_STROKES, drawing_strokes, render_draw, result_figures
+
+    drawings = drawing_strokes(12, seed=0)
+    assert [digit for digit, _ in drawings][:10] == list(DIGIT_STROKES) and drawings == drawing_strokes(12, seed=0)
+    assert len({tuple(points) for _, points in drawings}) == 12  # no two alike: no cache answers a drawing
+    assert all(20 <= x <= 260 and 45 <= y <= 265 for _, points in drawings for x, y in points)  # inside, under the toolbar
+    assert result_figures("The evaluator reads an 8 (>99% calibrated confidence).\nyour drawing\n"
+                          "the GAN's 8 (pixel MSE 0.004, 0.27 s)") == (8, 0.27)
+    assert result_figures("Draw a digit on the canvas; ...") == (None, None)
+    text = render_draw({"first_ms": 2500.0, "median_ms": 700.0, "p95_ms": 800.0, "n": 2, "drawn": ["7", "1", "0"],
+                        "read": [7, 1, 6], "page_inversion_median_s": 0.27})
+    assert "| 2 + 1 | 700 | 800 | 2500 | 270 |" in text and "read as the digit drawn: 2/3" in text
+
+
+def test_only_draw_runs_the_draw_measurement_alone(monkeypatch, tmp_path, capsys):
+    from bench import browser
+
+    asked = []
+    draw = {"first_ms": 2500.0, "median_ms": 700.0, "p95_ms": 800.0, "n": 4, "drawn": list("71000"), "read": [7] * 5}
+    monkeypatch.setattr(browser, "draw_only", lambda n: asked.append(n) or {"draw": draw, "peak_rss_mb": {"app server": 800.0}})
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    out = tmp_path / "draw.json"
+    assert bench.main(parser.parse_args(["--only-draw", "--drawings", "5", "--json", str(out)])) == 0
+    printed = capsys.readouterr().out
+    assert asked == [5] and "| 4 + 1 | 700 | 800 | 2500 | - |" in printed and "app server: 800 MB" in printed
+    assert json.loads(out.read_text())["draw"]["median_ms"] == 700.0
+    assert bench.main(parser.parse_args(["--only-draw", "--tiny"])) == 0 and asked[-1] == 3  # no TensorFlow here
+    for bad in ("1", "x"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--only-draw", "--drawings", bad])
+
+
 def test_from_scratch_reports_images_and_seconds_to_target_per_seed(monkeypatch):
     """Fake runners and a fake evaluator whose accuracy grows with the images trained: the report finds the first
     evaluation at >= 97%, excludes evaluation from training time, stops the tutorial after its epoch, takes medians."""

@@ -162,13 +162,14 @@ def test_an_inversion_costs_a_third_of_what_it_did():
 def test_the_starts_are_the_bank_digits_nearest_the_drawing():
     from aigc.engine.checkpoints import load_generator
     from aigc.engine.sampling import run_generator
-    from aigc.explore.invert import nearest_starts, start_bank
+    from aigc.explore.invert import BANK_PER_DIGIT, nearest_starts, start_bank
 
     generator = load_generator(SHIPPED)[0]
     bank_z, bank_images = start_bank(generator, 100)
-    assert bank_z.shape == (10, 256, 100) and bank_images.shape == (10, 256, 784)
+    assert bank_z.shape == (10, BANK_PER_DIGIT, 100) and bank_images.shape == (10, BANK_PER_DIGIT, 784)
+    assert bank_images.dtype == np.uint8  # bytes: they only pick the starts
     assert start_bank(generator, 100)[0] is bank_z  # made once per generator
-    target = bank_images[3, 17].reshape(28, 28)
+    target = bank_images[3, 17].reshape(28, 28) / 255
     starts = nearest_starts(generator, target, 3, latent_dim=100, starts=4)
     assert starts.shape == (4, 100) and np.allclose(starts[0], bank_z[3, 17])
     images = run_generator(generator, starts, np.full(4, 3, np.int32)).reshape(4, -1)

@@ -86,6 +86,17 @@ def test_the_toolbar_leaves_the_instructions_readable_and_clear_empties_the_canv
     expect(_result(page).get_by_text("The evaluator reads")).to_have_count(0, timeout=30_000)
 
 
+def test_the_bench_times_drawings_to_their_whole_result(browser, server):
+    """bench --only-draw's measurement (bench/browser.py), two drawings against the test server: each timed from
+    mouse-up to its own result (the reading and four new, loaded images), the canvas cleared between them."""
+    from bench.browser import draws
+
+    result = draws(browser, server["url"], n=2)
+    assert result["drawn"] == ["7", "1"] and len(result["ms"]) == 2 and result["n"] == 1
+    assert 0 < result["median_ms"] < 60_000 and result["first_ms"] > 0
+    assert all(seconds is not None for seconds in result["page_inversion_s"]) and None not in result["read"]
+
+
 def test_a_tiny_dot_says_draw_bigger(page, server, screenshot_dir):
     _open(page, server, "view=draw")
     page.get_by_text("Draw a digit on the canvas").wait_for(timeout=LOAD_S)
