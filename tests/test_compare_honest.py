@@ -70,7 +70,8 @@ def test_quality_figures_carry_their_counts_and_the_shipped_settings(shipped_and
     assert counts_differ(list(rows.values()))
     shipped = rows[SHIPPED]
     assert (shipped["batch_size"], shipped["lr_g"], shipped["loss"]) == ("32", "0.0007", "bce")
-    assert shipped["init_from"] and "" not in [shipped[k] for k in ("batch_size", "lr_d", "ema_decay", "precision")]
+    settings = ("batch_size", "lr_d", "ema_decay", "numeric precision")  # the float32 / bfloat16 setting, named apart
+    assert shipped["init_from"] and "" not in [shipped[k] for k in settings]
 
 
 def _fake_evaluation(calls):

@@ -4,8 +4,10 @@ What TensorBoard's run selector gives, in the page: pick entries, overlay a metr
 on training time (the sum of the epochs' own durations, so pauses between resumes don't count).
 Honest by construction: a run is plotted on the global epoch of its lineage (a "train more" run
 continues the curve of the weights it started from), and every quality figure carries its sample
-count (FDD shrinks as the count grows): figures on different counts are never set side by side
-without saying so, and any generator file can be re-evaluated on a common count (cached per file).
+count (FDD shrinks as the count grows; precision and recall move with it too): figures on different counts are
+never set side by side without saying so, and any generator file can be re-evaluated on a common count (cached per
+file). Improved precision and recall are drawn side by side in one figure, and their table columns are named apart
+from the numeric-precision setting ("precision (P&R)" against "numeric precision").
 """
 from __future__ import annotations
 
@@ -18,17 +20,26 @@ from aigc import settings
 from aigc.engine.run_plan import spec_of
 from aigc.engine.spec import SpecError
 from aigc.serve.caches import EVALUATIONS, file_key
-from aigc.serve.charts import EPOCH_TITLE, MODEBAR, epoch_axis, samples_label, split_records, thin, value_range
+from aigc.serve.charts import (EPOCH_TITLE, MODEBAR, QUALITY_SERIES, epoch_axis, samples_label, split_records, thin,
+                               value_range)
 from aigc.runs.files import finite_number, read_json
 from aigc.runs.layout import RunPaths, list_runs
 from aigc.serve.watcher import records_of
 
 SHIPPED = "Shipped (dcgan)"
 METRICS = {"fdd": "Frechet digit distance (lower is better)", "digit_score": "Digit score (1-10)",
-           "class_accuracy": "Class accuracy (0-1)", "g_loss": "G loss (nats)", "d_loss": "D loss (nats)"}
+           "class_accuracy": "Class accuracy (0-1)",
+           "precision_recall": "Precision and recall (k = 3, 0-1, higher is better)",
+           "g_loss": "G loss (nats)", "d_loss": "D loss (nats)"}
+PANELS = {"precision_recall": ("precision", "recall")}  # a chooser item drawn as panels side by side, one metric each
+PANEL_TITLES = {key: (title, axis) for key, title, axis, _range in QUALITY_SERIES}  # the Train page's, for the same
 AXES = {"epoch": EPOCH_TITLE, "time": "training time (minutes, pauses excluded)"}
 SETTING_KEYS = ("preset", "epochs", "batch_size", "lr_g", "lr_d", "loss", "ema_decay", "precision", "init_from")
-QUALITY_KEYS = ("fdd", "digit_score", "class_accuracy")
+QUALITY_KEYS = ("fdd", "digit_score", "class_accuracy", "precision", "recall")
+# Table columns named apart: "precision" is also a setting (float32 / mixed_bfloat16), improved precision a quality.
+COLUMNS = {"precision": "precision (P&R)", "recall": "recall (P&R)"}
+SETTING_COLUMNS = {"precision": "numeric precision"}
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 COMMON_COUNTS = (1000, 2000, 5000, 10000)  # sample counts offered for a re-evaluation of every chosen entry
 SHIPPED_SETTINGS = ("batch_size", "lr_g", "lr_d", "loss", "ema_decay", "precision")  # from the shipped card's recipe
 
@@ -125,49 +136,86 @@ def curve(records: list[dict], key: str, *, axis: str = "epoch",
 
 
 def compare_figure(chosen: list[Entry], key: str, *, axis: str = "epoch") -> go.Figure | None:
-    """One metric of several entries overlaid (None when none of them recorded it)."""
-    figure, all_x, all_y = go.Figure(), [], []
-    for entry in chosen:
-        records = records_of(entry.metrics)
-        points = thin(list(zip(*curve(records, key, axis=axis, base_epochs=entry.base_epochs))))  # at most ~2,000
-        xs, ys = [x for x, _y in points], [y for _x, y in points]
-        if xs:
-            figure.add_trace(go.Scatter(x=xs, y=ys, name=curve_name(entry, records, key, axis=axis),
-                                        mode="lines+markers"))
-            all_x, all_y = all_x + xs, all_y + ys
+    """One metric of several entries overlaid, or for a PANELS item its metrics side by side (one colour per entry
+    in every panel); None when none of them recorded it."""
+    keys = PANELS.get(key, (key,))
+    traces, all_x, ys_of = [], [], {metric: [] for metric in keys}
+    for index, entry in enumerate(chosen):
+        records, name = records_of(entry.metrics), None
+        for column, metric in enumerate(keys, start=1):
+            points = thin(list(zip(*curve(records, metric, axis=axis, base_epochs=entry.base_epochs))))  # <= ~2,000
+            if not points:
+                continue
+            xs, ys = [x for x, _y in points], [y for _x, y in points]
+            shown, name = name is None, name or curve_name(entry, records, key, axis=axis)
+            traces.append((column, go.Scatter(x=xs, y=ys, name=name, legendgroup=entry.name, showlegend=shown,
+                                              mode="lines+markers", line=dict(color=COLORS[index % len(COLORS)]))))
+            all_x += xs
+            ys_of[metric] += ys
     if not all_x:
         return None
+    if len(keys) == 1:
+        figure = go.Figure()
+    else:
+        from plotly.subplots import make_subplots  # only for the side-by-side figures
+
+        figure = make_subplots(rows=1, cols=len(keys), horizontal_spacing=0.1,
+                               subplot_titles=[PANEL_TITLES.get(metric, (metric,))[0] for metric in keys])
+    for column, trace in traces:
+        figure.add_trace(trace, **({} if len(keys) == 1 else dict(row=1, col=column)))
     figure.update_layout(title=dict(text=METRICS.get(key, key), x=0, xanchor="left"), height=380,
-                         margin=dict(l=10, r=50, t=50, b=10), modebar=MODEBAR, uirevision="keep",
-                         legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
+                         margin=dict(l=10, r=50, t=50 if len(keys) == 1 else 80, b=10), modebar=MODEBAR,
+                         uirevision="keep", legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
     figure.update_xaxes(title_text=AXES[axis], **epoch_axis(all_x, time_axis=axis == "time"))
     if axis == "time" and min(all_x) == max(all_x):
         figure.update_xaxes(range=[max(0.0, all_x[0] - 1), all_x[0] + 1])
-    y_range = value_range(key, all_y) if key in QUALITY_KEYS else None
-    figure.update_yaxes(title_text=METRICS.get(key, key), range=y_range)
+    for column, metric in enumerate(keys, start=1):
+        y_range = value_range(metric, ys_of[metric]) if metric in QUALITY_KEYS else None
+        title = METRICS.get(key, key) if len(keys) == 1 else PANEL_TITLES.get(metric, (metric, metric))[1]
+        figure.update_yaxes(title_text=title, range=y_range, **({} if len(keys) == 1 else dict(row=1, col=column)))
     return figure
+
+
+def not_drawn(chosen: list[Entry], key: str) -> list[str]:
+    """The chosen entries with no point of this metric (records that predate it, or evaluations turned off)."""
+    keys = PANELS.get(key, (key,))
+    return [entry.name for entry in chosen
+            if not any(curve(records_of(entry.metrics), metric)[0] for metric in keys)]
+
+
+def pr_ceiling(found: list[Entry]) -> dict | None:
+    """{"precision", "recall", "n"} of real training digits against the test set (the calibration ladder's floor, as
+    an evaluation JSON carries it), None when no entry's evaluation has it."""
+    for entry in found:
+        floor = (entry.evaluation.get("pr_ladder") or {}).get("floor") or {}
+        values = [finite_number(floor.get(key)) for key in ("precision", "recall")]
+        count = finite_number(entry.evaluation.get("ladder_n"))
+        if None not in values and count:
+            return dict(precision=values[0], recall=values[1], n=int(count))
+    return None
 
 
 def curve_name(entry: Entry, records, key: str, *, axis: str = "epoch") -> str:
     """The legend name: the entry, where its epochs start when it continues other weights, and for a quality metric
-    the sample count(s) of its evaluations."""
-    name = entry.name
+    (or a PANELS item of them) the sample count(s) of its evaluations."""
+    name, keys = entry.name, PANELS.get(key, (key,))
     if entry.base_epochs and axis == "epoch":
         name += f" (from epoch {entry.base_epochs})"
-    if key in QUALITY_KEYS:
+    if any(metric in QUALITY_KEYS for metric in keys):
         _steps, epochs = split_records(records)
         counts = sorted({finite_number(r.get("eval_n")) or entry.eval_n or 0 for r in epochs
-                         if finite_number(r.get(key)) is not None})
+                         if any(finite_number(r.get(metric)) is not None for metric in keys)})
         name += f", {' / '.join(samples_label(count) for count in counts) or samples_label(None)}"
     return name
 
 
 def final_quality(entry: Entry, records=None) -> tuple[dict, int | None, str]:
     """({metric: value}, sample count (None when not recorded), where from) of an entry's final quality: its
-    whole-file evaluation, else its last evaluated epoch."""
+    whole-file evaluation, else its last evaluated epoch. An evaluation's pr_n (the count precision and recall were
+    measured on: at most 10,000) comes along; epoch records measure them on their own count."""
     if any(finite_number(entry.evaluation.get(key)) is not None for key in QUALITY_KEYS):
         count = finite_number(entry.evaluation.get("n"))
-        return ({key: entry.evaluation.get(key) for key in QUALITY_KEYS}, int(count) if count else None,
+        return ({key: entry.evaluation.get(key) for key in (*QUALITY_KEYS, "pr_n")}, int(count) if count else None,
                 "evaluation of the file")
     _steps, epochs = split_records(records_of(entry.metrics) if records is None else records)
     for record in reversed(epochs):
@@ -191,20 +239,30 @@ def summary_rows(chosen: list[Entry], *, reevaluated: dict | None = None) -> lis
         row = {"entry": entry.name, "epochs": entry.base_epochs + own}
         again = (reevaluated or {}).get(entry.name)
         quality, count, source = ((again, again.get("n"), "re-evaluated") if again else final_quality(entry, records))
-        row["samples"] = f"{count:,}" if count else "not recorded"  # beside the figures it qualifies
-        for key in QUALITY_KEYS:
+        row["samples"] = samples_cell(count, quality)  # beside the figures it qualifies
+        for key in QUALITY_KEYS:  # None (a blank cell) where not measured: records from before precision and recall
             value = finite_number(quality.get(key))
-            row[key] = round(value, 4) if value is not None else None
+            row[COLUMNS.get(key, key)] = round(value, 4) if value is not None else None
         row["quality from"] = source
         row["training time (min)"] = round(minutes[-1], 1) if minutes else None
-        row.update({key: _text(entry.spec.get(key)) for key in SETTING_KEYS if key != "epochs"})
+        row.update({SETTING_COLUMNS.get(key, key): _text(entry.spec.get(key)) for key in SETTING_KEYS
+                    if key != "epochs"})
         rows.append(row)
     return rows
 
 
+def samples_cell(count, quality: dict) -> str:
+    """'2,000'; '20,000 (P&R on 10,000)' when precision and recall were measured on fewer (pr_n); 'not recorded'."""
+    if not count:
+        return "not recorded"
+    pr_n = finite_number(quality.get("pr_n"))
+    measured = any(finite_number(quality.get(key)) is not None for key in PANELS["precision_recall"])
+    return f"{count:,}" + (f" (P&R on {int(pr_n):,})" if measured and pr_n and int(pr_n) != count else "")
+
+
 def counts_differ(rows: list[dict]) -> bool:
     """True when the rows' quality figures are on different (or unrecorded) sample counts: not comparable as is."""
-    measured = [row for row in rows if row.get("fdd") is not None]
+    measured = [row for row in rows if any(row.get(COLUMNS.get(key, key)) is not None for key in QUALITY_KEYS)]
     return len(measured) > 1 and (len({row["samples"] for row in measured}) > 1
                                   or any(row["samples"] == "not recorded" for row in measured))
 
@@ -221,7 +279,8 @@ def reevaluate(entry: Entry, n: int) -> dict | None:
         from aigc.serve.generators import load_served
 
         model, config, _card = load_served(path)  # the served generators' cache: one model per file
-        return dict(metrics.summary(metrics.evaluate_generator(model, config, n=n)), n=n)
+        result = metrics.evaluate_generator(model, config, n=n)
+        return dict(metrics.summary(result), n=n, pr_n=result.get("pr_n"))  # precision and recall come along
 
     return EVALUATIONS.get_or_make((*file_key(path), n), make)
 

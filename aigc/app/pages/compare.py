@@ -7,8 +7,8 @@ from aigc.app.explain import how_it_works
 from aigc.app.routes import Frame
 from aigc.app.widgets import guarded
 from aigc.serve import hosting
-from aigc.serve.compare import (AXES, COMMON_COUNTS, METRICS, compare_figure, counts_differ, entries, reevaluate,
-                                summary_rows)
+from aigc.serve.compare import (AXES, COMMON_COUNTS, METRICS, PANELS, compare_figure, counts_differ, entries,
+                                not_drawn, pr_ceiling, reevaluate, summary_rows)
 
 MAX_DEFAULT = 3  # preselected entries: the shipped model and the newest runs
 COMMON_KEY = "_compare_common_n"  # the sample count this session asked every chosen entry to be re-evaluated on
@@ -42,11 +42,16 @@ def compare_ui(policy: hosting.Policy) -> None:
     metric = left.selectbox("Metric", list(METRICS), format_func=METRICS.get, key="compare_metric")
     axis = right.radio("Along", list(AXES), format_func=lambda a: {"epoch": "epochs", "time": "training time"}[a],
                        horizontal=True, key="compare_axis")
-    figure = compare_figure(chosen, metric if metric in METRICS else "fdd", axis=axis if axis in AXES else "epoch")
+    metric = metric if metric in METRICS else "fdd"
+    figure = compare_figure(chosen, metric, axis=axis if axis in AXES else "epoch")
     if figure is None:
         st.caption(f"None of these recorded {METRICS.get(metric, metric)} per epoch.")
     else:
         st.plotly_chart(figure, key="compare_chart", width="stretch")
+        if missing := not_drawn(chosen, metric):
+            st.caption(f"Not measured per epoch (no curve): {', '.join(missing)}.")
+    if metric in PANELS:
+        st.caption(pr_note(found))
     _grids_ui(chosen)
     st.markdown("**Settings and final quality**")
     quality_table_ui(chosen)
@@ -83,6 +88,17 @@ def quality_table_ui(chosen) -> None:
                          "2 cores); the result is kept per file for everyone."):
         st.session_state[COMMON_KEY] = count if count in COMMON_COUNTS else 2000
         st.rerun()
+
+
+def pr_note(found) -> str:
+    """What precision and recall mean, and the real digits' own figures (their ceiling, not 1.0) when shipped."""
+    note = ("**Precision**: the share of samples that look like some real digit. **Recall**: the share of real test "
+            "digits whose style the samples cover. Both use the evaluator's features, k = 3 (Kynkaanniemi et al. 2019)")
+    ceiling = pr_ceiling(found)
+    if ceiling:
+        note += (f"; real training digits against the test set score {ceiling['precision']:.2f} / "
+                 f"{ceiling['recall']:.2f} on {ceiling['n']:,} samples: the ceiling, not 1.0")
+    return note + ". Like FDD, they depend on the sample count: compare curves of one count."
 
 
 def grid_label(stem: str) -> str:
