@@ -149,11 +149,17 @@ def main(args: argparse.Namespace) -> int:
             results[name] = run()
     if args.browser:
         from bench.browser import browser
+        from bench.draw import draw_only
 
         print("[bench] browser ...", file=sys.stderr, flush=True)
-        results["browser"] = browser(repeats=5 if args.tiny else 20 if args.quick else 40, data=args.data,
-                                     drawings=_drawings(args))
+        results["browser"] = browser(repeats=5 if args.tiny else 20 if args.quick else 40, data=args.data)
+        print("[bench] browser: mouse-up to a drawing's result (a server of its own) ...", file=sys.stderr, flush=True)
+        results["draw"] = draw_only(n=_drawings(args))
     print(render(results))
+    if "draw" in results:
+        from bench.draw import render_draw
+
+        print(render_draw(results["draw"]["draw"]))
     _write_json(args.json, results)
     return 0
 
@@ -165,7 +171,7 @@ def _drawings(args: argparse.Namespace) -> int:
 
 def draw_main(args: argparse.Namespace) -> int:
     """--only-draw: mouse-up to a drawing's result in Chromium (it starts its own server); prints, optionally JSON."""
-    from bench.browser import draw_only, render_draw
+    from bench.draw import draw_only, render_draw
 
     result = draw_only(n=_drawings(args))
     print(render_draw(result["draw"]))

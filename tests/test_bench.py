@@ -126,7 +126,7 @@ def test_browser_section_renders_without_a_browser():
 
 
 def test_draw_measurement_draws_different_digits_and_renders_without_a_browser():
-    from bench.browser import DIGIT_STROKES, drawing_strokes, render_draw, result_figures
+    from bench.draw import DIGIT_STROKES, drawing_strokes, render_draw, result_figures
 
     drawings = drawing_strokes(12, seed=0)
     assert [digit for digit, _ in drawings][:10] == list(DIGIT_STROKES) and drawings == drawing_strokes(12, seed=0)
@@ -141,11 +141,11 @@ def test_draw_measurement_draws_different_digits_and_renders_without_a_browser()
 
 
 def test_only_draw_runs_the_draw_measurement_alone(monkeypatch, tmp_path, capsys):
-    from bench import browser
+    from bench import draw as bench_draw
 
     asked = []
     draw = {"first_ms": 2500.0, "median_ms": 700.0, "p95_ms": 800.0, "n": 4, "drawn": list("71000"), "read": [7] * 5}
-    monkeypatch.setattr(browser, "draw_only", lambda n: asked.append(n) or {"draw": draw, "peak_rss_mb": {"app server": 800.0}})
+    monkeypatch.setattr(bench_draw, "draw_only", lambda n: asked.append(n) or {"draw": draw, "peak_rss_mb": {"app server": 800.0}})
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     out = tmp_path / "draw.json"

@@ -3,7 +3,7 @@
 The starts are the latents of a bank (BANK_PER_DIGIT generated digits per label, made once per generator)
 whose images are nearest the target in pixels; they are optimised together, all steps inside one traced
 tf.function (a tf.while_loop with Adam written out), so an inversion is one call with no Python per step.
-Starting near the answer is what lets one start do the work of 24 random ones (5x faster, same error).
+Starting near the answer is what lets one start do the work of 24 random ones (~6x faster, less error).
 """
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ import numpy as np
 # 50 of tests/data/mnist_test_500.npz, Streamlit's kernel-cache clear before each, 2 shared cores (load ~5), median:
 # 24 random starts x 60 steps 2.51 s, pixel MSE mean 0.0117 (median 0.0058); the bank's nearest 4 x 60: 0.77 s,
 # 0.0100 (0.0058). On 20 of them: 8 x 40 about as slow as 4 x 60 with MSE 0.0092; 8 x 20 0.0191.
-# Then (issue 22, mouse-up to result), its first 100, interleaved, quiet machine: 4 x 60 from 256 per digit 0.39 s,
-# MSE mean 0.0098 (median 0.0060); 1 x 80 from 512 per digit 0.25 s, 0.0097 (0.0052); both read 100% as their
-# label, and their hands write 9.86 / 9.87 of the ten digits. A start costs about as much as 25 steps (1 x 60:
-# 0.21 s, 2 x 60: 0.29, 4 x 60: 0.45 on 12 digits): a nearer start from a bigger bank beats more starts.
+# Then (issue 22, mouse-up to result), interleaved on a quiet machine, its first 100: 4 x 60 from 256 per digit
+# 0.53 s, MSE mean 0.0098 (median 0.0060); 1 x 100 from 512 per digit 0.40 s, 0.0082 (0.0046); 1 x 80 0.33 s, 0.0097
+# (0.0052); all read 100% as their label, their hands write 9.86-9.89 of the ten digits. `python -m aigc.explore.measure
+# invert --n 200` (MNIST test): 4 x 60 0.41 s, 0.0082, 98.5% read; 1 x 100 0.28 s, 0.0081, 99.5%; 1 x 80 0.19 s,
+# 0.0092. A start costs about as much as 25 steps (1 x 60: 0.21 s, 2 x 60: 0.29, 4 x 60: 0.45 on 12 digits): a
+# nearer start from a bigger bank beats more starts.
 STARTS = 1  # starts optimised side by side: the bank's nearest latents
-STEPS = 80  # 40 left a generated 3 at pixel MSE 0.012 on the issue-13 generator (random starts); 4 x 40: 0.0095
+STEPS = 100  # 40 left a generated 3 at pixel MSE 0.012 on the issue-13 generator (random starts); 1 x 80: see above
 BANK_PER_DIGIT = 512  # generated digits per label whose latents are candidate starts (10 x 512 x 1.2 KB = 6 MB)
 BANK_SEED = 20_260_522
 LEARNING_RATE = 0.08

@@ -9,6 +9,8 @@ import pytest
 from playwright.sync_api import expect
 from test_explore_browser import _shoot
 
+from bench.draw import draws, stroke
+
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")]
@@ -22,16 +24,8 @@ def _open(page, server, query: str) -> None:
 
 
 def _stroke(page, points) -> None:
-    """Draw one stroke through canvas points (x, y in canvas pixels)."""
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(timeout=LOAD_S)
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
-    page.mouse.down()
-    for x, y in points[1:]:
-        page.mouse.move(box["x"] + x, box["y"] + y, steps=15)
-    page.mouse.up()
+    """Draw one stroke through canvas points (x, y in canvas pixels): the bench's stroke (bench/draw.py)."""
+    stroke(page, points, steps=15, timeout_ms=LOAD_S)
 
 
 def _draw_seven(page) -> None:
@@ -87,10 +81,8 @@ def test_the_toolbar_leaves_the_instructions_readable_and_clear_empties_the_canv
 
 
 def test_the_bench_times_drawings_to_their_whole_result(browser, server):
-    """bench --only-draw's measurement (bench/browser.py), two drawings against the test server: each timed from
+    """bench --only-draw's measurement (bench/draw.py), two drawings against the test server: each timed from
     mouse-up to its own result (the reading and four new, loaded images), the canvas cleared between them."""
-    from bench.browser import draws
-
     result = draws(browser, server["url"], n=2)
     assert result["drawn"] == ["7", "1"] and len(result["ms"]) == 2 and result["n"] == 1
     assert 0 < result["median_ms"] < 60_000 and result["first_ms"] > 0
