@@ -48,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--browser", action="store_true", help="also time the Streamlit app in Chromium (slow)")
     parser.add_argument("--only-draw", action="store_true",
                         help="only mouse-up to a drawing's result on /draw in Chromium (starts the app alone)")
+    parser.add_argument("--cold-start", action="store_true",
+                        help="only the app's first digits after `streamlit run` beside a trivial page's, in Chromium, "
+                             "then the first clicks on a cold app (issue 22: <= 1.5x)")
+    parser.add_argument("--rounds", type=bounded_int(1, 50), default=5, metavar="N",
+                        help="--cold-start: starts of each page, interleaved (default: 5)")
     parser.add_argument("--drawings", type=bounded_int(2, 500), default=None, metavar="N",
                         help="--browser / --only-draw: different drawings timed (default: 21; --quick 11, --tiny 3)")
     parser.add_argument("--variants", action="store_true", help="also measure XLA, bf16 and batch sizes of the trainer")
@@ -108,6 +113,8 @@ def main(args: argparse.Namespace) -> int:
         return hostile_main(args)
     if args.only_draw:
         return draw_main(args)
+    if args.cold_start:
+        return cold_start_main(args)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
@@ -176,6 +183,16 @@ def draw_main(args: argparse.Namespace) -> int:
     result = draw_only(n=_drawings(args))
     print(render_draw(result["draw"]))
     print("\n".join(f"peak RSS {name}: {mb:.0f} MB" for name, mb in result["peak_rss_mb"].items()))
+    _write_json(args.json, result)
+    return 0
+
+
+def cold_start_main(args: argparse.Namespace) -> int:
+    """--cold-start: the app's and a trivial page's first digits, interleaved, then first clicks; prints, optionally JSON."""
+    from bench.cold_start import cold_start, render
+
+    result = cold_start(rounds=args.rounds)
+    print(render(result))
     _write_json(args.json, result)
     return 0
 

@@ -159,6 +159,31 @@ def test_only_draw_runs_the_draw_measurement_alone(monkeypatch, tmp_path, capsys
             parser.parse_args(["--only-draw", "--drawings", bad])
 
 
+def test_cold_start_runs_alone_and_reports_the_ratio(monkeypatch, tmp_path, capsys):
+    from bench import cold_start as bench_cold
+
+    def start(healthy, first):
+        return {"healthy_s": healthy, "first_digits_s": first}
+
+    result = {"rounds": 2, "starts": {"app": [start(1.0, 3.0), start(1.1, 3.6)],
+                                      "trivial page": [start(0.9, 2.5), start(1.0, 2.4)]},
+              "median_s": {"app": 3.3, "trivial page": 2.45}, "ratio_median": 3.3 / 2.45,
+              "ratio_per_round": [1.2, 1.5],
+              "first_clicks": [{"wait_s": 0.0, "first_digits_s": 3.1, "first_click_ms": 6400.0, "second_click_ms": 500.0}]}
+    asked = []
+    monkeypatch.setattr(bench_cold, "cold_start", lambda rounds: asked.append(rounds) or result)
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    out = tmp_path / "cold.json"
+    assert bench.main(parser.parse_args(["--cold-start", "--rounds", "2", "--json", str(out)])) == 0
+    printed = capsys.readouterr().out
+    assert asked == [2] and "**1.35x** (target <= 1.5x)" in printed and "| 2 | 1.10 / 3.60 | 1.00 / 2.40 | 1.50x |" in printed
+    assert "| 0 s later (first digits at 3.10 s) | 6400 | 500 |" in printed
+    assert json.loads(out.read_text())["ratio_median"] == pytest.approx(3.3 / 2.45)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--cold-start", "--rounds", "0"])
+
+
 def test_from_scratch_reports_images_and_seconds_to_target_per_seed(monkeypatch):
     """Fake runners and a fake evaluator whose accuracy grows with the images trained: the report finds the first
     evaluation at >= 97%, excludes evaluation from training time, stops the tutorial after its epoch, takes medians."""
