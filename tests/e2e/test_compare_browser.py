@@ -54,7 +54,7 @@ def test_compare_charts_precision_and_recall_side_by_side(page, server):
         unmeasured = page.get_by_text("Not measured per epoch (no curve):")
         unmeasured.wait_for()
         assert "run-old" in unmeasured.inner_text() and "run-pr" not in unmeasured.inner_text()
-        page.get_by_role("columnheader", name="precision (P&R)").first.wait_for()
+        page.get_by_test_id("stDataFrame").first.wait_for()  # its columns: tests/test_compare_quality.py
         assert page.get_by_test_id("stException").count() == 0
     finally:
         for run in runs:

@@ -13,8 +13,8 @@ from aigc.serve.compare import (AXES, COMMON_COUNTS, METRICS, PANELS, compare_fi
 MAX_DEFAULT = 3  # preselected entries: the shipped model and the newest runs
 COMMON_KEY = "_compare_common_n"  # the sample count this session asked every chosen entry to be re-evaluated on
 COUNTS_NOTE = ("These figures were measured on different sample counts (the **samples** column). FDD shrinks as the "
-               "count grows, so a figure on 10,000 samples looks better than the same generator's on 2,000: compare "
-               "them only on one count.")
+               "count grows, so a figure on 10,000 samples looks better than the same generator's on 2,000 (precision "
+               "and recall move with the count too): compare them only on one count.")
 TENSORBOARD_NOTE = ("Every run also keeps TensorBoard logs in its `tb/` folder: `tensorboard --logdir runs` "
                     "shows them all, with TensorBoard's own run selector.")
 
@@ -93,7 +93,7 @@ def quality_table_ui(chosen) -> None:
 def pr_note(found) -> str:
     """What precision and recall mean, and the real digits' own figures (their ceiling, not 1.0) when shipped."""
     note = ("**Precision**: the share of samples that look like some real digit. **Recall**: the share of real test "
-            "digits whose style the samples cover. Both use the evaluator's features, k = 3 (Kynkaanniemi et al. 2019)")
+            "digits whose style the samples cover. Both use the evaluator's features, k = 3 (Kynkäänniemi et al. 2019)")
     ceiling = pr_ceiling(found)
     if ceiling:
         note += (f"; real training digits against the test set score {ceiling['precision']:.2f} / "
