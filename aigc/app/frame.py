@@ -1,6 +1,7 @@
 """The frame around every page: page setup, navigation, the sidebar's generator chooser and hosting notices."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -33,13 +34,19 @@ TRAINING_OFF_KEY = "_training_off"
 TRAINING_OFF = ("Training is turned off on this server, so it has no Train page. Generate, Write a number, Draw a "
                 "digit, Compare runs and Model work as usual.")
 _TUNED, _WARM_LOCK = threading.Event(), threading.Lock()  # the warm-up (TensorFlow tuned for serving) has started
+_RUNS, _RUNS_ACTIVE = threading.Condition(), [0]  # script runs in flight (script_run), and the warm-up between them
 WARM_UP_AFTER_S = 3.0  # the background warm-up starts this long after a server's first page
 REFREEZE_S = 300.0  # the long-lived heap is frozen again at most this often...
 REFREEZE_RECORDS = 5000  # ...or once the run watchers kept this many more records
 
 
 def main() -> None:
-    """One script run: the frame, then the current page."""
+    """One script run: the frame, then the current page (never while the warm-up imports TensorFlow)."""
+    with script_run():
+        _frame_and_page()
+
+
+def _frame_and_page() -> None:
     st.set_page_config(page_title=TITLE, page_icon="🔢", layout="wide")
     st.html(TOP_CSS)  # remove the empty band Streamlit leaves above the title
     visitor = current_visitor()
@@ -86,21 +93,43 @@ def warm_up_once(served: Served | None) -> threading.Thread | None:
     return thread
 
 
-def _warm_up(path) -> None:
-    from aigc.engine.sampling import tune_for_a_server
-    from aigc.quality import metrics
+@contextlib.contextmanager
+def script_run():
+    """Counts the script runs in flight; a run starts only while the warm-up is not importing TensorFlow.
 
+    TensorFlow's import is not thread-safe: a page importing it while the warm-up did failed with "dataset_ops has
+    no attribute 'DatasetV2'" (Draw) or "Registering two gradient with name 'ReduceDataset'" (New seed). So the
+    warm-up imports only between runs, and runs that start meanwhile wait for it (at most the import, ~5-8 s).
+    """
+    with _RUNS:
+        _RUNS_ACTIVE[0] += 1
+    try:
+        yield
+    finally:
+        with _RUNS:
+            _RUNS_ACTIVE[0] -= 1
+            _RUNS.notify_all()
+
+
+def _warm_up(path) -> None:
     # TensorFlow's import holds the GIL and a core for seconds: started at once, it delayed the first page's images
     # (fetched from this process) by ~3 s on 2 cores; after WARM_UP_AFTER_S they have arrived (bench --browser).
     time.sleep(WARM_UP_AFTER_S)
-    tune_for_a_server()
-    try:
-        if path is not None:
-            load_served(path)
-        if metrics.evaluator_available():
-            metrics.load_evaluator()
-    except Exception as error:  # noqa: BLE001 - a page that needs the file says why; this thread only prepares
-        LOG.warning("warm-up: %s", error)
+    with _RUNS:  # no page runs meanwhile (script_run)
+        _RUNS.wait_for(lambda: _RUNS_ACTIVE[0] == 0)
+        try:
+            from aigc.engine.sampling import tune_for_a_server
+            from aigc.quality import metrics
+
+            tune_for_a_server()
+            if path is not None:
+                load_served(path)
+            if metrics.evaluator_available():
+                metrics.load_evaluator()
+        except Exception as error:  # noqa: BLE001 - a page that needs the file says why; this thread only prepares
+            LOG.warning("warm-up: %s", error)
+    with _FREEZE_LOCK:  # the heap grew by TensorFlow and the models: freeze it after the next page, not in 5 min
+        _FROZEN["at"] = None
 
 
 def current_visitor() -> Visitor:
