@@ -14,7 +14,8 @@ below this layer:
 - engine/sampling.py `_SERVING`: weak-key dict, generator model -> its traced serving tf.function
   (dies with the model).
 - explore/invert.py `_FUNCTIONS`: weak-key dict, generator model -> {(evaluator model, starts, steps):
-  traced inversion} and its bank of start digits (~8 MB per generator; dies with the model).
+  traced inversion} and its bank of start digits (~6 MB per generator: 512 per label, as bytes; dies with
+  the model).
 - quality/metrics.py `_load_cached`: lru_cache(4), (evaluator path, stats path, mtimes) -> Evaluator.
 - explore/calibration.py `_load_cached`: lru_cache(4), (calibration path, mtime) -> Calibration;
   `_uncalibrated`: lru_cache(16), problem text -> the identity Calibration (logged once per problem).
