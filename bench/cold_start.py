@@ -1,5 +1,5 @@
-"""`python -m aigc bench --cold-start [--rounds N]`: from `streamlit run` to the first digits in Chromium, the app beside
-a trivial Streamlit page, N rounds alternating which starts first; then the first clicks on the cold app.
+"""`python -m aigc bench --cold-start [--rounds N]`: from `streamlit run` to the first digits in Chromium, the app
+beside a trivial Streamlit page, N rounds alternating which starts first; then the first clicks on the cold app.
 
 Issue 22's target: the app's first digits within 1.5x of the trivial page's cold start (median over rounds, and the
 ratio per round). Each server starts fresh (a new process: nothing imported, nothing cached) and each visit opens a new
@@ -79,7 +79,8 @@ def render(result: dict) -> str:
                                                       result["ratio_per_round"]), 1):
         lines.append(f"| {index} | {app['healthy_s']:.2f} / {app['first_digits_s']:.2f} | "
                      f"{trivial['healthy_s']:.2f} / {trivial['first_digits_s']:.2f} | {ratio:.2f}x |")
-    lines += ["", "| first click (New seed) after the first digits, on a cold app | first click (ms) | second click (ms) |",
+    lines += ["", "| first click (New seed) after the first digits, on a cold app | first click (ms) "
+                  "| second click (ms) |",
               "| --- | --- | --- |"]
     for click in result["first_clicks"]:
         lines.append(f"| {click['wait_s']:.0f} s later (first digits at {click['first_digits_s']:.2f} s) | "
