@@ -178,6 +178,25 @@ async def clear_cache_effect(url: str, *, repeats: int = 10) -> dict:
             "rerun_after_ms": 1000 * float(np.median(after[1:]))}
 
 
+def wait_idle(pid: int | None, *, below: float = 5.0, quiet_s: float = 5.0, timeout_s: float = 180.0) -> float:
+    """Seconds waited until the process used under `below`% of one core for `quiet_s` in a row. A server warms up
+    in a background thread a few seconds after its first page (aigc/app/frame.py): a drawing meanwhile would time
+    that instead, so the quiet stretch is longer than that delay."""
+    import psutil
+
+    start, quiet, tick = time.perf_counter(), 0.0, 0.5
+    try:
+        process = psutil.Process(pid) if pid else None
+        while process and quiet < quiet_s and time.perf_counter() - start < timeout_s:
+            before = sum(process.cpu_times()[:2])
+            time.sleep(tick)
+            busy = (sum(process.cpu_times()[:2]) - before) / tick * 100 >= below
+            quiet = 0.0 if busy else quiet + tick
+    except psutil.Error:
+        pass
+    return time.perf_counter() - start
+
+
 async def crowd_against(url: str, *, sessions: int, clicks: int, think_s: float, server_pid: int | None,
                         watchers: int = 0, ramp_s: float = RAMP_S) -> dict:
     """Run the crowd against a healthy server at url; the figures as a dict."""

@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from bench.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, PeakRSS, _stop, _summary, start_streamlit, wait_healthy
+from bench.crowd import wait_idle
 
 # Draw's result area: 'ok' once it reads the drawing and shows DRAW_IMAGES images, none of them one of `old` (the
 # previous drawing's), all loaded: the drawing MNIST-style, the GAN's version, the ten digits, the slerp. A panel
@@ -113,25 +114,6 @@ def result_figures(text: str) -> tuple[int | None, float | None]:
     read = re.search(r"The evaluator reads an? (\d)", text)
     seconds = re.search(r"the GAN's \d \(pixel MSE [\d.]+, ([\d.]+) s\)", text)
     return (int(read.group(1)) if read else None), (float(seconds.group(1)) if seconds else None)
-
-
-def wait_idle(pid: int | None, *, below: float = 5.0, quiet_s: float = 5.0, timeout_s: float = 180.0) -> float:
-    """Seconds waited until the process used under `below`% of one core for `quiet_s` in a row. A server warms up
-    in a background thread a few seconds after its first page (aigc/app/frame.py): a drawing meanwhile would time
-    that instead, so the quiet stretch is longer than that delay."""
-    import psutil
-
-    start, quiet, tick = time.perf_counter(), 0.0, 0.5
-    try:
-        process = psutil.Process(pid) if pid else None
-        while process and quiet < quiet_s and time.perf_counter() - start < timeout_s:
-            before = sum(process.cpu_times()[:2])
-            time.sleep(tick)
-            busy = (sum(process.cpu_times()[:2]) - before) / tick * 100 >= below
-            quiet = 0.0 if busy else quiet + tick
-    except psutil.Error:
-        pass
-    return time.perf_counter() - start
 
 
 def draws(chromium, url: str, *, n: int, seed: int = 0, server_pid: int | None = None) -> dict:

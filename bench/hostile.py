@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.crowd import Sampler, counted, free_port, run_coroutine, start_server, stop_server, wait_healthy
+from bench.crowd import (Sampler, counted, free_port, run_coroutine, start_server, stop_server, wait_healthy,
+                         wait_idle)
 from bench.ws_client import StreamlitSession
 
 OWNER_EVERY_S = 60.0
@@ -157,7 +158,7 @@ def forged_canvases(*, sessions: int = 20, settle_s: float = SESSION_TTL_S + 15)
         warm = StreamlitSession(url, page="draw")
         await warm.open()
         await warm.close()
-        await asyncio.sleep(2)
+        await asyncio.to_thread(wait_idle, server.pid)  # the warm-up loads TensorFlow after the first page
         start_mb = sampler.rss_mb()
         sampler.start()
         out = {"said": set(), "over_limit_answered": 0, "over_limit_refused": set(), "errors": []}
