@@ -98,10 +98,18 @@ def is_loaded(path: Path) -> bool:
     return file_key(path) in GENERATORS
 
 
+BEFORE_FIRST_LOAD: list = []  # run once before this process loads its first generator (a server tunes TensorFlow)
+
+
 def load_served(path: Path):
     """(model, config, card) for a generator file, loaded once per process per (path, mtime)."""
     key = file_key(path)
-    return GENERATORS.get_or_make(key, lambda: load_generator(key[0]))
+
+    def make():
+        while BEFORE_FIRST_LOAD:
+            BEFORE_FIRST_LOAD.pop()()
+        return load_generator(key[0])
+    return GENERATORS.get_or_make(key, make)
 
 
 def serve_with_fallback(chosen: GeneratorChoice, choices: list[GeneratorChoice], *,
