@@ -7,8 +7,9 @@ Three measurements, each on a fresh `streamlit run` on loopback, driven by bench
   open (the server's one watcher catches up on the file), for a second one (shared snapshot), and
   the server CPU per poll of the live fragment over POLLS polls.
 - The floor: the same client clicking "New image" on a trivial Streamlit page (one button, one
-  image), then clicking "New seed" (new digits: a real generation) and rerunning a cached grid on the
-  app. Reported: server CPU per click of each, and the app's ratios to the floor.
+  image), clicking "New seed" (new digits: a real generation) and rerunning a cached grid on the
+  app, in alternating rounds on two servers up at once (a moment of background load falls on all
+  three alike). Reported: server CPU per click of each, and the app's ratios to the floor.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.crowd import Sampler, free_port, run_coroutine, start_server, stop_server, wait_healthy
+from bench.crowd import Sampler, free_port, run_coroutine, start_server, stop_server, wait_healthy, wait_idle
 from bench.ws_client import StreamlitSession
 
 EPOCH_RECORDS = 10_000
@@ -29,6 +30,7 @@ STEPS_PER_EPOCH = 50  # 500,000 step records in all
 POLLS = 30
 STEP_EVERY_S = 3.0  # a trainer on 2 cores writes a step record every ~3 s
 CLICKS = 30
+ROUNDS = 6  # the floor's clicks alternate between the trivial page and the app in this many rounds
 IDLE_S = 15.0  # the server's CPU with the tab open and no poll, to tell the poll's own cost from the background
 TRIVIAL_PAGE = '''import numpy as np
 import streamlit as st
@@ -167,33 +169,53 @@ async def big_run_costs(url: str, server_pid: int, *, polls: int) -> dict:
             "poll_interval_s": interval, "errors": errors[:5], "rss_mb": sampler.rss_mb()}
 
 
-async def clicks_cost(url: str, server_pid: int, *, clicks: int, label: str, query: str = "",
-                      page: str = "") -> dict:
-    """Server CPU and client wall per press of the button `label` (after two presses to warm up)."""
-    sampler = Sampler(server_pid)
-    session = StreamlitSession(url, query=query, page=page)
-    await session.open()
-    for _ in range(2):
-        await session.run(click=label)
-    cpu = sampler.cpu_s()
-    walls, errors = await timed_runs(session, clicks, click=label)
-    cpu_per_click = (sampler.cpu_s() - cpu) / clicks
-    await session.close()
-    return {"cpu_ms": 1000 * cpu_per_click, "wall_ms_median": 1000 * sorted(walls)[len(walls) // 2],
-            "errors": errors[:5]}
+class _Clicker:
+    """One session pressing one button (or rerunning) on one server: server CPU and client wall per press, summed
+    over the rounds it is given."""
+
+    def __init__(self, url: str, server_pid: int, *, label: str | None, query: str = "", page: str = ""):
+        self.sampler, self.label = Sampler(server_pid), label
+        self.session = StreamlitSession(url, query=query, page=page)
+        self.cpu_s, self.walls, self.errors = 0.0, [], []
+
+    async def open(self) -> None:
+        await self.session.open()
+        for _ in range(2):  # warm: the first presses build what later ones reuse
+            await self.session.run(**self._press())
+
+    def _press(self) -> dict:
+        return {"click": self.label} if self.label else {}
+
+    async def round(self, presses: int) -> None:
+        cpu = self.sampler.cpu_s()
+        walls, errors = await timed_runs(self.session, presses, **self._press())
+        self.cpu_s += self.sampler.cpu_s() - cpu
+        self.walls += walls
+        self.errors += errors
+
+    def result(self) -> dict:
+        return {"cpu_ms": 1000 * self.cpu_s / len(self.walls),
+                "wall_ms_median": 1000 * sorted(self.walls)[len(self.walls) // 2], "errors": self.errors[:5],
+                "presses": len(self.walls)}
 
 
-async def rerun_cost(url: str, server_pid: int, *, reruns: int, query: str) -> dict:
-    """Server CPU per plain rerun of a page whose grid is cached (what any widget change without new digits costs)."""
-    sampler = Sampler(server_pid)
-    session = StreamlitSession(url, query=query)
-    await session.open()
-    await session.run()
-    cpu = sampler.cpu_s()
-    walls, _errors = await timed_runs(session, reruns)
-    cpu_per = (sampler.cpu_s() - cpu) / reruns
-    await session.close()
-    return {"cpu_ms": 1000 * cpu_per, "wall_ms_median": 1000 * sorted(walls)[len(walls) // 2]}
+async def interleaved_clicks(clickers: dict[str, _Clicker], *, clicks: int, rounds: int = ROUNDS,
+                             settle=None) -> dict:
+    """Each clicker's figures over `clicks` presses, given in `rounds` alternating rounds (the order rotates), so a
+    moment of background load falls on all of them alike: their ratios are measured side by side. `settle`: a
+    coroutine function awaited after every session opened (a cold app's warm-up ends before anything is timed)."""
+    for clicker in clickers.values():
+        await clicker.open()
+    if settle is not None:
+        await settle()
+    names = list(clickers)
+    per_round = max(1, clicks // rounds)
+    for index in range(rounds):
+        for name in names[index % len(names):] + names[:index % len(names)]:
+            await clickers[name].round(per_round)
+    for clicker in clickers.values():
+        await clicker.session.close()
+    return {name: clicker.result() for name, clicker in clickers.items()}
 
 
 def page_costs(*, polls: int = POLLS, clicks: int = CLICKS, epochs: int = EPOCH_RECORDS,
@@ -219,20 +241,24 @@ def page_costs(*, polls: int = POLLS, clicks: int = CLICKS, epochs: int = EPOCH_
                 stop_server(server)
         (scratch / "trivial").mkdir()
         (scratch / "trivial" / "page.py").write_text(TRIVIAL_PAGE)
-        server, url = _server({}, script="page.py", cwd=str(scratch / "trivial"))
-        try:
-            result["trivial"] = run_coroutine(lambda: _after_health(url, clicks_cost(url, server.pid, clicks=clicks,
-                                                                                     label="New image")))
-        finally:
-            stop_server(server)
-        server, url = _server({TRAINING_ENV: "off"})
+        trivial, trivial_url = _server({}, script="page.py", cwd=str(scratch / "trivial"))
+        app, app_url = _server({TRAINING_ENV: "off"})
         try:
             query = "digit=any&n=16&seed=3"
-            result["new_seed"] = run_coroutine(lambda: _after_health(url, clicks_cost(url, server.pid, clicks=clicks,
-                                                                                      label="New seed", query=query)))
-            result["cached_rerun"] = run_coroutine(lambda: rerun_cost(url, server.pid, reruns=clicks, query=query))
+
+            async def floor() -> dict:
+                await wait_healthy(trivial_url)
+                await wait_healthy(app_url)
+                return await interleaved_clicks({
+                    "trivial": _Clicker(trivial_url, trivial.pid, label="New image"),
+                    "new_seed": _Clicker(app_url, app.pid, label="New seed", query=query),
+                    "cached_rerun": _Clicker(app_url, app.pid, label=None, query=query)}, clicks=clicks,
+                    settle=lambda: asyncio.to_thread(wait_idle, app.pid))
+
+            result.update(run_coroutine(floor))
         finally:
-            stop_server(server)
+            stop_server(trivial)
+            stop_server(app)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     floor = result["trivial"]["cpu_ms"]
@@ -258,8 +284,9 @@ def render(result: dict) -> str:
              f"{big['second_open_s']:.2f} s (second session)",
              f"  live poll every {big['poll_interval_s']:g} s: {big['poll_cpu_ms']:.1f} ms server CPU per poll "
              f"(mean of {big['polls']}), of which {big['idle_cpu_ms_per_interval']:.1f} ms is the server's idle "
-             f"background over the same {big['poll_interval_s']:g} s; {big['poll_wall_ms_median']:.0f} ms wall "
-             f"(median); server RSS {big['rss_mb']:.0f} MB",
+             f"background over the same {big['poll_interval_s']:g} s (the poll's own: "
+             f"{big['poll_cpu_ms'] - big['idle_cpu_ms_per_interval']:.1f} ms); {big['poll_wall_ms_median']:.0f} ms "
+             f"wall (median); server RSS {big['rss_mb']:.0f} MB",
              f"  server CPU per click: trivial page (one button, one image) {result['trivial']['cpu_ms']:.1f} ms; "
              f"app, New seed (new digits) {result['new_seed']['cpu_ms']:.1f} ms = "
              f"{result['new_seed_vs_floor']:.1f}x; app, cached grid rerun {result['cached_rerun']['cpu_ms']:.1f} ms = "

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from aigc.serve import charts
 from aigc.serve.compare import Entry, compare_figure, curve, summary_rows
 
@@ -90,3 +92,37 @@ def test_every_figure_is_valid_plotly_and_keeps_its_dict_for_every_session():
         plain = figure.to_dict()
         go.Figure(plain)  # raises on any property plotly does not know
         assert figure.to_dict() is plain
+
+
+def test_a_figure_remake_costs_the_points_drawn_not_the_runs_length(monkeypatch):
+    """Issue 21: remaking a 10,000-epoch run's figures validated every record (~110 ms, on every new record), where
+    a chart draws at most MAX_CHART_POINTS of each kind."""
+    from aigc.app.pages.train import run_figures
+
+    def records(epochs: int) -> list[dict]:
+        out = []
+        for epoch in range(1, epochs + 1):
+            out.append({"kind": "step", "epoch": epoch, "step": 20 * epoch - 10, "g_loss": 1.0, "d_loss": 1.2,
+                        "d_real": 0.6, "d_fake": 0.4})
+            out.append({"kind": "epoch", "epoch": epoch, "step": 20 * epoch, "g_loss": 1.1, "d_loss": 1.2,
+                        "d_real": 0.6, "d_fake": 0.4, "fdd": 2.0 + 30 / epoch, "class_accuracy": 0.99,
+                        "digit_score": 9.9, "precision": 0.8, "recall": 0.8, "eval_n": 2000})
+        return out
+
+    calls = []
+    real = charts.finite_number
+    monkeypatch.setattr(charts, "finite_number", lambda value: calls.append(1) or real(value))
+    work = {}
+    for epochs in (2 * charts.MAX_CHART_POINTS, 20 * charts.MAX_CHART_POINTS):
+        calls.clear()
+        figures = run_figures(charts.ChartRecords.of(records(epochs)))
+        work[epochs] = len(calls)
+        loss = figures["loss"].to_dict()["data"]
+        assert all(len(trace["x"]["bdata"]) > 0 for trace in loss)
+    small, big = work.values()
+    assert big <= 1.1 * small  # 10x the records, the same work
+
+
+def test_chart_steps_travel_as_int32_unless_a_step_needs_more():
+    assert charts.steps_of([{"step": 20}, {"step": 2**31 - 1}]).dtype == np.int32
+    assert charts.steps_of([{"step": 20}, {"step": 2**31}]).tolist() == [20, 2**31]

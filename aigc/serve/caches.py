@@ -100,9 +100,10 @@ class Throttled:
 
     For what many sessions poll and that is costly to remake on every change: the Train page's
     figures of a run whose records change every ~3 s. A remake that took t seconds is followed by
-    at least t / share seconds of the value it made (a small run's figures, ~15 ms to make, follow
-    every change; a 10,000-epoch run's, ~90 ms, at most every ~18 s with share 0.005). Callers of a
-    key being remade get the previous value at once; the first call for a key waits for it.
+    at least t / share seconds of the value it made, so remakes cost a poll at most share x its
+    interval on average (with share 0.002: 3 ms of a 1.5 s poll). A small run's figures (~5 ms to
+    make) follow every change; a 10,000-epoch run's (~35 ms) at most every ~18 s. Callers of a key
+    being remade get the previous value at once; the first call for a key waits for it.
     """
 
     def __init__(self, *, share: float, max_entries: int, clock: Callable[[], float] = time.monotonic):
@@ -152,8 +153,8 @@ PREVIEWS = ProcessCache(max_entries=2048, max_bytes=8 * MB, size_of=lambda strip
 INTERPOLATIONS = ProcessCache(max_entries=64, max_bytes=8 * MB, size_of=lambda v: len(v[0]) + len(v[1]))  # strip + GIF
 WRITTEN = ProcessCache(max_entries=64, max_bytes=32 * MB, size_of=lambda v: v[0].nbytes + v[1].nbytes)  # Write pages
 INVERSIONS = ProcessCache(max_entries=256)  # drawings inverted into the generator, ~3 KB each
-# run -> the Train page's figures of its newest snapshot, remade on a change with at most 0.5% of a core per run
-CHARTS = Throttled(share=0.005, max_entries=32)
+# run -> the Train page's figures of its newest snapshot, remade on a change with at most 0.2% of a core per run
+CHARTS = Throttled(share=0.002, max_entries=32)
 SAMPLE_GRIDS = ProcessCache(max_entries=256, max_bytes=16 * MB, size_of=len)  # (file, mtime) -> a run's grid, 2x PNG
 # (inside file, mtimes) -> the Train page's look inside one epoch: D-framed grid PNG (~60 KB) and map figure
 INSIDE = ProcessCache(max_entries=64)

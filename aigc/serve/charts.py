@@ -34,7 +34,9 @@ CHART_HEIGHT = 360
 PANELS_PER_ROW = 3  # quality panels side by side; precision and recall (when recorded) start a second row
 STEP_TITLE = "training step (one batch)"
 EPOCH_TITLE = "epoch"
-MAX_CHART_POINTS = 2000  # per curve: more points add bytes and CPU per poll, not anything a reader can see
+# Per curve: a chart is at most ~1,300 px wide (the quality row; the loss charts ~650). More points add bytes and
+# server CPU to every live poll, not anything a reader can see: 2,000 cost a watcher's poll ~2 ms more (bench --page-costs).
+MAX_CHART_POINTS = 1000
 MODEBAR = dict(orientation="v", remove=["lasso2d", "select2d", "autoScale2d"])
 
 
@@ -45,8 +47,9 @@ def series(values) -> np.ndarray:
 
 
 def steps_of(records: list) -> np.ndarray:
-    """The records' global steps as int64 (exact, whatever the run's length)."""
-    return np.array([r["step"] for r in records], dtype=np.int64)
+    """The records' global steps, exact: int32 (half the bytes on every poll) unless a step is past its range."""
+    steps = np.array([r["step"] for r in records], dtype=np.int64)
+    return steps.astype(np.int32) if steps.size and -2**31 <= steps.min() and steps.max() < 2**31 else steps
 
 
 class PreparedFigure(go.Figure):
@@ -78,10 +81,14 @@ class ChartRecords:
     def of(cls, records) -> ChartRecords:
         if isinstance(records, cls):
             return records
-        steps, epochs = split_records(records)
-        probes = sorted((r for r in records if r.get("kind") == "probe"),
-                        key=lambda r: finite_number(r.get("epoch")) or 0)
-        return cls(thin(steps), thin(epochs), thin(probes), _collapsed(epochs))
+        by_kind: dict[str, list] = {"step": [], "epoch": [], "probe": []}
+        for record in records:  # one pass; each kind is thinned before anything looks at its rows' values
+            rows = by_kind.get(record.get("kind"))
+            if rows is not None:
+                rows.append(record)
+        steps, epochs = (_by_step(thin(by_kind[kind])) for kind in ("step", "epoch"))
+        probes = sorted(thin(by_kind["probe"]), key=lambda r: finite_number(r.get("epoch")) or 0)
+        return cls(steps, epochs, probes, _collapsed(epochs))
 
 
 def thin(rows: list, max_points: int = MAX_CHART_POINTS) -> list:
@@ -91,6 +98,11 @@ def thin(rows: list, max_points: int = MAX_CHART_POINTS) -> list:
     stride = math.ceil(len(rows) / max_points)
     kept = rows[::stride]
     return kept if kept[-1] is rows[-1] else kept + [rows[-1]]
+
+
+def _by_step(rows: list) -> list:
+    """rows with a finite global step, sorted by it."""
+    return sorted((r for r in rows if finite_number(r.get("step")) is not None), key=operator.itemgetter("step"))
 
 
 def split_records(records, *, max_points: int | None = None) -> tuple[list[dict], list[dict]]:

@@ -5,6 +5,8 @@ run directory. Messages pass through _public: one line, no server path, and no p
 """
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from pathlib import Path
 
@@ -119,7 +121,7 @@ def _live_body(*, run_dir: str, was_active: bool, can_control: bool, policy: hos
     progress_ui(status, active=was_active, link=f"Run {paths.name}")
     controls_ui(paths, status, active=was_active, can_control=can_control, policy=policy)
     charts_ui(CHARTS.get(str(paths.root), snapshot.version,
-                         lambda: run_figures(counted_records(snapshot.records, paths))))
+                         lambda: run_figures(counted_records(ChartRecords.of(snapshot.records), paths))))
     samples_ui(paths, snapshot.sample_epochs)
     inside_ui(paths, snapshot.sample_epochs)
 
@@ -213,7 +215,10 @@ def controls_ui(paths: RunPaths, status: dict, *, active: bool, can_control: boo
 
 def counted_records(records, paths: RunPaths):
     """records, where epoch records written before they carried eval_n get the run spec's evaluation count (copied
-    only then: a newer run's records are handed on as they are)."""
+    only then: a newer run's records are handed on as they are). ChartRecords: its (thinned) epoch rows only."""
+    if isinstance(records, ChartRecords):
+        epochs = counted_records(records.epochs, paths)
+        return records if epochs is records.epochs else dataclasses.replace(records, epochs=list(epochs))
     if all(r.get("kind") != "epoch" or "eval_n" in r for r in records):
         return records
     count = run_spec(paths).get("eval_samples")
