@@ -61,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=bounded_int(1, 100), default=None, help="from scratch: seeds 0..N-1 (full: 3)")
     parser.add_argument("--epochs", type=bounded_int(1, 1000), default=1,
                         help="from scratch: epochs of the default (the tutorial trains one)")
+    parser.add_argument("--tutorial-epochs", type=bounded_int(0, 100), default=1, metavar="N",
+                        help="from scratch: epochs of the TF tutorial beside the default (0: the default alone)")
+    parser.add_argument("--every", type=bounded_int(500, 60_000), default=None, metavar="IMAGES",
+                        help="from scratch: images between evaluations in the first epoch (full: 6,000; --quick 12,000)")
     parser.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE", type=_recipe_item,
                         help="from scratch and throughput: train the default with this setting changed "
                              "(e.g. --set batch_size=64 --set precision=float32); repeatable")
@@ -147,7 +151,8 @@ def main(args: argparse.Namespace) -> int:
              ("flops", lambda: flops(results.get("throughput"), tiny=args.tiny, spec=spec)),
              ("latency", lambda: latency(checkpoint=args.checkpoint, repeats=settings["repeats"])),
              ("scratch", lambda: from_scratch(x, y, seeds=range(settings["seeds"]), epochs=args.epochs,
-                                              every=settings["every"], eval_n=settings["eval_n"],
+                                              every=args.every or settings["every"], eval_n=settings["eval_n"],
+                                              tutorial_epochs=args.tutorial_epochs,
                                               epoch_eval_n=settings["epoch_eval_n"],
                                               synthetic=source == "synthetic", recipe=recipe))]
     for name, run in steps:

@@ -40,12 +40,11 @@ def from_scratch(x, y, *, seeds, epochs: int, every: int, eval_n: int, epoch_eva
     runs = []
     for seed in seeds:
         gan, run_default = make_default(x, y, batch=spec.batch_size, precision=precision, seed=seed, spec=spec)
-        tutorial, run_tutorial = make_tutorial(x, batch=TUTORIAL_BATCH)
-        contenders = {
-            "default": _Contender(run_default, spec.batch_size, epochs, gan.serving_generator, gan.config),
-            "tutorial": _Contender(run_tutorial, TUTORIAL_BATCH, tutorial_epochs, tutorial.generator,
-                                   ModelConfig(preset="seed")),
-        }
+        contenders = {"default": _Contender(run_default, spec.batch_size, epochs, gan.serving_generator, gan.config)}
+        if tutorial_epochs:  # 0: the default alone (a recipe search needs no second contender)
+            tutorial, run_tutorial = make_tutorial(x, batch=TUTORIAL_BATCH)
+            contenders["tutorial"] = _Contender(run_tutorial, TUTORIAL_BATCH, tutorial_epochs, tutorial.generator,
+                                                ModelConfig(preset="seed"))
         while any(c.images < c.budget for c in contenders.values()):
             for name, contender in contenders.items():
                 if contender.images < contender.budget:
@@ -56,7 +55,8 @@ def from_scratch(x, y, *, seeds, epochs: int, every: int, eval_n: int, epoch_eva
                 f"{n} {c.images / 1000:.0f}k images, {c.seconds:.0f} s: " + ", ".join(
                     f"{k} {c.curve[-1][k]:.3g}" for k in ("class_accuracy", "fdd") if c.curve[-1].get(k) is not None)
                 for n, c in contenders.items()), file=sys.stderr, flush=True)
-        runs.append({"seed": seed, **{name: {"curve": c.curve, **summarize(c.curve)} for name, c in contenders.items()}})
+        curves = {name: contenders[name].curve if name in contenders else [] for name in ("default", "tutorial")}
+        runs.append({"seed": seed, **{name: {"curve": curve, **summarize(curve)} for name, curve in curves.items()}})
     recipe = {k: getattr(spec, k) for k in ("batch_size", "lr_g", "lr_d", "lr_half_life", "class_loss", "width",
                                             "ema_decay", "r1_gamma")}
     return {"recipe": dict(recipe, precision=precision), "seeds": list(seeds), "epochs": epochs,

@@ -239,3 +239,37 @@ def test_from_scratch_reports_images_and_seconds_to_target_per_seed(monkeypatch)
     assert runs[0]["default"]["best_fdd"] == 0.5 and runs[0]["default"]["best_fdd_epochs"] == 2.0  # epoch ends only
     text = bench_report.render_scratch(result)
     assert "images to 97%" in text and "median" in text and "tutorial FDD @ 1 epoch" in text
+
+
+def test_from_scratch_can_train_the_default_alone_at_a_finer_grid(monkeypatch):
+    """Issue 23 item 3's recipe search: --tutorial-epochs 0 builds no tutorial (it cost ~3 min a seed on 2 cores) and
+    --every sets the evaluation grid of the first epoch (seconds to 97% are only as fine as it)."""
+    from types import SimpleNamespace
+
+    from aigc.cli import build_parser
+    from aigc.engine.spec import ModelConfig
+    from aigc.quality import metrics
+    from bench import scratch
+
+    trained = [0]
+
+    def default(*_args, batch, **_kwargs):
+        def run(steps):
+            trained[0] += steps * batch
+        return SimpleNamespace(serving_generator="g", config=ModelConfig()), run
+
+    def tutorial(*_args, **_kwargs):
+        raise AssertionError("the tutorial was built")
+
+    monkeypatch.setattr(metrics, "evaluator_available", lambda: True)
+    monkeypatch.setattr(scratch, "_evaluate", lambda contender, n: {"class_accuracy": min(1.0, trained[0] / 20_000),
+                                                                    "fdd": 5.0})
+    result = scratch.from_scratch(np.zeros((60_000, 28, 28), np.uint8), np.zeros(60_000, int), seeds=range(1), epochs=1,
+                                  every=1000, eval_n=10, recipe={"batch_size": 32}, tutorial_epochs=0,
+                                  runners=(default, tutorial))
+    run = result["runs"][0]
+    assert run["tutorial"]["curve"] == [] and len(run["default"]["curve"]) == 60
+    assert 19_400 <= run["default"]["images_to_target"] <= 20_000  # the first 1,000-image point at >= 97%
+    assert "tutorial FDD @ 1 epoch" in bench_report.render_scratch(result)
+    args = build_parser().parse_args(["bench", "--only", "scratch", "--tutorial-epochs", "0", "--every", "1000"])
+    assert (args.tutorial_epochs, args.every) == (0, 1000)
