@@ -50,16 +50,22 @@ def render_scratch(q: dict) -> str:
         return f"\n## From scratch: skipped ({q['skipped']})"
     target = f"{q['target_accuracy']:.0%}"
     recipe = ", ".join(f"{k} {v}" for k, v in q["recipe"].items())
-    head = (f"\n## From scratch, beside the tutorial ({len(q['seeds'])} seed(s); default: {recipe}; "
+    alone = not any(r["tutorial"]["curve"] for r in q["runs"])  # --tutorial-epochs 0
+    head = (f"\n## From scratch, {'the default alone' if alone else 'beside the tutorial'} ({len(q['seeds'])} seed(s); "
+            f"default: {recipe}; "
             f"{q['eval_n']} samples per evaluation every {q['every']} images in the first epoch, "
             f"{q.get('epoch_eval_n', q['eval_n'])} at epoch ends)")
-    headers = ["seed", f"images to {target}", f"train s to {target}", "acc @ 1 epoch", "FDD @ 1 epoch",
+    headers = ["seed", f"images to {target}", f"train s to {target}", f"images / s to {target}, held",
+               "acc @ 1 epoch", "FDD @ 1 epoch",
                "s for 1 epoch", f"FDD @ {q['epochs']} ep", f"acc @ {q['epochs']} ep", "best FDD (epoch)",
                "collapse after epoch 1",
                "tutorial FDD @ 1 epoch", "tutorial s for 1 epoch"]
 
     def row(label, d, t):
-        return [label, _or_dash(d["images_to_target"]), _or_dash(d["seconds_to_target"]), _or_dash(d["epoch1_accuracy"]),
+        held = (f"{_or_dash(d.get('images_to_held_target'))} / {_or_dash(d.get('seconds_to_held_target'))}"
+                if "images_to_held_target" in d else "-")
+        return [label, _or_dash(d["images_to_target"]), _or_dash(d["seconds_to_target"]), held,
+                _or_dash(d["epoch1_accuracy"]),
                 _or_dash(d["epoch1_fdd"]), _or_dash(d["epoch1_seconds"]), _or_dash(d["final_fdd"]),
                 _or_dash(d["final_accuracy"]), _best(d), "yes" if d["collapse_seen"] else "no", _or_dash(t["epoch1_fdd"]),
                 _or_dash(t["epoch1_seconds"])]
