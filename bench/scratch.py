@@ -57,8 +57,8 @@ def from_scratch(x, y, *, seeds, epochs: int, every: int, eval_n: int, epoch_eva
                 for n, c in contenders.items()), file=sys.stderr, flush=True)
         curves = {name: contenders[name].curve if name in contenders else [] for name in ("default", "tutorial")}
         runs.append({"seed": seed, **{name: {"curve": curve, **summarize(curve)} for name, curve in curves.items()}})
-    recipe = {k: getattr(spec, k) for k in ("batch_size", "lr_g", "lr_d", "lr_half_life", "class_loss", "width",
-                                            "ema_decay", "r1_gamma")}
+    recipe = {k: getattr(spec, k) for k in ("batch_size", "lr_g", "lr_d", "lr_half_life", "class_loss", "class_fade",
+                                            "width", "ema_decay", "r1_gamma")}
     return {"recipe": dict(recipe, precision=precision), "seeds": list(seeds), "epochs": epochs,
             "tutorial_epochs": tutorial_epochs, "every": every, "eval_n": eval_n,
             "epoch_eval_n": epoch_eval_n or eval_n, "target_accuracy": TARGET_ACCURACY, "runs": runs,

@@ -6,7 +6,6 @@ run directory. Messages pass through _public: one line, no server path, and no p
 from __future__ import annotations
 
 import dataclasses
-
 import re
 from pathlib import Path
 
