@@ -135,7 +135,8 @@ def test_clicking_a_tile_pins_its_hand_for_interpolate_and_write(page, server, s
     box = chart.bounding_box()
     # 9 tiles in 3 columns: tile 5 is the middle one; the figure has no margins, so fractions of its box are tiles
     chart.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
-    page.get_by_text("Tile 5 pinned").wait_for(timeout=30_000)
+    # exact: the toast "tile 5 pinned (a 7): ..." shows at the same time (get_by_text is a case-blind substring match)
+    page.get_by_text("Tile 5 pinned", exact=True).wait_for(timeout=30_000)
     page.get_by_text("Interpolate between two seeds / digits").click()
     page.get_by_text(re.compile(r"frames, my pinned tile \(a 7\) to seed 2")).wait_for(timeout=30_000)
     _shoot(page, screenshot_dir, "generate_pin")
