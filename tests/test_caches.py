@@ -373,4 +373,3 @@ def test_throttled_figures_follow_changes_within_a_cpu_share():
     assert len(throttled) == 2  # bounded: the least recently used run is dropped
     throttled.clear()
     assert len(throttled) == 0
-

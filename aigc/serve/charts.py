@@ -81,11 +81,7 @@ class ChartRecords:
     def of(cls, records) -> ChartRecords:
         if isinstance(records, cls):
             return records
-        by_kind: dict[str, list] = {"step": [], "epoch": [], "probe": []}
-        for record in records:  # one pass; each kind is thinned before anything looks at its rows' values
-            rows = by_kind.get(record.get("kind"))
-            if rows is not None:
-                rows.append(record)
+        by_kind = _by_kind(records, ("step", "epoch", "probe"))  # each kind thinned before its values are read
         steps, epochs = (_by_step(thin(by_kind[kind])) for kind in ("step", "epoch"))
         probes = sorted(thin(by_kind["probe"]), key=lambda r: finite_number(r.get("epoch")) or 0)
         return cls(steps, epochs, probes, _collapsed(epochs))
@@ -100,6 +96,16 @@ def thin(rows: list, max_points: int = MAX_CHART_POINTS) -> list:
     return kept if kept[-1] is rows[-1] else kept + [rows[-1]]
 
 
+def _by_kind(records, kinds: tuple[str, ...]) -> dict[str, list]:
+    """{kind: its records in order} for the given kinds, in one pass (a long run's snapshot holds ~14k records)."""
+    by_kind: dict[str, list] = {kind: [] for kind in kinds}
+    for record in records:
+        rows = by_kind.get(record.get("kind"))
+        if rows is not None:
+            rows.append(record)
+    return by_kind
+
+
 def _by_step(rows: list) -> list:
     """rows with a finite global step, sorted by it."""
     return sorted((r for r in rows if finite_number(r.get("step")) is not None), key=operator.itemgetter("step"))
@@ -107,12 +113,8 @@ def _by_step(rows: list) -> list:
 
 def split_records(records, *, max_points: int | None = None) -> tuple[list[dict], list[dict]]:
     """(step records, epoch records), each sorted by global step; thinned to max_points each when given (charts)."""
-    by_kind = {"step": [], "epoch": []}
-    for record in records:  # one pass: a long run's snapshot holds ~14k records, split on every new one
-        rows = by_kind.get(record.get("kind"))
-        if rows is not None and finite_number(record.get("step")) is not None:
-            rows.append(record)
-    steps, epochs = (sorted(by_kind[kind], key=operator.itemgetter("step")) for kind in ("step", "epoch"))
+    by_kind = _by_kind(records, ("step", "epoch"))
+    steps, epochs = (_by_step(by_kind[kind]) for kind in ("step", "epoch"))
     return (steps, epochs) if max_points is None else (thin(steps, max_points), thin(epochs, max_points))
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,7 @@ def is_loaded(path: Path) -> bool:
 
 
 BEFORE_FIRST_LOAD: list = []  # run once before this process loads its first generator (a server tunes TensorFlow)
+_BEFORE_LOCK = threading.Lock()  # two first loads at once: the second waits until the hooks have run
 
 
 def load_served(path: Path):
@@ -106,8 +108,9 @@ def load_served(path: Path):
     key = file_key(path)
 
     def make():
-        while BEFORE_FIRST_LOAD:
-            BEFORE_FIRST_LOAD.pop()()
+        with _BEFORE_LOCK:
+            while BEFORE_FIRST_LOAD:
+                BEFORE_FIRST_LOAD.pop()()
         return load_generator(key[0])
     return GENERATORS.get_or_make(key, make)
 
