@@ -72,6 +72,28 @@ def test_json_report(capsys, seed_checkpoint):
     assert set(result["pr_ladder"]) == set(metrics.LADDER_NAMES)
 
 
+@pytest.mark.parametrize("scale", ["0", "2.5", "nan", "wide"])
+def test_latent_scale_out_of_range_is_one_line(capsys, scale):
+    code, _out, err = run(capsys, "--latent-scale", scale)
+    assert code == 2 and "--latent-scale" in err and "between 0.1 and 2.0" in err and "Traceback" not in err
+
+
+@needs_evaluator
+def test_the_latent_scale_is_the_served_truncation_and_is_recorded(capsys, seed_checkpoint):
+    """--latent-scale multiplies the latents as the Generate page's slider does: scale 1 is the default, the JSON
+    records the scale, and a scaled draw is a different sample of the same generator."""
+    figures = {}
+    for argv in ((), ("--latent-scale", "1"), ("--latent-scale", "1.5")):
+        code, out, err = run(capsys, "--checkpoint", str(seed_checkpoint), "--n", "60", "--json", *argv)
+        assert code == 0, err
+        result = json.loads(out)
+        figures[argv[-1] if argv else "default"] = (result["latent_scale"], result["fdd"])
+    assert figures["default"] == figures["1"] and figures["default"][0] == 1.0
+    assert figures["1.5"][0] == 1.5 and figures["1.5"][1] != figures["1"][1]
+    code, out, _err = run(capsys, "--checkpoint", str(seed_checkpoint), "--n", "50", "--latent-scale", "0.8")
+    assert code == 0 and "(seed 0, latent scale 0.8)" in out
+
+
 @needs_evaluator
 def test_text_report_shows_the_ladder(capsys, seed_checkpoint):
     code, out, _err = run(capsys, "--checkpoint", str(seed_checkpoint), "--n", "50")

@@ -100,9 +100,9 @@ def test_request_spec_refuses_with_a_reason(env, request_, message):
 
 def test_request_spec_of_a_valid_request(env):
     spec = jobs.request_spec(jobs.JobRequest(init="scratch", epochs=3, batch_size=64, lr_g=1e-3), Policy(max_epochs=5))
-    assert (spec.epochs, spec.batch_size, spec.lr_g, spec.lr_d, spec.init_from) == (3, 64, 1e-3, 7e-4, None)
+    assert (spec.epochs, spec.batch_size, spec.lr_g, spec.lr_d, spec.init_from) == (3, 64, 1e-3, 2e-3, None)
     default = jobs.request_spec(jobs.JobRequest(init="scratch"), Policy())  # empty fields: the preset's own
-    assert (default.batch_size, default.lr_g, default.lr_half_life) == (32, 7e-4, 3.0)
+    assert (default.batch_size, default.lr_g, default.lr_half_life) == (32, 2e-3, 3.0)
 
 
 def test_trainer_command_is_nice_and_thread_limited(env, monkeypatch):

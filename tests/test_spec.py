@@ -78,11 +78,14 @@ def test_learning_rates_follow_the_half_life():
     assert spec.learning_rates(100.0) == pytest.approx((4e-4 / 16, 2e-4 / 16))  # the floor
 
 
-def test_the_class_loss_fades_twice_as_fast_as_the_learning_rates():
+def test_the_class_loss_fades_as_fast_as_the_learning_rates_by_default_and_class_fade_times_as_fast():
     spec = RunSpec.resolve(class_loss=1.0, lr_half_life=3.0)
+    assert spec.class_fade == 1.0 and RunSpec.resolve(preset="seed").class_fade == 2.0  # the seed preset as it was
     assert spec.class_weight(0) == 1.0
-    assert spec.class_weight(1.5) == pytest.approx(0.5) and spec.class_weight(3.0) == pytest.approx(0.25)
-    assert spec.class_weight(30) < 1e-5  # no floor: late training is the adversarial game alone
+    assert spec.class_weight(3.0) == pytest.approx(0.5) and spec.class_weight(6.0) == pytest.approx(0.25)
+    assert spec.class_weight(60) < 1e-5  # no floor: late training is the adversarial game alone
+    twice = RunSpec.resolve(class_loss=1.0, lr_half_life=3.0, class_fade=2.0)
+    assert twice.class_weight(1.5) == pytest.approx(0.5) and twice.class_weight(3.0) == pytest.approx(0.25)
     assert RunSpec.resolve(class_loss=0.5, lr_half_life=0).class_weight(10) == 0.5
 
 

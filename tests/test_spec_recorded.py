@@ -13,7 +13,7 @@ from aigc.runs.layout import RunPaths
 
 # Values the code had built in before they were settings, and different defaults a later version might choose.
 BUILT_IN = {"r1_every": 4, "r1_samples": 8, "ema_warmup": 10.0, "lr_floor": 1 / 16, "class_fade": 2.0}
-CHANGED = {"r1_every": 1, "r1_samples": 32, "ema_warmup": 1.0, "lr_floor": 0.5, "class_fade": 1.0}
+CHANGED = {"r1_every": 1, "r1_samples": 32, "ema_warmup": 1.0, "lr_floor": 0.5, "class_fade": 3.0}
 
 
 @pytest.fixture
@@ -45,10 +45,12 @@ def test_a_run_saved_before_the_settings_resumes_with_the_values_that_were_built
 def test_a_run_saved_with_the_settings_keeps_its_own_values(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     save_plan(make_plan(Invocation(run_dir, add_epochs=1), {}))
+    today = {name: getattr(RunSpec.resolve(), name) for name in CHANGED}
+    assert all(today[name] != value for name, value in CHANGED.items())
     for name, value in CHANGED.items():
         monkeypatch.setitem(SETTINGS, name, dataclasses.replace(SETTINGS[name], default=value))
     plan = make_plan(Invocation(run_dir, resume=True), {})
-    assert {name: getattr(plan.spec, name) for name in BUILT_IN} == BUILT_IN and not plan.notes
+    assert {name: getattr(plan.spec, name) for name in CHANGED} == today and not plan.notes
 
 
 def test_the_gan_of_a_resumed_old_run_trains_with_the_recorded_ema_warm_up(tmp_path, new_defaults):

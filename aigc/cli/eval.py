@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 
 from aigc import settings
-from aigc.cli.args import bounded_int, fail, help_with
+from aigc.cli.args import bounded_int, fail, float_between, help_with
 from aigc.text import counted
-from aigc.explore.params import SEED_MAX, SEED_MIN
+from aigc.explore.params import SCALE_DEFAULT, SCALE_MAX, SCALE_MIN, SEED_MAX, SEED_MIN
 
 MIN_N, MAX_N = 10, 60_000
 RUNG_NAMES = {"floor": "floor", "noise_0.1": "noise 0.1", "shift_1px": "shift 1px", "blur_0.7": "blur 0.7"}
@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        10000, MIN_N, MAX_N))
     parser.add_argument("--seed", type=bounded_int(SEED_MIN, SEED_MAX), default=0,
                         help=help_with("latent seed (with --train-evaluator: the training seed)", 0, SEED_MIN, SEED_MAX))
+    parser.add_argument("--latent-scale", type=float_between(SCALE_MIN, SCALE_MAX), default=SCALE_DEFAULT,
+                        help=help_with("multiplies the latents, as the Generate page's latent scale (truncation) does: "
+                                       "below 1 tidier, more alike digits, above 1 more varied ones",
+                                       SCALE_DEFAULT, SCALE_MIN, SCALE_MAX, whole=False))
     parser.add_argument("--batch-size", type=bounded_int(1, 10_000), default=500,
                         help=help_with("images per call of the generator and the evaluator", 500, 1, 10_000))
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -89,7 +93,7 @@ def _evaluate(args, model_path: Path, stats_path: Path) -> int:
         return fail(str(error))
     try:
         result = metrics.evaluate_generator(generator, config, n=args.n, seed=args.seed, batch_size=args.batch_size,
-                                            evaluator=evaluator, per_digit=True)
+                                            evaluator=evaluator, per_digit=True, latent_scale=args.latent_scale)
     except Exception as error:  # noqa: BLE001  (a generator whose call fails: say so in one line)
         return fail(f"{checkpoint} could not be sampled ({type(error).__name__}: {error})")
     result.update(checkpoint=str(checkpoint), card=card)
@@ -125,7 +129,8 @@ def format_report(result: dict) -> str:
     lines = [
         f"checkpoint     {result['checkpoint']} ({result.get('preset')}, "
         f"{'conditional' if result.get('conditional') else 'unconditional'})",
-        f"samples        {n:,} (seed {result.get('seed')})",
+        f"samples        {n:,} (seed {result.get('seed')}"
+        + (f", latent scale {result['latent_scale']:g})" if result.get("latent_scale", 1.0) != 1.0 else ")"),
         f"FDD            {result['fdd']:.3f} {on_n}" + (f" ({ladder_position(result['fdd'], ladder)})"
                                                       if ladder_n in (n, None) else ""),
         f"  ladder       {rungs}" + (f" (MNIST images, clean and degraded, {ladder_n:,} each)" if ladder_n else

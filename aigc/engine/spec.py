@@ -164,14 +164,15 @@ SETTINGS = {s.name: s for s in (
             "dcgan: weight of the auxiliary class loss (AC-GAN): D learns to name real digits, G to have its fakes "
             "named as asked; it fades --class-fade times as fast as the learning rates (0 = off; on or off is fixed "
             "once the run exists)", 0.0, 10.0),
-    Setting("class_fade", float, 2.0, "the class loss's weight halves N times per learning-rate half-life: a strong "
-            "class signal early, then out of the way of diversity (0 = constant)", 0.0, 100.0),
+    Setting("class_fade", float, {"dcgan": 1.0, "seed": 2.0},
+            "the class loss's weight halves N times per learning-rate half-life: a strong class signal early, then "
+            "out of the way of diversity (0 = constant)", 0.0, 100.0),
     Setting("epochs", int, 1, "total epochs the run trains to", 1, MAX_EPOCHS),
     Setting("batch_size", int, {"dcgan": 32, "seed": 128},
             "images per step (changing it on resume restarts the current epoch)", 1, 65_536,
             offered=(16, 32, 64, 128, 256)),
-    Setting("lr_g", float, {"dcgan": 7e-4, "seed": 2e-4}, "generator learning rate", 0.0, 1.0, above_low=True),
-    Setting("lr_d", float, {"dcgan": 7e-4, "seed": 2e-4}, "discriminator learning rate", 0.0, 1.0, above_low=True),
+    Setting("lr_g", float, {"dcgan": 2e-3, "seed": 2e-4}, "generator learning rate", 0.0, 1.0, above_low=True),
+    Setting("lr_d", float, {"dcgan": 2e-3, "seed": 2e-4}, "discriminator learning rate", 0.0, 1.0, above_low=True),
     Setting("lr_half_life", float, {"dcgan": 3.0, "seed": 0.0},
             "halve both learning rates every N epochs, counting the epochs behind --init-from, down to --lr-floor "
             "of them (0 = constant)", 0.0, MAX_EPOCHS),

@@ -323,13 +323,14 @@ def per_class_fdd(features, digits, *, evaluator: Evaluator) -> list[float | Non
 
 
 def evaluate_generator(generator, config, *, n: int = 10000, seed: int = 0, batch_size: int = 500,
-                       evaluator: Evaluator | None = None, per_digit: bool = False) -> dict:
-    """Metrics of n samples of a generator (balanced digits 0..9 when config.conditional), drawn in batches."""
+                       evaluator: Evaluator | None = None, per_digit: bool = False, latent_scale: float = 1.0) -> dict:
+    """Metrics of n samples of a generator (balanced digits 0..9 when config.conditional), drawn in batches, from
+    latents multiplied by latent_scale (the served truncation)."""
     from aigc.engine.sampling import latents, run_generator
 
     assert n >= 2, f"n must be at least 2, got {n}"
     evaluator = evaluator or load_evaluator()
-    z = latents(n, config.latent_dim, seed=seed)
+    z = latents(n, config.latent_dim, seed=seed, truncation=latent_scale)
     requested = (np.arange(n) % NUM_CLASSES).astype(np.int32) if config.conditional else None
     features, probs = [], []
     for start in range(0, n, batch_size):
@@ -341,7 +342,8 @@ def evaluate_generator(generator, config, *, n: int = 10000, seed: int = 0, batc
         probs.append(p)
     result = evaluate_features(np.concatenate(features), np.concatenate(probs), requested, evaluator=evaluator,
                                per_digit=per_digit)
-    result.update(seed=int(seed), conditional=bool(config.conditional), preset=config.preset)
+    result.update(seed=int(seed), conditional=bool(config.conditional), preset=config.preset,
+                  latent_scale=float(latent_scale))
     return result
 
 
