@@ -70,6 +70,31 @@ def trainer_threads(*, reserve: int = 1) -> int:
     return max(1, usable_cpus() - reserve)
 
 
+def tensorflow_pools(threads: int = 0) -> tuple[int, int]:
+    """(intra-op, inter-op) thread counts for a TensorFlow process that may use `threads` CPUs (0 = usable_cpus()).
+
+    Both pools get that many. A GAN step at batch 32 is many small ops on independent branches (G's forward, D on
+    real and on fake images, the R1 penalty, two optimizers, the EMA); with one inter-op thread they run one at a
+    time and each is too small to split well across cores. On the 2-core AVX2 EPYC, 2 inter-op threads trained
+    1.17-1.48x the images per second of 1 (3 interleaved rounds, docs/performance.md, issue 23)."""
+    count = threads or usable_cpus()
+    return count, count
+
+
+def configure_tensorflow_threads(threads: int = 0) -> tuple[int, int] | None:
+    """Set TensorFlow's pools to tensorflow_pools(threads), before TensorFlow runs anything in this process; the
+    pools set, or None when it already ran (a notebook, the tests) and its pools stay as they are."""
+    import tensorflow as tf
+
+    intra, inter = tensorflow_pools(threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:
+        return None
+    return intra, inter
+
+
 def cgroup_cpu_limit(*, cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> float | None:
     """The CPU quota in CPUs (2.5 = 250 ms per 100 ms) of this process's cgroups, None when unlimited."""
     limits = []

@@ -68,7 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE", type=_recipe_item,
                         help="from scratch and throughput: train the default with this setting changed "
                              "(e.g. --set batch_size=64 --set precision=float32); repeatable")
-    parser.add_argument("--threads", type=bounded_int(0, 1024), default=0, help="TensorFlow intra-op threads (0 = default)")
+    parser.add_argument("--threads", type=bounded_int(0, 1024), default=0,
+                        help="TensorFlow threads, intra-op and inter-op each, as `train --threads` "
+                             "(0 = the CPUs this process may use)")
     parser.add_argument("--checkpoint", default=None, help="generator for latency (default: shipped, else fresh)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON ('-' = stdout)")
     parser.add_argument("--crowd", type=bounded_int(1, 500), default=None, metavar="N",
@@ -252,12 +254,11 @@ def _write_json(path: str | None, result: dict) -> None:
 
 
 def _configure(threads: int) -> None:
+    """TensorFlow's thread pools as the trainer sets them, so the bench times the trainer's own configuration."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from aigc.cpus import configure_tensorflow_threads
 
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+    configure_tensorflow_threads(threads)
 
 
 def _data(args):

@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=bounded_int(1, MAX_STEPS), default=None,
                         help=help_with("stop this invocation after N steps", "none (no limit)", 1, MAX_STEPS))
     parser.add_argument("--threads", type=bounded_int(0, 1024), default=0,
-                        help=help_with("CPU threads for TensorFlow (0 = the CPUs this process may use)", 0, 0, 1024))
+                        help=help_with("CPU threads for TensorFlow, intra-op and inter-op each "
+                                       "(0 = the CPUs this process may use)", 0, 0, 1024))
     parser.add_argument("--nice", type=bounded_int(0, 19), default=0,
                         help=help_with("lower the trainer's CPU priority", 0, 0, 19))
     cluster = parser.add_argument_group("training across machines (see docs/distributed.md; or set TF_CONFIG)")

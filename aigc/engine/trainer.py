@@ -137,16 +137,11 @@ def _configure_runtime(plan: Plan) -> str:
     if invocation.nice:
         os.nice(invocation.nice)
     import keras
-    import tensorflow as tf
 
-    from aigc.cpus import usable_cpus
+    from aigc.cpus import configure_tensorflow_threads
     from aigc.engine.gan import pick_precision
 
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(invocation.threads or usable_cpus())
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass  # TensorFlow already ran in this process (a notebook, the tests): its pools stay as they are
+    configure_tensorflow_threads(invocation.threads)
     precision = pick_precision(spec.precision)
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(spec.seed)
@@ -206,9 +201,12 @@ def _train(plan: Plan, writer: RunWriter, role: Role, stop: StopFlag) -> str:
                   precision=precision, preset=spec.preset, batch_size=spec.batch_size,
                   replicas=strategy.num_replicas_in_sync, workers=role.workers, epoch=done_epochs,
                   current_epoch=done_epochs + 1, step=int(counters["step"]), step_in_epoch=int(counters["step_in_epoch"]))
+    threading = tf.config.threading
+    pools = threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads()
     writer.log(f"training {spec.preset} to epoch {plan.spec.epochs} ({counted(steps.steps_per_epoch, 'step')} per "
                f"epoch, batch {spec.batch_size}, {precision}, {counted(strategy.num_replicas_in_sync, 'replica')} on "
-               f"{counted(role.workers, 'worker')})")
+               f"{counted(role.workers, 'worker')}, threads {pools[0] or 'default'} intra-op + "
+               f"{pools[1] or 'default'} inter-op)")
     if spec.lr_half_life:
         half_life = f"{spec.lr_half_life:g} epoch" + ("" if spec.lr_half_life == 1 else "s")
         writer.log(f"learning rates halve every {half_life}" + (
