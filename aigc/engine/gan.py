@@ -154,8 +154,9 @@ class GAN:
         # Fakes are asked for the same digits as the real batch: a balanced class mix.
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake_images = self.generator(generator_inputs(self.config, random_latent_vectors, labels), training=True)
-            real_logits = self.discriminator(discriminator_inputs(self.config, real_images, labels), training=True)
-            fake_logits = self.discriminator(discriminator_inputs(self.config, fake_images, labels), training=True)
+            seen_real, seen_fake = self._augment(real_images, 1), self._augment(fake_images, 2)
+            real_logits = self.discriminator(discriminator_inputs(self.config, seen_real, labels), training=True)
+            fake_logits = self.discriminator(discriminator_inputs(self.config, seen_fake, labels), training=True)
             if self.config.class_head:
                 (real_logits, real_classes), (fake_logits, fake_classes) = real_logits, fake_logits
             d_per_example, g_per_example = self._losses(real_logits, fake_logits)
@@ -193,6 +194,23 @@ class GAN:
         squared = tf.reduce_sum(tf.square(tf.cast(tape.gradient(total, images), tf.float32)), axis=[1, 2, 3])
         seen = tf.cast(count * self.strategy.num_replicas_in_sync, tf.float32)
         return 0.5 * self.spec.r1_gamma * tf.reduce_sum(squared) / seen
+
+    def _augment(self, images, stream: int):
+        """DiffAugment's translation (Zhao et al. 2020) when spec.augment_shift: each image shifted by up to that
+        many pixels each way, the border filled with the background (-1), by gathers that gradients flow through.
+        The shifts are a function of (seed, step, stream, replica): a resumed run draws what it would have."""
+        shift = self.spec.augment_shift
+        if not shift:
+            return images
+        batch, size = tf.shape(images)[0], images.shape[1]
+        replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+        step = tf.cast(self.g_optimizer.iterations, tf.int64)
+        key = tf.stack([tf.constant(self.spec.seed, tf.int64), step * 1024 + replica * 8 + stream])
+        offsets = tf.random.stateless_uniform([2, batch, 1], seed=key, minval=0, maxval=2 * shift + 1, dtype=tf.int32)
+        padded = tf.pad(images, [[0, 0], [shift, shift], [shift, shift], [0, 0]], constant_values=-1.0)
+        window = tf.range(size)[None, :]
+        rows = tf.gather(padded, offsets[0] + window, axis=1, batch_dims=1)
+        return tf.gather(rows, offsets[1] + window, axis=2, batch_dims=1)
 
     def _latent_slice(self, batch):
         """This replica's rows of the step's global latent batch (B_global, latent_dim), N(0, 1).
