@@ -46,14 +46,17 @@ def _alts(page) -> list[str]:
     return page.eval_on_selector_all("[data-testid=stMain] img", "images => images.map(i => i.alt || '')")
 
 
-def test_a_one_inverted_as_an_eight_cannot_be_pinned(page, server, screenshot_dir):
+def test_a_one_inverted_as_a_six_cannot_be_pinned(page, server, screenshot_dir):
+    """The hand found for a 1 searched as a 6 writes a 1 for nearly every label with the shipped generator. (The
+    generator before issue 23's retraining did so for a 1 searched as an 8; the new one writes 7 of 10 right from
+    that hand, so the 8 no longer shows the refusal.)"""
     _open(page, server, "view=draw")
     page.get_by_text("Draw a digit on the canvas").wait_for(timeout=LOAD_S)
     _stroke(page, [(140, 50), (142, 250)])  # a "1" (the hidden toolbar lies over the top 2 rem until hovered)
     _result(page).get_by_text("The evaluator reads a 1").wait_for(timeout=60_000)
     page.get_by_test_id("stSelectbox").filter(has_text="Invert as").click()
-    page.get_by_role("option", name="8", exact=True).click()
-    page.get_by_text(re.compile(r"the GAN's 8")).wait_for(timeout=60_000)
+    page.get_by_role("option", name="6", exact=True).click()
+    page.get_by_text(re.compile(r"the GAN's 6")).wait_for(timeout=60_000)
     page.get_by_text(re.compile("This hand cannot be pinned: it does not write the ten digits")).wait_for(timeout=30_000)
     assert page.get_by_text(re.compile(r"invert the drawing as the digit you drew \(the evaluator reads 1\)")).count() == 1
     assert page.get_by_role("button", name="Pin this hand for Write a number").is_disabled()
