@@ -28,10 +28,27 @@ def markdown(page, text: str):
     return page.get_by_test_id("stMarkdownContainer").filter(has_text=text).first
 
 
+def selectbox(page, label: str):
+    """The visible selectbox labelled exactly `label`. A substring match also finds "Digit A" and "Digit B" in the
+    collapsed Interpolate panel, hidden; a click on a hidden first match waits out its whole timeout."""
+    exact = page.get_by_test_id("stWidgetLabel").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    return page.get_by_test_id("stSelectbox").filter(has=exact).filter(visible=True).first
+
+
+def selectboxes_seen(page) -> str:
+    """Every selectbox's label and visibility: what a failed pick saw (CI keeps no screenshot)."""
+    boxes = page.get_by_test_id("stSelectbox")
+    return "; ".join(f"{(boxes.nth(i).text_content() or '').strip()[:40]!r} visible={boxes.nth(i).is_visible()}"
+                     for i in range(boxes.count()))
+
+
 def choose(page, label: str, option: str, *, attempts: int = 3) -> None:
     """Pick an option of a selectbox; retried because a rerun can close the open list."""
     for attempt in range(attempts):
-        page.get_by_test_id("stSelectbox").filter(has_text=label).first.click()
+        try:
+            selectbox(page, label).click()
+        except PlaywrightTimeout as error:
+            raise AssertionError(f"no visible selectbox {label!r} at {page.url}: {selectboxes_seen(page)}") from error
         try:
             page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
             return
