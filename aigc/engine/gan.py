@@ -150,10 +150,14 @@ class GAN:
         return totals
 
     def _replica_step(self, real_images, labels):
-        random_latent_vectors = self._latent_slice(tf.shape(real_images)[0])
+        batch = tf.shape(real_images)[0]
+        random_latent_vectors = self._latent_slice(batch)
         # Fakes are asked for the same digits as the real batch: a balanced class mix.
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake_images = self.generator(generator_inputs(self.config, random_latent_vectors, labels), training=True)
+            if self.spec.mode_seeking:
+                fake_images, twins, twin_latents = self._with_twins(random_latent_vectors, labels, batch)
+            else:
+                fake_images = self.generator(generator_inputs(self.config, random_latent_vectors, labels), training=True)
             seen_real, seen_fake = self._augment(real_images, 1), self._augment(fake_images, 2)
             real_logits = self.discriminator(discriminator_inputs(self.config, seen_real, labels), training=True)
             fake_logits = self.discriminator(discriminator_inputs(self.config, seen_fake, labels), training=True)
@@ -171,6 +175,10 @@ class GAN:
                 due = tf.equal(self.g_optimizer.iterations % every, 0)
                 d_loss += tf.cond(due, lambda: every * self._r1_penalty(real_images, labels), lambda: tf.constant(0.0))
             g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=self.global_batch)
+            if self.spec.mode_seeking:
+                pairs = tf.shape(twins)[0]
+                g_loss += self.spec.mode_seeking * self._mode_seeking_loss(
+                    fake_images[:pairs], twins, random_latent_vectors[:pairs], twin_latents)
         d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_variables)
         g_grads = g_tape.gradient(g_loss, self.generator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
@@ -178,6 +186,25 @@ class GAN:
         mean = lambda t: tf.reduce_sum(tf.cast(t, tf.float32)) / self.global_batch  # noqa: E731
         return {"d_loss": d_loss, "g_loss": g_loss,
                 "d_real": mean(tf.sigmoid(real_logits)), "d_fake": mean(tf.sigmoid(fake_logits))}
+
+    MODE_SEEKING_PAIRS = 8  # per replica: G draws 8 more images; at batch 32, 0.86-1.0x the img/s (3 rounds, AVX2)
+
+    def _with_twins(self, latents, labels, batch):
+        """(fakes, twins, twin latents): the batch's first pairs again from fresh noise, same labels, in one pass."""
+        pairs = tf.minimum(batch, self.MODE_SEEKING_PAIRS)
+        twin_latents = self._latent_slice(pairs, stream=1)
+        both = self.generator(generator_inputs(self.config, tf.concat([latents, twin_latents], 0),
+                                               tf.concat([labels, labels[:pairs]], 0)), training=True)
+        return both[:batch], both[batch:], twin_latents
+
+    def _mode_seeking_loss(self, images, twins, latents, twin_latents):
+        """This replica's share of 1 / (eps + mean over pairs of |G(z1, y) - G(z2, y)|_1 / |z1 - z2|_1), Mao et
+        al. 2019 (MSGAN): small when two noises give two different digits for the same label, large when G
+        collapses them to one (the styles that recall counts as missing)."""
+        image_gap = tf.reduce_mean(tf.abs(tf.cast(images, tf.float32) - tf.cast(twins, tf.float32)), axis=[1, 2, 3])
+        latent_gap = tf.reduce_mean(tf.abs(latents - twin_latents), axis=1)
+        ratio = tf.reduce_mean(image_gap / latent_gap)
+        return 1.0 / (ratio + 1e-5) / self.strategy.num_replicas_in_sync
 
     def _r1_penalty(self, real_images, labels):
         """This replica's share of gamma/2 * E ||grad_x D(x)||^2 over real images (Mescheder et al. 2018), estimated
@@ -212,17 +239,18 @@ class GAN:
         rows = tf.gather(padded, offsets[0] + window, axis=1, batch_dims=1)
         return tf.gather(rows, offsets[1] + window, axis=2, batch_dims=1)
 
-    def _latent_slice(self, batch):
+    def _latent_slice(self, batch, stream: int = 0):
         """This replica's rows of the step's global latent batch (B_global, latent_dim), N(0, 1).
 
-        The noise is a function of (seed, step) only, so 1 process or N workers x M replicas draw the
+        The noise is a function of (seed, step, stream) only, so 1 process or N workers x M replicas draw the
         same vectors for the same images, and a resumed run draws what the uninterrupted one would have.
+        Stream 0 is the batch's noise; stream 1, the mode-seeking twins' (seeds stay below 2**31).
         """
         step = tf.cast(self.g_optimizer.iterations, tf.int64)
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32)
         rows = tf.maximum(self.global_batch, (replica + 1) * batch)  # a caller's oversized batch still gets noise
-        everyone = tf.random.stateless_normal(tf.stack([rows, self.config.latent_dim]),
-                                              seed=tf.stack([tf.constant(self.spec.seed, tf.int64), step]))
+        key = tf.constant(self.spec.seed + stream * 2**31, tf.int64)
+        everyone = tf.random.stateless_normal(tf.stack([rows, self.config.latent_dim]), seed=tf.stack([key, step]))
         return tf.slice(everyone, tf.stack([replica * batch, 0]), tf.stack([batch, self.config.latent_dim]))
 
     def _losses(self, real_logits, fake_logits):

@@ -22,7 +22,8 @@ LEGACY_WIDTH = 64  # the dcgan width of runs and files from before the width set
 # What a run saved before a setting existed trained with: the value built into the code until then. A resumed old
 # run keeps it, whatever the table's default is today.
 BEFORE_SETTING = {"class_loss": 0.0, "lr_half_life": 0.0, "r1_gamma": 0.0, "r1_every": 4, "r1_samples": 8,
-                  "ema_warmup": 10.0, "lr_floor": 1 / 16, "class_fade": 2.0, "augment_shift": 0}
+                  "ema_warmup": 10.0, "lr_floor": 1 / 16, "class_fade": 2.0, "augment_shift": 0,
+                  "mode_seeking": 0.0}
 # Runs from before run specs recorded neither their batch size nor their total epochs in config.json: the
 # defaults of those days.
 BEFORE_SPECS = {"batch_size": 128, "epochs": 1}
@@ -192,6 +193,9 @@ SETTINGS = {s.name: s for s in (
     Setting("augment_shift", int, 0, "DiffAugment translation (Zhao et al. 2020): D sees every real and generated "
             "image shifted by up to N pixels, a fresh shift per image and step, differentiably, so G learns through "
             "it (0 = off)", 0, 8),
+    Setting("mode_seeking", float, 0.0, "mode-seeking regularization (Mao et al. 2019): G is also asked to draw "
+            "different digits from different noise for the same label, weighted by N, on 8 pairs per step "
+            "(0 = off)", 0.0, 10.0),
     Setting("label_smoothing", float, 0.0, "one-sided label smoothing of real targets", 0.0, 0.5),
     Setting("precision", str, "auto", "auto = mixed_bfloat16 on a GPU or a CPU with native bf16, else float32",
             choices=("auto", "float32", "mixed_bfloat16")),
@@ -234,6 +238,7 @@ class RunSpec:
     r1_every: int
     r1_samples: int
     augment_shift: int
+    mode_seeking: float
     label_smoothing: float
     precision: str
     jit: bool
