@@ -64,3 +64,34 @@ def test_discriminator_variants(discriminator, spectral_norm):
     assert ("SpectralNormalization" in kinds) == spectral_norm
     assert ("Dot" in kinds) == (discriminator == "projection")
     assert ModelConfig.from_dict(json.loads(config.to_json())) == config
+
+
+def test_g_refine_adds_3x3_convolutions_at_14x14_and_travels_with_the_file(tmp_path):
+    from aigc.engine.checkpoints import load_generator, read_meta, save_model_file
+    from aigc.engine.spec import RunSpec
+
+    plain, refined = (build_generator(RunSpec.resolve(g_refine=n).model) for n in (0, 2))
+    convs = [layer for layer in refined.layers if type(layer).__name__ == "Conv2D"]
+    assert not [layer for layer in plain.layers if type(layer).__name__ == "Conv2D"]
+    assert [(c.filters, c.kernel_size, c.padding, c.output.shape[1:3]) for c in convs] == [
+        (48, (3, 3), "same", (14, 14))] * 2
+    config = RunSpec.resolve(g_refine=2).model
+    z, labels = np.zeros((2, config.latent_dim), np.float32), np.array([3, 4], np.int32)
+    assert np.asarray(refined([z, labels], training=False)).shape == (2, 28, 28, 1)
+    path = tmp_path / "g.keras"
+    save_model_file(refined, path, config=config)
+    assert read_meta(path)[0].g_refine == 2 and load_generator(path)[1] == config
+    # A card written before the setting (no g_refine) is a generator without refinement.
+    old = json.loads(config.to_json())
+    del old["g_refine"]
+    assert ModelConfig.from_dict(old).g_refine == 0
+
+
+def test_g_refine_is_for_dcgan_only_and_bounded():
+    from aigc.engine.spec import BEFORE_SETTING, RunSpec
+
+    assert RunSpec.resolve().g_refine == 0 and BEFORE_SETTING["g_refine"] == 0
+    with pytest.raises(SpecError, match="--g-refine"):
+        RunSpec.resolve(preset="seed", g_refine=1)
+    with pytest.raises(SpecError):
+        RunSpec.resolve(g_refine=5)

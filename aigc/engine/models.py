@@ -67,6 +67,10 @@ def _dcgan_generator(config: ModelConfig) -> keras.Model:
     x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
+    for _ in range(config.g_refine):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
     x = layers.Conv2DTranspose(1, 4, strides=2, padding="same")(x)
     images = layers.Activation("tanh", dtype="float32")(x)
     return keras.Model([z, label], images, name="dcgan_generator")
