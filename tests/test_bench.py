@@ -265,8 +265,9 @@ def test_from_scratch_can_train_the_default_alone_at_a_finer_grid(monkeypatch):
     monkeypatch.setattr(scratch, "_evaluate", lambda contender, n: {"class_accuracy": min(1.0, trained[0] / 20_000),
                                                                     "fdd": 5.0})
     result = scratch.from_scratch(np.zeros((60_000, 28, 28), np.uint8), np.zeros(60_000, int), seeds=range(1), epochs=1,
-                                  every=1000, eval_n=10, recipe={"batch_size": 32}, tutorial_epochs=0,
-                                  runners=(default, tutorial))
+                                  every=1000, eval_n=10, recipe={"batch_size": 32, "mode_seeking": 0.1},
+                                  tutorial_epochs=0, runners=(default, tutorial))
+    assert result["recipe"]["mode_seeking"] == 0.1 and result["recipe"]["batch_size"] == 32  # what --set changed
     run = result["runs"][0]
     assert run["tutorial"]["curve"] == [] and len(run["default"]["curve"]) == 60
     assert 19_400 <= run["default"]["images_to_target"] <= 20_000  # the first 1,000-image point at >= 97%
