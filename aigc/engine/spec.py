@@ -17,7 +17,8 @@ PRESETS = ("dcgan", "seed")
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28, 1)
 MAX_EPOCHS = 10_000
-MODEL_SETTINGS = ("preset", "discriminator", "spectral_norm", "width", "g_refine")  # fixed once a run exists (class_loss: on/off)
+# Fixed once a run exists (class_loss: on or off).
+MODEL_SETTINGS = ("preset", "discriminator", "spectral_norm", "width", "g_refine")
 LEGACY_WIDTH = 64  # the dcgan width of runs and files from before the width setting
 # What a run saved before a setting existed trained with: the value built into the code until then. A resumed old
 # run keeps it, whatever the table's default is today.
