@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
+from test_dashboard import choose
 
 from aigc.engine.spec import RunSpec
 from aigc.runs.files import atomic_write_json
@@ -44,8 +45,7 @@ def test_compare_charts_precision_and_recall_side_by_side(page, server):
     try:
         page.goto(f"{server['url']}/compare", wait_until="domcontentloaded")
         page.get_by_text("Settings and final quality", exact=True).wait_for(timeout=LOAD_S)
-        page.get_by_test_id("stSelectbox").filter(has_text="Metric").first.click()
-        page.get_by_role("option", name="Precision and recall (k = 3, 0-1, higher is better)").click()
+        choose(page, "Metric", "Precision and recall (k = 3, 0-1, higher is better)")
         plot = page.locator(".js-plotly-plot").first
         expect(plot.locator(".annotation-text")).to_have_count(2, timeout=LOAD_S)
         panels = svg_texts(plot, ".annotation-text")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
+from test_dashboard import choose
 from test_explore_browser import _shoot
 
 from bench.draw import draws, stroke
@@ -54,8 +55,7 @@ def test_a_one_inverted_as_a_six_cannot_be_pinned(page, server, screenshot_dir):
     page.get_by_text("Draw a digit on the canvas").wait_for(timeout=LOAD_S)
     _stroke(page, [(140, 50), (142, 250)])  # a "1" (the hidden toolbar lies over the top 2 rem until hovered)
     _result(page).get_by_text("The evaluator reads a 1").wait_for(timeout=60_000)
-    page.get_by_test_id("stSelectbox").filter(has_text="Invert as").click()
-    page.get_by_role("option", name="6", exact=True).click()
+    choose(page, "Invert as", "6")
     page.get_by_text(re.compile(r"the GAN's 6")).wait_for(timeout=60_000)
     page.get_by_text(re.compile("This hand cannot be pinned: it does not write the ten digits")).wait_for(timeout=30_000)
     assert page.get_by_text(re.compile(r"invert the drawing as the digit you drew \(the evaluator reads 1\)")).count() == 1
