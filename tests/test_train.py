@@ -295,3 +295,28 @@ def test_a_stop_that_lands_on_an_epochs_last_step_ends_that_epoch_first(tmp_path
     assert [r["epoch"] for r in epochs] == [1, 2]
     assert all(r["img_per_s"] > 0 and "g_loss" in r for r in epochs)
     assert read_json(paths.status)["step"] == 16
+
+
+@pytest.mark.slow  # real training of its own
+def test_a_resume_with_nothing_left_to_train_goes_straight_to_finished(tmp_path, synthetic_npz, monkeypatch):
+    """A kill after the last step's checkpoint, before 'finished', leaves nothing to train: the resume must not claim
+    'running' on its way to 'finished' (CI's poller once caught that window and a watcher would see a false state)."""
+    from aigc.engine import run_writer
+
+    run_dir = tmp_path / "run"
+    assert tiny_run(run_dir, synthetic_npz, epochs=1) == "finished"
+    paths = RunPaths(run_dir)
+    finished = read_json(paths.status)
+    paths.status.write_text(json.dumps(dict(finished, state="running")))  # what the kill -9 left
+    states, real_json = [], run_files.atomic_write_json
+
+    def recording(path, payload):
+        real_json(path, payload)
+        if path.name == "status.json" and states[-1:] != [payload["state"]]:
+            states.append(payload["state"])
+
+    monkeypatch.setattr(run_writer, "atomic_write_json", recording)
+    assert tiny_run(run_dir, synthetic_npz, resume=True) == "finished"
+    assert states == ["created", "finished"]
+    status = read_json(paths.status)
+    assert (status["epoch"], status["step"]) == (finished["epoch"], finished["step"])

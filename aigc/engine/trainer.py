@@ -197,7 +197,10 @@ def _train(plan: Plan, writer: RunWriter, role: Role, stop: StopFlag) -> str:
         # Every worker trains to the chief's target: the chief may have saved its plan before another worker read it.
         plan = dataclasses.replace(plan, spec=spec.replace(epochs=chiefs_value(strategy, spec.epochs, role.chief)))
     done_epochs = int(counters["epoch"])
-    writer.update(state="running", total_epochs=plan.spec.epochs, steps_per_epoch=steps.steps_per_epoch,
+    # A run killed after its last step's checkpoint has nothing left to train: it goes from 'created' to 'finished'
+    # without claiming 'running' in between.
+    working = {"state": "running"} if done_epochs < plan.spec.epochs else {}
+    writer.update(**working, total_epochs=plan.spec.epochs, steps_per_epoch=steps.steps_per_epoch,
                   precision=precision, preset=spec.preset, batch_size=spec.batch_size,
                   replicas=strategy.num_replicas_in_sync, workers=role.workers, epoch=done_epochs,
                   current_epoch=done_epochs + 1, step=int(counters["step"]), step_in_epoch=int(counters["step_in_epoch"]))

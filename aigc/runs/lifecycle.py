@@ -19,7 +19,7 @@ ACTIVE_STATES = ("created", "running", "stopping")
 RESUMABLE_STATES = ("stopped", "failed")
 TRANSITIONS = {
     None: {"created"},
-    "created": {"created", "running", "stopped", "failed"},
+    "created": {"created", "running", "stopped", "finished", "failed"},  # finished: a resume with nothing to train
     "running": {"running", "stopping", "stopped", "finished", "failed"},
     "stopping": {"stopping", "stopped", "finished", "failed"},
     "stopped": {"created"},
