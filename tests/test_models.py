@@ -95,3 +95,58 @@ def test_g_refine_is_for_dcgan_only_and_bounded():
         RunSpec.resolve(preset="seed", g_refine=1)
     with pytest.raises(SpecError):
         RunSpec.resolve(g_refine=5)
+
+
+def test_minibatch_stddev_adds_the_batchs_spread_as_one_channel():
+    from aigc.engine.models import MinibatchStddev
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 14, 14, 4)).astype(np.float32)
+    out = np.asarray(MinibatchStddev()(x))
+    assert out.shape == (6, 14, 14, 5)
+    np.testing.assert_array_equal(out[..., :4], x)
+    expected = np.sqrt(x.var(axis=0) + 1e-8).mean()  # population std per feature, averaged
+    np.testing.assert_allclose(out[..., 4], expected, rtol=1e-5)
+    # A batch of one digit repeated (G collapsed) has no spread; the same images among real variety have some.
+    same = np.repeat(x[:1], 6, axis=0)
+    assert np.asarray(MinibatchStddev()(same))[..., 4].max() < 1e-3 < expected
+
+
+def test_d_stddev_sits_before_ds_second_convolution_and_travels_with_the_file(tmp_path):
+    from aigc.engine.checkpoints import load_discriminator, read_meta, save_model_file
+    from aigc.engine.spec import BEFORE_SETTING, RunSpec
+
+    assert RunSpec.resolve().d_stddev is False and BEFORE_SETTING["d_stddev"] is False
+    config = RunSpec.resolve(d_stddev=True).model
+    model = build_discriminator(config)
+    names = [layer.name for layer in model.layers]
+    stddev = model.get_layer("minibatch_stddev")
+    assert stddev.output.shape[1:] == (14, 14, 48 + 1)
+    assert type(model.layers[names.index("minibatch_stddev") + 1]).__name__ == "Conv2D"
+    images = np.random.default_rng(1).uniform(-1, 1, (4, 28, 28, 1)).astype(np.float32)
+    labels = np.array([1, 2, 3, 4], np.int32)
+    before = [np.asarray(o) for o in model([images, labels], training=False)]
+    path = tmp_path / "d.keras"
+    save_model_file(model, path, config=config)
+    loaded, loaded_config, _card = load_discriminator(path)
+    assert read_meta(path)[0].d_stddev is True and loaded_config == config
+    for a, b in zip(before, [np.asarray(o) for o in loaded([images, labels], training=False)]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    old = json.loads(config.to_json())
+    del old["d_stddev"]
+    assert ModelConfig.from_dict(old).d_stddev is False
+    with pytest.raises(SpecError, match="--d-stddev"):
+        RunSpec.resolve(preset="seed", d_stddev=True)
+
+
+def test_training_steps_with_d_stddev_are_finite_with_r1_through_the_layer_every_step():
+    from aigc.engine.data import synthetic_mnist
+    from aigc.engine.gan import GAN
+    from aigc.engine.spec import RunSpec
+
+    arrays = synthetic_mnist(32, 8)
+    gan = GAN(RunSpec.resolve(batch_size=16, width=8, d_stddev=True, r1_every=1))
+    gan.attach_data(arrays["x_train"], arrays["y_train"])
+    metrics = gan.train_steps(np.arange(32, dtype=np.int32).reshape(2, 16))
+    assert all(np.isfinite(float(v)) for v in metrics.values()), metrics
+    assert int(gan.d_optimizer.iterations) == 2

@@ -67,6 +67,8 @@ def _load_model(path, kind: str):
     config, card = read_meta(path)
     import keras
 
+    import aigc.engine.models  # noqa: F401  (registers the discriminator's own layer with Keras)
+
     try:
         model = keras.models.load_model(Path(path), compile=False)
     except Exception as error:  # Keras raises many types for a damaged archive

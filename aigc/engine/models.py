@@ -1,7 +1,9 @@
-"""Generator and discriminator per preset, built only from stock Keras layers.
+"""Generator and discriminator per preset.
 
-Stock layers only, so `keras.models.load_model` rebuilds any saved generator without
-custom objects; the ModelConfig rides along inside the .keras file (see checkpoints.py).
+Generators use stock Keras layers only, so `keras.models.load_model` rebuilds any saved
+generator without custom objects; the ModelConfig rides along inside the .keras file (see
+checkpoints.py). The one layer of our own, MinibatchStddev (an optional part of D), is
+registered with Keras here: importing this module lets load_model read such a discriminator.
 """
 from __future__ import annotations
 
@@ -9,6 +11,23 @@ import keras
 from keras import layers
 
 from aigc.engine.spec import IMAGE_SHAPE, ModelConfig
+
+
+@keras.saving.register_keras_serializable(package="aigc")
+class MinibatchStddev(layers.Layer):
+    """One more channel holding the spread of the batch (Karras et al. 2018, ProGAN): the standard deviation of
+    each feature across the batch, averaged into one number. A batch of generated digits that all look alike has a
+    smaller spread than a batch of real ones, so D can tell, and G is pushed toward variety."""
+
+    def call(self, x):
+        ops = keras.ops
+        values = ops.cast(x, "float32")
+        spread = ops.mean(ops.sqrt(ops.var(values, axis=0) + 1e-8))
+        channel = ops.ones_like(x[..., :1]) * ops.cast(spread, x.dtype)
+        return ops.concatenate([x, channel], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
 
 
 def build_generator(config: ModelConfig) -> keras.Model:
@@ -89,6 +108,8 @@ def _dcgan_discriminator(config: ModelConfig) -> keras.Model:
         x = layers.Concatenate()([images, layers.Reshape(IMAGE_SHAPE)(label_map)])
     x = norm(layers.Conv2D(width, 4, strides=2, padding="same"))(x)
     x = layers.LeakyReLU(0.2)(x)
+    if config.d_stddev:
+        x = MinibatchStddev(name="minibatch_stddev")(x)
     x = norm(layers.Conv2D(width * 2, 4, strides=2, padding="same"))(x)
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Dropout(0.3)(x)

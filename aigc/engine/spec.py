@@ -18,13 +18,13 @@ NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28, 1)
 MAX_EPOCHS = 10_000
 # Fixed once a run exists (class_loss: on or off).
-MODEL_SETTINGS = ("preset", "discriminator", "spectral_norm", "width", "g_refine")
+MODEL_SETTINGS = ("preset", "discriminator", "spectral_norm", "width", "g_refine", "d_stddev")
 LEGACY_WIDTH = 64  # the dcgan width of runs and files from before the width setting
 # What a run saved before a setting existed trained with: the value built into the code until then. A resumed old
 # run keeps it, whatever the table's default is today.
 BEFORE_SETTING = {"class_loss": 0.0, "lr_half_life": 0.0, "r1_gamma": 0.0, "r1_every": 4, "r1_samples": 8,
                   "ema_warmup": 10.0, "lr_floor": 1 / 16, "class_fade": 2.0, "augment_shift": 0,
-                  "mode_seeking": 0.0, "g_refine": 0}
+                  "mode_seeking": 0.0, "g_refine": 0, "d_stddev": False}
 # Runs from before run specs recorded neither their batch size nor their total epochs in config.json: the
 # defaults of those days.
 BEFORE_SPECS = {"batch_size": 128, "epochs": 1}
@@ -46,6 +46,7 @@ class ModelConfig:
     spectral_norm: bool = False  # dcgan only: spectral normalization on the discriminator's layers
     class_head: bool = False  # dcgan only: the discriminator also names the digit (AC-GAN); RunSpec.class_loss > 0
     g_refine: int = 0  # dcgan only: 3x3 convolutions the generator adds at 14x14 (RunSpec.g_refine)
+    d_stddev: bool = False  # dcgan only: D sees its batch's spread as one more channel (RunSpec.d_stddev)
 
     def __post_init__(self):
         SETTINGS["preset"].check(self.preset)
@@ -165,6 +166,8 @@ SETTINGS = {s.name: s for s in (
             "dcgan: filters of D's first and G's last hidden convolution (fixed once the run exists)", 4, 512),
     Setting("g_refine", int, 0, "dcgan: 3x3 convolutions G adds at 14x14, before its last upsampling (fixed once the "
             "run exists)", 0, 4),
+    Setting("d_stddev", bool, False, "dcgan: D sees the spread of the batch it judges as one more channel at 14x14 "
+            "(minibatch standard deviation, Karras et al. 2018; fixed once the run exists)"),
     Setting("class_loss", float, {"dcgan": 1.0, "seed": 0.0},
             "dcgan: weight of the auxiliary class loss (AC-GAN): D learns to name real digits, G to have its fakes "
             "named as asked; it fades --class-fade times as fast as the learning rates (0 = off; on or off is fixed "
@@ -227,6 +230,7 @@ class RunSpec:
     spectral_norm: bool
     width: int
     g_refine: int
+    d_stddev: bool
     class_loss: float
     class_fade: float
     epochs: int
@@ -262,9 +266,10 @@ class RunSpec:
         for name, setting in SETTINGS.items():
             object.__setattr__(self, name, setting.check(getattr(self, name)))
         if self.preset == "seed" and (self.discriminator != "projection" or self.spectral_norm
-                                      or self.width != LEGACY_WIDTH or self.class_loss or self.g_refine):
+                                      or self.width != LEGACY_WIDTH or self.class_loss or self.g_refine
+                                      or self.d_stddev):
             raise SpecError("the seed preset is the original document's GAN: --discriminator, --spectral-norm, "
-                            "--width, --g-refine and --class-loss apply to dcgan only")
+                            "--width, --g-refine, --d-stddev and --class-loss apply to dcgan only")
         if "base_filters" in self.model_extra:
             raise SpecError("model_extra: base_filters is the width setting")
         self.model  # noqa: B018  (validates model_extra)
@@ -286,6 +291,7 @@ class RunSpec:
         """The architecture this spec trains."""
         return ModelConfig(preset=self.preset, discriminator=self.discriminator, spectral_norm=self.spectral_norm,
                            base_filters=self.width, class_head=self.class_loss > 0, g_refine=self.g_refine,
+                           d_stddev=self.d_stddev,
                            **self.model_extra)
 
     def learning_rates(self, epochs_done: float) -> tuple[float, float]:
