@@ -20,6 +20,9 @@ MAX_EPOCHS = 10_000
 # Fixed once a run exists (class_loss: on or off).
 MODEL_SETTINGS = ("preset", "discriminator", "spectral_norm", "width", "g_refine", "d_stddev")
 LEGACY_WIDTH = 64  # the dcgan width of runs and files from before the width setting
+# Settings the seed preset (the document's GAN, as written) keeps at its own defaults: they shape or train the
+# dcgan networks only.
+DCGAN_ONLY = ("discriminator", "spectral_norm", "width", "g_refine", "d_stddev", "class_loss")
 # What a run saved before a setting existed trained with: the value built into the code until then. A resumed old
 # run keeps it, whatever the table's default is today.
 BEFORE_SETTING = {"class_loss": 0.0, "lr_half_life": 0.0, "r1_gamma": 0.0, "r1_every": 4, "r1_samples": 8,
@@ -265,11 +268,11 @@ class RunSpec:
     def __post_init__(self):
         for name, setting in SETTINGS.items():
             object.__setattr__(self, name, setting.check(getattr(self, name)))
-        if self.preset == "seed" and (self.discriminator != "projection" or self.spectral_norm
-                                      or self.width != LEGACY_WIDTH or self.class_loss or self.g_refine
-                                      or self.d_stddev):
-            raise SpecError("the seed preset is the original document's GAN: --discriminator, --spectral-norm, "
-                            "--width, --g-refine, --d-stddev and --class-loss apply to dcgan only")
+        if self.preset == "seed" and any(getattr(self, name) != SETTINGS[name].default_for("seed")
+                                         for name in DCGAN_ONLY):
+            flags = [SETTINGS[name].flag for name in DCGAN_ONLY]
+            raise SpecError(f"the seed preset is the original document's GAN: {', '.join(flags[:-1])} and "
+                            f"{flags[-1]} apply to dcgan only")
         if "base_filters" in self.model_extra:
             raise SpecError("model_extra: base_filters is the width setting")
         self.model  # noqa: B018  (validates model_extra)
