@@ -58,7 +58,7 @@ def from_scratch(x, y, *, seeds, epochs: int, every: int, eval_n: int, epoch_eva
         curves = {name: contenders[name].curve if name in contenders else [] for name in ("default", "tutorial")}
         runs.append({"seed": seed, **{name: {"curve": curve, **summarize(curve)} for name, curve in curves.items()}})
     recipe = {k: getattr(spec, k) for k in ("batch_size", "lr_g", "lr_d", "lr_half_life", "class_loss", "class_fade",
-                                            "width", "ema_decay", "r1_gamma")}
+                                            "class_boost", "class_boost_half_life", "width", "ema_decay", "r1_gamma")}
     # Whatever else --set changed, so the record names the recipe it ran (e.g. mode_seeking 0.1).
     recipe.update({name: mine for name, (mine, _) in spec.changes(RunSpec.resolve(preset=spec.preset)).items()})
     return {"recipe": dict(recipe, precision=precision), "seeds": list(seeds), "epochs": epochs,

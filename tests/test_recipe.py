@@ -21,6 +21,18 @@ def test_set_schedule_changes_the_next_steps():
     assert float(gan.d_optimizer.learning_rate) == pytest.approx(2e-5)
     assert float(gan.class_loss) == 0.25
 
+
+def test_the_class_boost_reaches_the_step_even_without_a_learning_rate_schedule():
+    """With constant learning rates (lr_half_life 0) the schedule still has the boost to follow."""
+    from aigc.engine.gan import GAN
+
+    gan = GAN(RunSpec.resolve(width=16, ema_decay=0.0, batch_size=8, lr_half_life=0, class_boost=2.0,
+                              class_boost_half_life=0.5))
+    gan.follow_schedule(0.0)
+    assert float(gan.class_loss) == pytest.approx(3.0) and float(gan.g_optimizer.learning_rate) == pytest.approx(2e-3)
+    gan.follow_schedule(1.0)
+    assert float(gan.class_loss) == pytest.approx(1.5)
+
 def test_the_first_epoch_shows_quick_checks_and_a_live_grid(trained_run):
     """A from-scratch visitor sees quality points and the forming digits before the first epoch ends."""
     paths = RunPaths(trained_run)  # conftest's run: epochs=2, probe_seconds=1e-6, eval_samples=100

@@ -79,14 +79,32 @@ def test_learning_rates_follow_the_half_life():
 
 
 def test_the_class_loss_fades_as_fast_as_the_learning_rates_by_default_and_class_fade_times_as_fast():
-    spec = RunSpec.resolve(class_loss=1.0, lr_half_life=3.0)
+    spec = RunSpec.resolve(class_loss=1.0, lr_half_life=3.0, class_boost=0.0)
     assert spec.class_fade == 1.0 and RunSpec.resolve(preset="seed").class_fade == 2.0  # the seed preset as it was
     assert spec.class_weight(0) == 1.0
     assert spec.class_weight(3.0) == pytest.approx(0.5) and spec.class_weight(6.0) == pytest.approx(0.25)
     assert spec.class_weight(60) < 1e-5  # no floor: late training is the adversarial game alone
-    twice = RunSpec.resolve(class_loss=1.0, lr_half_life=3.0, class_fade=2.0)
+    twice = spec.replace(class_fade=2.0)
     assert twice.class_weight(1.5) == pytest.approx(0.5) and twice.class_weight(3.0) == pytest.approx(0.25)
-    assert RunSpec.resolve(class_loss=0.5, lr_half_life=0).class_weight(10) == 0.5
+    assert RunSpec.resolve(class_loss=0.5, lr_half_life=0, class_boost=0.0).class_weight(10) == 0.5
+
+
+def test_the_class_boost_starts_a_run_on_top_of_the_class_loss_and_halves_every_half_life():
+    spec = RunSpec.resolve()  # dcgan: weight 1 fading once per 3 epochs, plus a boost of 3 halving every 0.15 epoch
+    assert (spec.class_loss, spec.class_boost, spec.class_boost_half_life) == (1.0, 3.0, 0.15)
+    assert spec.class_weight(0) == pytest.approx(4.0)
+    assert spec.class_weight(0.15) == pytest.approx(0.5 ** (0.15 / 3) + 1.5)
+    assert spec.class_weight(0.6) == pytest.approx(0.5 ** (0.6 / 3) + 3 / 16)
+    assert spec.class_weight(8.0) == pytest.approx(0.5 ** (8 / 3), rel=1e-6)  # gone long before a run ends
+    slower = spec.replace(class_boost=2.0, class_boost_half_life=1.0)
+    assert slower.class_weight(1.0) == pytest.approx(0.5 ** (1 / 3) + 1.0)
+    assert RunSpec.resolve(lr_half_life=0).class_weight(0.3) == pytest.approx(1.0 + 3.0 / 4)  # no lr schedule: still
+    assert RunSpec.resolve(class_loss=0.0).class_weight(0) == 0.0  # no class head: nothing to weigh
+    assert RunSpec.resolve(preset="seed").class_boost == 0.0
+    with pytest.raises(SpecError, match="--class-boost"):
+        RunSpec.resolve(preset="seed", class_boost=1.0)
+    with pytest.raises(SpecError):
+        RunSpec.resolve(class_boost_half_life=0.0)
 
 
 def test_runs_saved_before_the_width_setting_keep_the_width_they_were_built_with(tmp_path):

@@ -14,9 +14,10 @@ from aigc.runs.layout import RunPaths
 # Values the code had built in before they were settings, and different defaults a later version might choose.
 BUILT_IN = {"r1_every": 4, "r1_samples": 8, "ema_warmup": 10.0, "lr_floor": 1 / 16, "class_fade": 2.0,
             "augment_shift": 0, "mode_seeking": 0.0, "g_refine": 0,
-            "d_stddev": False}
+            "d_stddev": False, "class_boost": 0.0, "class_boost_half_life": 0.15}
 CHANGED = {"r1_every": 1, "r1_samples": 32, "ema_warmup": 1.0, "lr_floor": 0.5, "class_fade": 3.0,
-           "augment_shift": 2, "mode_seeking": 1.0}  # g_refine, d_stddev: architecture, fixed once a run exists
+           "augment_shift": 2, "mode_seeking": 1.0, "class_boost_half_life": 0.5}
+# g_refine, d_stddev: architecture, fixed once a run exists; class_boost: the seed preset keeps 0 whatever dcgan's is
 
 
 @pytest.fixture

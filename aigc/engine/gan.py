@@ -117,7 +117,7 @@ class GAN:
 
     def follow_schedule(self, epochs_done: float) -> None:
         """The spec's schedule after epochs_done epochs (nothing to do when it has none)."""
-        if self.spec.lr_half_life:
+        if self.spec.lr_half_life or self.spec.class_boost:
             self.set_schedule(*self.spec.learning_rates(epochs_done), class_weight=self.spec.class_weight(epochs_done))
 
     def _replica_rows(self, row: np.ndarray, context) -> np.ndarray:

@@ -22,12 +22,13 @@ MODEL_SETTINGS = ("preset", "discriminator", "spectral_norm", "width", "g_refine
 LEGACY_WIDTH = 64  # the dcgan width of runs and files from before the width setting
 # Settings the seed preset (the document's GAN, as written) keeps at its own defaults: they shape or train the
 # dcgan networks only.
-DCGAN_ONLY = ("discriminator", "spectral_norm", "width", "g_refine", "d_stddev", "class_loss")
+DCGAN_ONLY = ("discriminator", "spectral_norm", "width", "g_refine", "d_stddev", "class_loss", "class_boost")
 # What a run saved before a setting existed trained with: the value built into the code until then. A resumed old
 # run keeps it, whatever the table's default is today.
 BEFORE_SETTING = {"class_loss": 0.0, "lr_half_life": 0.0, "r1_gamma": 0.0, "r1_every": 4, "r1_samples": 8,
                   "ema_warmup": 10.0, "lr_floor": 1 / 16, "class_fade": 2.0, "augment_shift": 0,
-                  "mode_seeking": 0.0, "g_refine": 0, "d_stddev": False}
+                  "mode_seeking": 0.0, "g_refine": 0, "d_stddev": False, "class_boost": 0.0,
+                  "class_boost_half_life": 0.15}
 # Runs from before run specs recorded neither their batch size nor their total epochs in config.json: the
 # defaults of those days.
 BEFORE_SPECS = {"batch_size": 128, "epochs": 1}
@@ -178,6 +179,12 @@ SETTINGS = {s.name: s for s in (
     Setting("class_fade", float, {"dcgan": 1.0, "seed": 2.0},
             "the class loss's weight halves N times per learning-rate half-life: a strong class signal early, then "
             "out of the way of diversity (0 = constant)", 0.0, 100.0),
+    Setting("class_boost", float, {"dcgan": 3.0, "seed": 0.0},
+            "dcgan: extra weight of the class loss at a run's start, halving every --class-boost-half-life epochs "
+            "(counted like the learning rates' schedule): a fresh run names its digits sooner, and the boost is gone "
+            "before it costs image quality (0 = off)", 0.0, 10.0),
+    Setting("class_boost_half_life", float, 0.15, "the class boost's half-life in epochs", 0.0, MAX_EPOCHS,
+            above_low=True),
     Setting("epochs", int, 1, "total epochs the run trains to", 1, MAX_EPOCHS),
     Setting("batch_size", int, {"dcgan": 32, "seed": 128},
             "images per step (changing it on resume restarts the current epoch)", 1, 65_536,
@@ -236,6 +243,8 @@ class RunSpec:
     d_stddev: bool
     class_loss: float
     class_fade: float
+    class_boost: float
+    class_boost_half_life: float
     epochs: int
     batch_size: int
     lr_g: float
@@ -304,9 +313,12 @@ class RunSpec:
 
     def class_weight(self, epochs_done: float) -> float:
         """The class loss's weight after epochs_done epochs: a strong class signal early, then out of the way of
-        diversity (it halves class_fade times per lr_half_life, without a floor; constant when there is no schedule)."""
+        diversity. The base weight halves class_fade times per lr_half_life, without a floor (constant when there is
+        no schedule); the boost comes on top and halves every class_boost_half_life epochs. 0 with the loss off."""
+        if not self.class_loss:
+            return 0.0
         factor = 0.5 ** (self.class_fade * epochs_done / self.lr_half_life) if self.lr_half_life else 1.0
-        return self.class_loss * factor
+        return self.class_loss * factor + self.class_boost * 0.5 ** (epochs_done / self.class_boost_half_life)
 
     def replace(self, **changes) -> "RunSpec":
         """A copy with some settings changed (validated again)."""
