@@ -33,6 +33,7 @@ def test_the_class_boost_reaches_the_step_even_without_a_learning_rate_schedule(
     gan.follow_schedule(1.0)
     assert float(gan.class_loss) == pytest.approx(1.5)
 
+
 def test_the_first_epoch_shows_quick_checks_and_a_live_grid(trained_run):
     """A from-scratch visitor sees quality points and the forming digits before the first epoch ends."""
     paths = RunPaths(trained_run)  # conftest's run: epochs=2, probe_seconds=1e-6, eval_samples=100
