@@ -26,9 +26,8 @@ DCGAN_ONLY = ("discriminator", "spectral_norm", "width", "g_refine", "d_stddev",
 # What a run saved before a setting existed trained with: the value built into the code until then. A resumed old
 # run keeps it, whatever the table's default is today.
 BEFORE_SETTING = {"class_loss": 0.0, "lr_half_life": 0.0, "r1_gamma": 0.0, "r1_every": 4, "r1_samples": 8,
-                  "ema_warmup": 10.0, "lr_floor": 1 / 16, "class_fade": 2.0, "augment_shift": 0,
-                  "mode_seeking": 0.0, "g_refine": 0, "d_stddev": False, "class_boost": 0.0,
-                  "class_boost_half_life": 0.15}
+                  "ema_warmup": 10.0, "lr_floor": 1 / 16, "class_fade": 2.0, "augment_shift": 0, "mode_seeking": 0.0,
+                  "g_refine": 0, "d_stddev": False, "class_boost": 0.0, "class_boost_half_life": 0.15}
 # Runs from before run specs recorded neither their batch size nor their total epochs in config.json: the
 # defaults of those days.
 BEFORE_SPECS = {"batch_size": 128, "epochs": 1}
