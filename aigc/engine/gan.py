@@ -116,9 +116,8 @@ class GAN:
             self.class_loss.assign(class_weight)
 
     def follow_schedule(self, epochs_done: float) -> None:
-        """The spec's schedule after epochs_done epochs (nothing to do when it has none)."""
-        if self.spec.lr_half_life or self.spec.class_boost:
-            self.set_schedule(*self.spec.learning_rates(epochs_done), class_weight=self.spec.class_weight(epochs_done))
+        """The spec's schedule after epochs_done epochs (its constant values when it has none)."""
+        self.set_schedule(*self.spec.learning_rates(epochs_done), class_weight=self.spec.class_weight(epochs_done))
 
     def _replica_rows(self, row: np.ndarray, context) -> np.ndarray:
         per_replica = len(row) // context.num_replicas_in_sync
