@@ -6,15 +6,15 @@ Absolute times on shared 2-core machines are noisy, so every comparison is inter
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
 import numpy as np
 
 from aigc import settings
+from bench.common import configure, load_data, machine, write_json
+from bench.ema import parse_variants
 from bench.flops import flops
 from bench.report import render
 from bench.runners import default_runner, reference_runner
@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(0 = the CPUs this process may use)")
     parser.add_argument("--checkpoint", default=None, help="generator for latency (default: shipped, else fresh)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON ('-' = stdout)")
+    parser.add_argument("--ema", type=parse_variants, default=None, metavar="N[:CAP],...",
+                        help="only EMAs of one run side by side: warm-ups N (decay caps CAP) updated after every step of "
+                             "the default, each evaluated at epochs 1, 2, 4, ... and --epochs (seeds 0..--seeds-1)")
     parser.add_argument("--crowd", type=bounded_int(1, 500), default=None, metavar="N",
                         help="only the crowd bench: N concurrent sessions on `streamlit run app.py` (hosted, loopback)")
     parser.add_argument("--watchers", type=bounded_int(0, 500), default=0, metavar="W",
@@ -111,6 +114,10 @@ def _recipe_item(text: str) -> tuple[str, object]:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.ema:
+        from bench.ema import ema_main
+
+        return ema_main(args)
     if args.crowd:
         return crowd_main(args)
     if args.page_costs:
@@ -139,10 +146,10 @@ def main(args: argparse.Namespace) -> int:
     settings = dict(MODES[mode], batch=args.batch_size or spec.batch_size)
     if args.seeds:
         settings["seeds"] = args.seeds
-    _configure(args.threads)
+    configure(args.threads)
     results = {"machine": machine(), "mode": mode, "settings": settings, "started_at": time.time()}
     try:
-        x, y, source = _data(args)
+        x, y, source = load_data(args)
         if "latency" in sections:
             _serving_generator(args.checkpoint)  # a bad --checkpoint fails now, not after minutes of training
     except Exception as error:  # DataError / CheckpointError: one line, no traceback
@@ -174,7 +181,7 @@ def main(args: argparse.Namespace) -> int:
         from bench.draw import render_draw
 
         print(render_draw(results["draw"]["draw"]))
-    _write_json(args.json, results)
+    write_json(args.json, results)
     return 0
 
 
@@ -190,7 +197,7 @@ def draw_main(args: argparse.Namespace) -> int:
     result = draw_only(n=_drawings(args))
     print(render_draw(result["draw"]))
     print("\n".join(f"peak RSS {name}: {mb:.0f} MB" for name, mb in result["peak_rss_mb"].items()))
-    _write_json(args.json, result)
+    write_json(args.json, result)
     return 0
 
 
@@ -200,7 +207,7 @@ def cold_start_main(args: argparse.Namespace) -> int:
 
     result = cold_start(rounds=args.rounds)
     print(render(result))
-    _write_json(args.json, result)
+    write_json(args.json, result)
     return 0
 
 
@@ -210,7 +217,7 @@ def page_costs_main(args: argparse.Namespace) -> int:
 
     result = page_costs(**({"polls": 5, "clicks": 5, "epochs": 200} if args.tiny else {}))
     print(render_costs(result))
-    _write_json(args.json, result)
+    write_json(args.json, result)
     return 0
 
 
@@ -224,7 +231,7 @@ def hostile_main(args: argparse.Namespace) -> int:
     else:
         result = hostile.forged_canvases(sessions=args.canvas)
         print(hostile.render_canvas(result))
-    _write_json(args.json, result)
+    write_json(args.json, result)
     return 0
 
 
@@ -242,52 +249,8 @@ def crowd_main(args: argparse.Namespace) -> int:
     else:
         result = crowd(sessions=args.crowd, clicks=args.clicks, think_s=args.think, ramp_s=args.ramp)
     print(render_crowd(result))
-    _write_json(args.json, result)
+    write_json(args.json, result)
     return 0
-
-
-def _write_json(path: str | None, result: dict) -> None:
-    """--json PATH: the results as JSON ('-': stdout)."""
-    if path:
-        text = json.dumps(result, indent=1, default=float)
-        sys.stdout.write(text + "\n") if path == "-" else open(path, "w").write(text + "\n")
-
-
-def _configure(threads: int) -> None:
-    """TensorFlow's thread pools as the trainer sets them, so the bench times the trainer's own configuration."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from aigc.cpus import configure_tensorflow_threads
-
-    configure_tensorflow_threads(threads)
-
-
-def _data(args):
-    """(x_train uint8 (N, 28, 28), y_train (N,), source): real MNIST when available, else synthetic."""
-    from aigc.engine.data import DataError, load_mnist, synthetic_mnist
-
-    if not args.tiny:
-        try:
-            x, y, _xt, _yt = load_mnist(args.data)
-            return x, y, args.data or settings.env(settings.MNIST_ENV) or "keras"
-        except DataError as error:
-            if args.data:
-                raise  # an explicit path that is not MNIST is an error, not a fallback
-            print(f"note: {error}\nnote: using synthetic data; the quality section is skipped.", file=sys.stderr)
-    fake = synthetic_mnist(1024, 16)
-    return fake["x_train"], fake["y_train"], "synthetic"
-
-
-def machine() -> dict:
-    """CPU model, cores, flags that matter, TF version, GPUs."""
-    import tensorflow as tf
-
-    from aigc.cpus import cpu_model_and_flags
-
-    model, flags = cpu_model_and_flags()
-    model = model or platform.processor()
-    wanted = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    return {"cpu": model, "cores": os.cpu_count(), "flags": [f for f in wanted if f in flags],
-            "tensorflow": tf.__version__, "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
 
 
 # ---- training throughput -------------------------------------------------------------------------------------

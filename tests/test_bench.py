@@ -288,3 +288,53 @@ def test_from_scratch_reports_when_97_percent_held_not_only_its_first_blip():
     assert summary["images_to_target"] == 4500 and summary["images_to_held_target"] == 18000
     assert summary["seconds_to_held_target"] == 18000 / 800
     assert scratch.summarize(curve[:4])["images_to_held_target"] is None  # never held
+
+
+def test_paired_emas_follow_the_trainers_own_rule_and_leave_the_served_generator_as_it_was():
+    """One run, several EMAs: the copy with the recipe's own warm-up and cap is the trainer's EMA (same rule, same
+    steps), another differs, each is in the served generator while it is evaluated, and the run's own comes back."""
+    from bench import ema
+    from bench.runners import default_runner
+
+    data, made, seen = synthetic_mnist(256, 16), {}, []
+
+    def runner(*args, **kwargs):
+        made["gan"], run = default_runner(*args, **kwargs)
+        return made["gan"], run
+
+    def evaluate(gan):
+        seen.append([w.numpy().copy() for w in gan.serving_generator.weights])
+        return {"fdd": float(len(seen))}
+
+    recipe = dict(width=8, batch_size=8, ema_warmup=10.0, ema_decay=0.999, r1_every=2)
+    result = ema.paired_ema(data["x_train"], data["y_train"], variants=[(10.0, 0.999), (2.0, 0.5)], seed=0,
+                            at_images=[16, 40], eval_n=10, recipe=recipe, evaluate=evaluate, runner=runner)
+    assert [row["images"] for row in result["rows"]] == [16, 40]  # steps 2 and 5 at batch 8
+    assert list(result["rows"][-1]["variants"]) == ["N10/0.999", "N2/0.5"] == result["variants"]
+    own = [w.numpy() for w in made["gan"].serving_generator.weights]
+    same, other = seen[-2], seen[-1]  # the last point: the recipe's own rule, then the short one
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(same, own))
+    assert not all(np.allclose(a, b, atol=1e-6) for a, b in zip(other, own))
+    assert "| N10/0.999 | 1.00 / 3.00 |" in ema.render(result) and "| N2/0.5 | 2.00 / 4.00 |" in ema.render(result)
+
+
+def test_ema_variants_are_checked_against_the_specs_limits():
+    from bench.ema import at_images, parse_variants
+
+    assert parse_variants("10, 20:0.998") == [(10.0, 0.999), (20.0, 0.998)]
+    for bad in ("", "0.5", "10:1.5", "10:0", "ten"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_variants(bad)
+    assert at_images(1) == [60_000] and at_images(8) == [60_000, 120_000, 240_000, 480_000]
+    assert at_images(3) == [60_000, 120_000, 180_000]
+
+
+def test_cli_ema_on_synthetic_data_says_it_was_skipped(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    out = tmp_path / "ema.json"
+    assert bench.main(parser.parse_args(["--tiny", "--ema", "10,20", "--json", str(out)])) == 0
+    assert "skipped" in capsys.readouterr().out and "skipped" in json.loads(out.read_text())
+    assert bench.main(parser.parse_args(["--ema", "10", "--json", str(tmp_path / "no" / "x.json")])) == 2
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--ema", "10:2"])
