@@ -51,3 +51,10 @@ def machine() -> dict:
     wanted = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
     return {"cpu": model, "cores": os.cpu_count(), "flags": [f for f in wanted if f in flags],
             "tensorflow": tf.__version__, "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
+
+
+def json_path_error(path: str | None) -> str | None:
+    """A sentence when --json names a file in a folder that does not exist (checked before minutes of work)."""
+    if path and path != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        return f"error: --json: folder does not exist: {os.path.dirname(path)}"
+    return None

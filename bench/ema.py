@@ -9,7 +9,6 @@ one epoch).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from bench.scratch import EPOCH_IMAGES
@@ -132,14 +131,15 @@ def ema_main(args: argparse.Namespace) -> int:
     """`bench --ema VARIANTS [--epochs E] [--seeds S] [--set K=V] [--json PATH]`: training seeds 0..S-1."""
     from aigc.engine.spec import RunSpec, SpecError
     from aigc.quality import metrics
-    from bench.common import configure, load_data, machine, write_json
+    from bench.common import configure, json_path_error, load_data, machine, write_json
 
-    if args.json and args.json != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        print(f"error: --json: folder does not exist: {os.path.dirname(args.json)}", file=sys.stderr)
+    if json_path_error(args.json):
+        print(json_path_error(args.json), file=sys.stderr)
         return 2
     recipe = dict(args.set)
     try:
-        RunSpec.resolve(**recipe)
+        if not RunSpec.resolve(**recipe).ema_decay:
+            raise SpecError("the recipe has no EMA (ema_decay 0): there is nothing to compare")
     except SpecError as error:
         print(f"error: --set: {error}", file=sys.stderr)
         return 2

@@ -6,15 +6,14 @@ Absolute times on shared 2-core machines are noisy, so every comparison is inter
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
 import numpy as np
 
 from aigc import settings
-from bench.common import configure, load_data, machine, write_json
-from bench.ema import parse_variants
+from bench.common import configure, json_path_error, load_data, machine, write_json
+from bench.ema import ema_main, parse_variants
 from bench.flops import flops
 from bench.report import render
 from bench.runners import default_runner, reference_runner
@@ -115,8 +114,6 @@ def _recipe_item(text: str) -> tuple[str, object]:
 
 def main(args: argparse.Namespace) -> int:
     if args.ema:
-        from bench.ema import ema_main
-
         return ema_main(args)
     if args.crowd:
         return crowd_main(args)
@@ -133,8 +130,8 @@ def main(args: argparse.Namespace) -> int:
     if unknown:
         print(f"error: unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}", file=sys.stderr)
         return 2
-    if args.json and args.json != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        print(f"error: --json: folder does not exist: {os.path.dirname(args.json)}", file=sys.stderr)
+    if json_path_error(args.json):
+        print(json_path_error(args.json), file=sys.stderr)
         return 2
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     recipe = dict(args.set)

@@ -336,5 +336,8 @@ def test_cli_ema_on_synthetic_data_says_it_was_skipped(tmp_path, capsys):
     assert bench.main(parser.parse_args(["--tiny", "--ema", "10,20", "--json", str(out)])) == 0
     assert "skipped" in capsys.readouterr().out and "skipped" in json.loads(out.read_text())
     assert bench.main(parser.parse_args(["--ema", "10", "--json", str(tmp_path / "no" / "x.json")])) == 2
+    assert "folder does not exist" in capsys.readouterr().err
+    assert bench.main(parser.parse_args(["--tiny", "--ema", "10", "--set", "ema_decay=0"])) == 2
+    assert "no EMA" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parser.parse_args(["--ema", "10:2"])
