@@ -3,7 +3,7 @@
 The served generator is an exponential moving average (EMA) of G's weights, and it never feeds back into
 training. So one run can carry several EMAs, each updated after every step by the trainer's own rule (at step t the
 decay is min(cap, (1 + t) / (N + t)), N the warm-up), and evaluate each at the same steps: a comparison of EMA
-lengths free of the noise between training runs (on the CPU, two runs of one seed differ by up to FDD 0.7 after
+lengths free of the noise between training runs (on the CPU, two runs of one seed differ by up to FDD 0.9 after
 one epoch).
 """
 from __future__ import annotations
