@@ -14,12 +14,17 @@ REPO = Path(__file__).resolve().parent.parent
 NOISE_SEEN = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
               "I0000 00:00:1796606974.755710   12475 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
               "GPU will not be used.\n")
+# ... and on a CPU with AVX512-BF16, where TensorFlow turns oneDNN on (seen 2026-12-08 on an AMD EPYC).
+ONEDNN_SEEN = ("I0000 00:00:1796700994.323659   18050 port.cc:153] oneDNN custom operations are on. You may see "
+               "slightly different numerical results due to floating-point round-off errors from different "
+               "computation orders. To turn them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.\n")
 # What the variable silences, so the filter must not hide it when someone lowers the level by hand.
 LEVEL_SILENCES = "E0000 00:00:1796606847.704105    9521 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
 
 
 def test_known_noise_is_dropped_and_everything_else_kept():
     assert noise_free(NOISE_SEEN * 2) == ""
+    assert noise_free(ONEDNN_SEEN + NOISE_SEEN + ONEDNN_SEEN) == ""
     assert noise_free(NOISE_SEEN + "Traceback: a real problem\n") == "Traceback: a real problem\n"
     assert noise_free(NOISE_SEEN + LEVEL_SILENCES) == LEVEL_SILENCES
 
