@@ -6,8 +6,8 @@ TensorFlow 2.21 on a CPU-only machine, what the variable alone leaves on stderr 
 `streamlit run app.py` start with one session opened, is the same four lines, twice while `import
 tensorflow` runs: "WARNING: All log messages before absl::InitializeLog() is called are written to
 STDERR" and "I... cudart_stub.cc:31] Could not find cuda drivers on your machine"; on a CPU with
-AVX512-BF16, where TensorFlow turns oneDNN on, also "I... port.cc:153] oneDNN custom operations are on". They are printed
-by absl before its logging starts, which no variable controls (absl reads no environment;
+AVX512-BF16, where TensorFlow turns oneDNN on, also "I... port.cc:153] oneDNN custom operations are
+on". They are printed by absl before its logging starts, which no variable controls (absl reads no environment;
 GLOG_minloglevel, ABSL_MIN_LOG_LEVEL and *_stderrthreshold changed nothing). So the variable does
 the work, and the first import of tensorflow runs with file descriptor 2 captured, dropping
 only those lines (NOISE) and replaying everything else.
