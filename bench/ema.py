@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.scratch import EPOCH_IMAGES
+from bench.scratch import EPOCH_IMAGES, quality_of
 
+NO_EMA = "the recipe has no EMA (ema_decay 0): there is nothing to compare"
 AT_EPOCHS = (1, 2, 4, 8, 16, 32)  # evaluation points within the run (and always its end)
 
 
@@ -53,7 +54,7 @@ def paired_ema(x, y, *, variants, seed: int, at_images, eval_n: int, recipe: dic
 
     spec = RunSpec.resolve(**(recipe or {}))
     if not spec.ema_decay:
-        raise ValueError("the recipe has no EMA (ema_decay 0): there is nothing to compare")
+        raise ValueError(NO_EMA)
     gan, run = (runner or default_runner)(x, y, batch=spec.batch_size, precision=pick_precision(spec.precision),
                                           seed=seed, spec=spec)
     evaluate = evaluate or (lambda model: _evaluate(model, eval_n))
@@ -95,9 +96,7 @@ def _name(warmup: float, cap: float) -> str:
 
 
 def _evaluate(gan, n: int) -> dict:
-    from aigc.quality import metrics
-
-    result = metrics.summary(metrics.evaluate_generator(gan.serving_generator, gan.config, n=n, seed=0, batch_size=500))
+    result = quality_of(gan.serving_generator, gan.config, n)
     return {k: result[k] for k in ("fdd", "class_accuracy", "precision", "recall")}
 
 
@@ -139,7 +138,7 @@ def ema_main(args: argparse.Namespace) -> int:
     recipe = dict(args.set)
     try:
         if not RunSpec.resolve(**recipe).ema_decay:
-            raise SpecError("the recipe has no EMA (ema_decay 0): there is nothing to compare")
+            raise SpecError(NO_EMA)
     except SpecError as error:
         print(f"error: --set: {error}", file=sys.stderr)
         return 2

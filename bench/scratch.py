@@ -96,11 +96,15 @@ class _Contender:
 
 
 def _evaluate(contender: _Contender, n: int) -> dict:
+    return quality_of(contender.generator, contender.config, n)
+
+
+def quality_of(generator, config, n: int) -> dict:
+    """The evaluator's summary of n samples (eval seed 0): the bench's one evaluation protocol."""
     from aigc.quality import metrics
 
-    result = metrics.evaluate_generator(contender.generator, contender.config, n=n, seed=0, batch_size=500)
-    summary = metrics.summary(result)
-    if not contender.config.conditional:
+    summary = metrics.summary(metrics.evaluate_generator(generator, config, n=n, seed=0, batch_size=500))
+    if not config.conditional:
         summary.pop("class_accuracy", None)  # an unconditional generator is never asked for a digit
     return summary
 
